@@ -1,0 +1,2 @@
+// Placeholder until the option parser lands.
+#include "cli/worker_options.h"
