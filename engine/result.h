@@ -10,13 +10,13 @@ namespace ringtail {
 
 // The sysexits.h codes of CLI.md; each operating error names the one it maps to.
 enum class errc : int {
-    usage = 64,              // EX_USAGE: bad option or argument
-    data_error = 65,         // EX_DATAERR: bad input data file
-    unavailable = 69,        // EX_UNAVAILABLE: port in use, DPDK unusable, peer unreachable
-    internal = 70,           // EX_SOFTWARE
-    cant_create = 73,        // EX_CANTCREAT
-    io_error = 74,           // EX_IOERR
-    config = 78,             // EX_CONFIG
+    usage = 64,       // EX_USAGE: bad option or argument
+    data_error = 65,  // EX_DATAERR: bad input data file
+    unavailable = 69, // EX_UNAVAILABLE: port in use, DPDK unusable, peer unreachable
+    internal = 70,    // EX_SOFTWARE
+    cant_create = 73, // EX_CANTCREAT
+    io_error = 74,    // EX_IOERR
+    config = 78,      // EX_CONFIG
 };
 
 struct error {
@@ -28,8 +28,10 @@ struct error {
 template<typename T>
 class result {
 public:
-    result(T value) : _v(std::move(value)) {}
-    result(error e) : _v(std::move(e)) {}
+    result(T value)
+      : _v(std::move(value)) {}
+    result(error e)
+      : _v(std::move(e)) {}
     bool ok() const { return _v.index() == 0; }
     explicit operator bool() const { return ok(); }
     T& value() { return std::get<0>(_v); }
@@ -44,6 +46,8 @@ private:
 
 struct ok_t {};
 using status = result<ok_t>;
-inline status ok_status() { return ok_t{}; }
+inline status ok_status() {
+    return ok_t{};
+}
 
 } // namespace ringtail

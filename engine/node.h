@@ -1,0 +1,82 @@
+// The type-erased stages the application builder produces and the shard runs. App writers never
+// see these; they see engine/application.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/value_box.h"
+
+namespace ringtail {
+
+inline constexpr std::uint32_t no_node = ~std::uint32_t{ 0 };
+// Partitions per keyed stage: a power of two, far more than shards, so that growing, shrinking
+// and recovery can move whole partitions (DESIGN.md §3).
+inline constexpr std::uint32_t default_partition_count = 1024;
+
+enum class node_kind : std::uint8_t { source, stateless, key_by, stateful, sink };
+const char* to_string(node_kind k);
+
+// Per-key state of one keyed stage within one partition. Implemented per state type in
+// application.h; owned by the shard that owns the partition.
+class state_table {
+public:
+    virtual ~state_table() = default;
+    virtual std::size_t size() const = 0;
+    virtual std::vector<std::string> keys() const = 0;
+};
+
+// What a stage may ask of the shard it runs on. Implemented by the shard; every call happens on
+// that shard's thread.
+class exec_context {
+public:
+    virtual ~exec_context() = default;
+    // Runs `node` on this shard now (fusion: a direct call, no ring).
+    virtual void deliver(std::uint32_t node, value_box&& v) = 0;
+    // Sends `v` to the shard owning `partition` of keyed stage `node` (locally when owned here).
+    virtual void route(std::uint32_t node, std::uint32_t partition, value_box&& v) = 0;
+    // The state table of `node` for `partition`, which this shard owns.
+    virtual state_table& table(std::uint32_t node, std::uint32_t partition) = 0;
+    // Appends encoded bytes to this shard's connection for sink `sink_index`.
+    virtual void sink_write(std::uint32_t sink_index, std::span<const std::byte> bytes) = 0;
+    // A reusable buffer for encoders (cleared by the caller).
+    virtual std::string& scratch() = 0;
+    virtual void count_filtered() = 0;
+    virtual void count_decode_error(std::uint32_t source_index) = 0;
+};
+
+class node {
+public:
+    virtual ~node() = default;
+    // Runs the stage on one message. `partition` is meaningful for stateful stages only.
+    virtual void process(exec_context& ctx, value_box&& v, std::uint32_t partition) const = 0;
+    // Sources only: decodes a payload and runs the pipeline on it.
+    virtual void ingest(exec_context&, std::span<const std::byte>) const {}
+    // Stateful stages only: a fresh, empty table for one partition.
+    virtual std::unique_ptr<state_table> make_table() const { return nullptr; }
+
+    std::uint32_t id = no_node;
+    node_kind kind = node_kind::stateless;
+    std::string name;
+    std::uint32_t pipeline = 0;          // index into application::pipelines()
+    std::vector<std::uint32_t> next;     // successors; more than one only for to_sinks
+    std::uint32_t partitions = 0;        // stateful stages: partition count
+    std::uint32_t index = 0;             // sources: source index; sinks: sink index
+    bool copyable_output = true;         // whether the output may be fanned out
+    std::vector<std::uint32_t> previous; // predecessors (merge has two)
+
+    // Hands a stage's output to its successors (one: moved; several: copied then moved).
+    void emit(exec_context& ctx, value_box&& v) const {
+        const std::size_t n = next.size();
+        for (std::size_t i = 0; i + 1 < n; ++i) {
+            ctx.deliver(next[i], v.clone());
+        }
+        ctx.deliver(next[n - 1], std::move(v));
+    }
+};
+
+} // namespace ringtail

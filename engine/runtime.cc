@@ -1,0 +1,188 @@
+// The worker's engine: builds shards and rings, starts and stops them.
+#include "engine/runtime.h"
+
+#include <thread>
+
+#include "engine/log.h"
+#include "engine/shard.h"
+
+namespace ringtail {
+
+runtime::runtime(const application& app, runtime_config config, sink_factory sinks)
+  : _app(app)
+  , _config(std::move(config))
+  , _sink_factory(std::move(sinks)) {
+    if (_config.shards == 0) {
+        _config.shards = 1;
+    }
+    for (const auto& n : _app.nodes()) {
+        if (n->kind == node_kind::stateful) {
+            _map.assign_round_robin(n->id, n->partitions, _config.shards);
+        }
+    }
+}
+
+runtime::~runtime() {
+    if (_started && !_stopped) {
+        stop(std::chrono::seconds(5));
+    }
+}
+
+status runtime::start() {
+    if (_started) {
+        return error{ errc::internal, "runtime started twice" };
+    }
+    auto validated = _app.validate();
+    if (!validated) {
+        return validated;
+    }
+    const std::uint32_t n = _config.shards;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        _shards.push_back(std::make_unique<shard>(*this, i));
+    }
+    // One ring per ordered pair (from, to), from != to: each has one producer and one consumer.
+    _rings.resize(static_cast<std::size_t>(n) * n);
+    for (std::uint32_t from = 0; from < n; ++from) {
+        for (std::uint32_t to = 0; to < n; ++to) {
+            if (from != to) {
+                _rings[from * n + to] =
+                  std::make_unique<spsc_ring<envelope>>(_config.ring_capacity);
+            }
+        }
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+        std::vector<spsc_ring<envelope>*> inbound(n, nullptr), outbound(n, nullptr);
+        for (std::uint32_t j = 0; j < n; ++j) {
+            inbound[j] = _rings[j * n + i].get();
+            outbound[j] = _rings[i * n + j].get();
+        }
+        _shards[i]->set_rings(std::move(inbound), std::move(outbound));
+        for (std::uint32_t s = 0; s < _app.sink_names().size(); ++s) {
+            auto sink = _sink_factory(s, i);
+            if (!sink) {
+                return error{ errc::internal, "no connection for sink '" + _app.sink_names()[s] +
+                                                "' on shard " + std::to_string(i) };
+            }
+            _shards[i]->add_sink(std::move(sink));
+        }
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+        int cpu =
+          _config.cpus.empty() ? -1 : static_cast<int>(_config.cpus[i % _config.cpus.size()]);
+        _shards[i]->start(cpu);
+    }
+    _started = true;
+    return ok_status();
+}
+
+void runtime::adopt(std::unique_ptr<io_handler> handler) {
+    auto i = _next_shard.fetch_add(1, std::memory_order_relaxed) % _config.shards;
+    adopt_on(i, std::move(handler));
+}
+
+void runtime::adopt_on(std::uint32_t shard_index, std::unique_ptr<io_handler> handler) {
+    _shards.at(shard_index)->post_handler(std::move(handler));
+}
+
+void runtime::inject_barrier(std::uint64_t id) {
+    for (auto& s : _shards) {
+        s->post_barrier(id);
+    }
+}
+
+void runtime::set_token_callback(token_callback cb) {
+    _on_token = std::move(cb);
+}
+
+runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
+    if (!_started || _stopped) {
+        return _stop_report;
+    }
+    using clock = std::chrono::steady_clock;
+    _stopping.store(true, std::memory_order_release);
+    for (auto& s : _shards) {
+        s->wake();
+    }
+    // Drain: every shard quiet (no sources, empty outboxes and inbound rings) and nothing counted
+    // in flight, seen twice in a row so a message moving between shards cannot slip through.
+    auto drain_deadline = clock::now() + std::chrono::seconds(60);
+    int quiet_rounds = 0;
+    while (quiet_rounds < 2 && clock::now() < drain_deadline) {
+        bool all_quiet = _in_flight.load(std::memory_order_acquire) == 0;
+        for (auto& s : _shards) {
+            all_quiet = all_quiet && s->quiet();
+        }
+        quiet_rounds = all_quiet ? quiet_rounds + 1 : 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    _stop_report.drained = quiet_rounds >= 2;
+    if (!_stop_report.drained) {
+        log::error("stop: messages still in flight after 60 s; stopping anyway");
+    }
+    // Flush the sinks.
+    _closing_sinks.store(true, std::memory_order_release);
+    auto flush_deadline = clock::now() + flush_timeout;
+    for (auto& s : _shards) {
+        s->wake();
+    }
+    for (;;) {
+        bool done = true;
+        for (auto& s : _shards) {
+            done = done && s->sinks_done();
+        }
+        if (done || clock::now() >= flush_deadline) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    _quit.store(true, std::memory_order_release);
+    for (auto& s : _shards) {
+        s->wake();
+    }
+    for (auto& s : _shards) {
+        s->join();
+    }
+    for (auto& s : _shards) {
+        _stop_report.undelivered_bytes += s->sink_pending();
+    }
+    _stopped = true;
+    return _stop_report;
+}
+
+worker_counters runtime::counters() const {
+    worker_counters c;
+    for (const auto& s : _shards) {
+        const auto& st = s->stats();
+        c.ingested += st.ingested.load(std::memory_order_relaxed);
+        c.decode_errors += st.decode_errors.load(std::memory_order_relaxed);
+        c.protocol_errors += st.protocol_errors.load(std::memory_order_relaxed);
+        c.filtered += st.filtered.load(std::memory_order_relaxed);
+        c.ring_messages += st.ring_messages.load(std::memory_order_relaxed);
+        c.sink_writes += st.sink_writes.load(std::memory_order_relaxed);
+        c.sink_bytes += st.sink_bytes.load(std::memory_order_relaxed);
+        c.tokens_aligned += st.tokens_aligned.load(std::memory_order_relaxed);
+    }
+    return c;
+}
+
+const state_table* runtime::table(std::uint32_t shard_index, std::uint32_t node,
+                                  std::uint32_t partition) const {
+    if (shard_index >= _shards.size()) {
+        return nullptr;
+    }
+    return _shards[shard_index]->table_if_any(node, partition);
+}
+
+std::vector<std::string> runtime::state_keys(std::uint32_t node) const {
+    std::vector<std::string> keys;
+    const std::uint32_t partitions = _map.partitions(node);
+    for (std::uint32_t p = 0; p < partitions; ++p) {
+        if (const auto* t = table(_map.owner(node, p), node, p)) {
+            auto k = t->keys();
+            keys.insert(keys.end(), k.begin(), k.end());
+        }
+    }
+    return keys;
+}
+
+} // namespace ringtail

@@ -1,0 +1,121 @@
+// One worker's engine: the pinned compute shards, the rings between every ordered pair of them,
+// the partition map, admission control and the clean stop that drains what is in flight.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/application.h"
+#include "engine/envelope.h"
+#include "engine/partition.h"
+#include "engine/result.h"
+#include "engine/shard_io.h"
+#include "engine/spsc_ring.h"
+
+namespace ringtail {
+
+class shard;
+
+struct runtime_config {
+    std::uint32_t shards = 1;
+    // Cores the shards are pinned to, round-robin (OS indices); empty = not pinned.
+    std::vector<unsigned> cpus;
+    // Spin only (dedicated cores) instead of spinning briefly and then sleeping until woken.
+    bool busy_poll = false;
+    std::size_t ring_capacity = 4096;
+    // Messages admitted into the rings and not yet taken out of them, over all shards. Sources
+    // stop reading while it is spent; inner stages never block (DESIGN.md §3).
+    std::int64_t in_flight_budget = 1 << 16;
+    // Bytes waiting in sink connections, over all shards, above which sources stop reading.
+    std::size_t sink_backlog_limit_bytes = 32u << 20;
+    // How long an idle shard keeps spinning before it sleeps (adaptive polling).
+    std::uint64_t idle_spin_ns = 50'000;
+};
+
+// Counters summed over shards; each shard writes its own, readers see a recent value.
+struct worker_counters {
+    std::uint64_t ingested = 0;        // payloads handed to decoders
+    std::uint64_t decode_errors = 0;   // payloads a decoder rejected
+    std::uint64_t protocol_errors = 0; // connections closed for breaking the framing rules
+    std::uint64_t filtered = 0;        // messages a stage dropped on purpose
+    std::uint64_t ring_messages = 0;   // envelopes that crossed a ring
+    std::uint64_t sink_writes = 0;     // encoded messages handed to sinks
+    std::uint64_t sink_bytes = 0;
+    std::uint64_t tokens_aligned = 0; // barrier tokens seen from every shard, summed over shards
+};
+
+// Makes the connection of one shard to one sink (net/ implements it; tests use fakes).
+using sink_factory =
+  std::function<std::unique_ptr<sink_output>(std::uint32_t sink_index, std::uint32_t shard)>;
+// Called on a shard when a barrier token has arrived from every shard, i.e. after every message
+// sent to this shard before the barrier was injected.
+using token_callback = std::function<void(std::uint32_t shard, std::uint64_t token)>;
+
+class runtime {
+public:
+    runtime(const application& app, runtime_config config, sink_factory sinks);
+    ~runtime();
+    runtime(const runtime&) = delete;
+    runtime& operator=(const runtime&) = delete;
+
+    // Builds the shards, makes the sink connections and starts the shard threads.
+    status start();
+
+    // Thread-safe. Hands an I/O handler (an accepted source connection) to a shard, round-robin.
+    void adopt(std::unique_ptr<io_handler> handler);
+    void adopt_on(std::uint32_t shard, std::unique_ptr<io_handler> handler);
+
+    // Thread-safe. Injects barrier token `id` at every shard; each shard forwards it on all its
+    // outbound rings behind the data already there, and calls the token callback once the token
+    // has come in from every shard.
+    void inject_barrier(std::uint64_t id);
+    void set_token_callback(token_callback cb);
+
+    struct stop_report {
+        bool drained = false;                // nothing admitted was left in the rings
+        std::uint64_t undelivered_bytes = 0; // sink bytes the receivers never took
+    };
+    // Stops admitting, drains every ring and overflow, flushes sinks (waiting at most
+    // `flush_timeout` for receivers), then stops the shard threads. Idempotent.
+    stop_report stop(std::chrono::milliseconds flush_timeout = std::chrono::seconds(30));
+
+    worker_counters counters() const;
+    std::uint32_t shard_count() const { return _config.shards; }
+    const partition_map& partitions() const { return _map; }
+    const application& app() const { return _app; }
+
+    // State of one stateful stage on one shard and partition; nullptr when that partition holds no
+    // state yet. Call only while the shards are stopped (before start or after stop).
+    const state_table* table(std::uint32_t shard, std::uint32_t node,
+                             std::uint32_t partition) const;
+    // Every key held by a stateful stage on this worker (stopped shards only).
+    std::vector<std::string> state_keys(std::uint32_t node) const;
+
+private:
+    friend class shard;
+
+    const application& _app;
+    runtime_config _config;
+    sink_factory _sink_factory;
+    partition_map _map;
+    token_callback _on_token;
+    // The rings between every ordered pair of shards, [from * shards + to]; declared before the
+    // shards, which use them, so they outlive the shards.
+    std::vector<std::unique_ptr<spsc_ring<envelope>>> _rings;
+    std::vector<std::unique_ptr<shard>> _shards;
+    std::atomic<std::int64_t> _in_flight{ 0 };
+    std::atomic<bool> _stopping{ false };      // sources stop admitting and close
+    std::atomic<bool> _closing_sinks{ false }; // everything drained: sinks flush and close
+    std::atomic<bool> _quit{ false };          // shard threads leave their loops
+    std::atomic<std::uint32_t> _next_shard{ 0 };
+    bool _started = false;
+    bool _stopped = false;
+    stop_report _stop_report;
+};
+
+} // namespace ringtail

@@ -1,0 +1,386 @@
+// The shard poll loop: drain inbound rings in batches, poll connections, push outbound batches,
+// sleep when idle (adaptive polling) until a ring, socket or command wakes it.
+#include "engine/shard.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <hwloc.h>
+
+#include "engine/log.h"
+#include "engine/runtime.h"
+
+namespace ringtail {
+namespace {
+
+constexpr std::size_t ring_burst = 64;
+
+std::uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+void pin_to(int cpu, std::uint32_t index) {
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0) {
+        log::warn("shard {}: cannot read the CPU topology; running unpinned", index);
+        return;
+    }
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    hwloc_bitmap_only(set, static_cast<unsigned>(cpu));
+    if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_THREAD) != 0) {
+        log::warn("shard {}: cannot pin to core {} ({}); running unpinned", index, cpu,
+                  std::strerror(errno));
+    } else {
+        log::debug("shard {} pinned to core {}", index, cpu);
+    }
+    hwloc_bitmap_free(set);
+    hwloc_topology_destroy(topo);
+}
+
+} // namespace
+
+shard::shard(runtime& rt, std::uint32_t index)
+  : _rt(rt)
+  , _index(index)
+  , _nodes(rt._app.nodes()) {
+    _epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    _wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (_epoll_fd < 0 || _wake_fd < 0) {
+        throw std::runtime_error(std::string("cannot create a shard's epoll/eventfd: ") +
+                                 std::strerror(errno));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    ::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
+    _tables.resize(_nodes.size());
+    for (const auto& n : _nodes) {
+        if (n->kind == node_kind::stateful) {
+            _tables[n->id].resize(n->partitions);
+        }
+    }
+    _scratch.reserve(4096);
+    _now_ns = monotonic_ns();
+}
+
+shard::~shard() {
+    join();
+    _handlers.clear();
+    _sinks.clear();
+    ::close(_wake_fd);
+    ::close(_epoll_fd);
+}
+
+void shard::set_rings(std::vector<spsc_ring<envelope>*> inbound,
+                      std::vector<spsc_ring<envelope>*> outbound) {
+    _inbound = std::move(inbound);
+    _outbound = std::move(outbound);
+    _outboxes.resize(_outbound.size());
+    for (std::size_t i = 0; i < _outboxes.size(); ++i) {
+        if (_outbound[i] != nullptr) {
+            _outboxes[i].items.reserve(ring_burst * 4);
+        }
+    }
+}
+
+void shard::add_sink(std::unique_ptr<sink_output> sink) {
+    _sinks.push_back(std::move(sink));
+}
+
+void shard::start(int cpu) {
+    _thread = std::thread([this, cpu] { run(cpu); });
+}
+
+void shard::join() {
+    if (_thread.joinable()) {
+        _thread.join();
+    }
+}
+
+void shard::post_handler(std::unique_ptr<io_handler> h) {
+    _commands.enqueue(command{ std::move(h), 0 });
+    wake();
+}
+
+void shard::post_barrier(std::uint64_t id) {
+    _commands.enqueue(command{ nullptr, id });
+    wake();
+}
+
+void shard::wake() {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
+}
+
+bool shard::stopping() const {
+    return _rt._stopping.load(std::memory_order_relaxed);
+}
+
+// ---- exec_context -----------------------------------------------------------------------------
+
+void shard::deliver(std::uint32_t node, value_box&& v) {
+    _nodes[node]->process(*this, std::move(v), 0);
+}
+
+void shard::route(std::uint32_t node, std::uint32_t partition, value_box&& v) {
+    const std::uint32_t owner = _rt._map.owner(node, partition);
+    if (owner == _index) {
+        _nodes[node]->process(*this, std::move(v), partition);
+        return;
+    }
+    auto& box = _outboxes[owner];
+    box.items.push_back(
+      envelope{ node, partition, _current_ingest_ns, envelope_kind::data, std::move(v) });
+    ++_in_flight_delta;
+}
+
+state_table& shard::table(std::uint32_t node, std::uint32_t partition) {
+    auto& t = _tables[node][partition];
+    if (!t) {
+        t = _nodes[node]->make_table();
+    }
+    return *t;
+}
+
+const state_table* shard::table_if_any(std::uint32_t node, std::uint32_t partition) const {
+    if (node >= _tables.size() || partition >= _tables[node].size()) {
+        return nullptr;
+    }
+    return _tables[node][partition].get();
+}
+
+void shard::sink_write(std::uint32_t sink_index, std::span<const std::byte> bytes) {
+    _sinks[sink_index]->write(bytes);
+    bump(_stats.sink_writes);
+    bump(_stats.sink_bytes, bytes.size());
+}
+
+// ---- shard_context ----------------------------------------------------------------------------
+
+void shard::ingest(std::uint32_t source_index, std::span<const std::byte> payload) {
+    _current_ingest_ns = _now_ns;
+    bump(_stats.ingested);
+    _nodes[_rt._app.source_nodes()[source_index]]->ingest(*this, payload);
+}
+
+// ---- the loop ---------------------------------------------------------------------------------
+
+void shard::run(int cpu) {
+    std::string name = "rt-shard-" + std::to_string(_index);
+    ::pthread_setname_np(::pthread_self(), name.c_str());
+    if (cpu >= 0) {
+        pin_to(cpu, _index);
+    }
+    const bool busy = _rt._config.busy_poll;
+    const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
+    std::uint64_t idle_since = monotonic_ns();
+    while (!_rt._quit.load(std::memory_order_acquire)) {
+        _now_ns = monotonic_ns();
+        update_admission();
+        std::size_t work = run_commands();
+        work += drain_inbound();
+        work += poll_handlers();
+        work += flush_outboxes();
+        if (_in_flight_delta != 0) {
+            // Appended before taken-out is subtracted, in one update, so the budget never reads
+            // zero while a message is between a ring and an outbox.
+            _rt._in_flight.fetch_add(_in_flight_delta, std::memory_order_acq_rel);
+            _in_flight_delta = 0;
+        }
+        if (_rt._stopping.load(std::memory_order_relaxed)) {
+            update_quiet();
+        }
+        if (work != 0) {
+            idle_since = _now_ns;
+            continue;
+        }
+        if (busy || _now_ns - idle_since < spin_ns) {
+            continue;
+        }
+        bool short_wait = !_admit;
+        for (const auto& box : _outboxes) {
+            short_wait = short_wait || !box.empty();
+        }
+        for (const auto& h : _handlers) {
+            short_wait = short_wait || h->needs_poll();
+        }
+        for (const auto& s : _sinks) {
+            short_wait = short_wait || s->needs_poll();
+        }
+        sleep_until_woken(short_wait);
+        idle_since = monotonic_ns();
+    }
+}
+
+void shard::update_admission() {
+    const auto& cfg = _rt._config;
+    std::uint64_t pending = 0;
+    for (const auto& s : _sinks) {
+        pending += s->pending_bytes();
+    }
+    _sink_pending.store(pending, std::memory_order_relaxed);
+    std::uint64_t total = 0;
+    for (const auto& s : _rt._shards) {
+        total += s->sink_pending();
+    }
+    _admit = !_rt._stopping.load(std::memory_order_relaxed) &&
+             _rt._in_flight.load(std::memory_order_relaxed) < cfg.in_flight_budget &&
+             total < cfg.sink_backlog_limit_bytes;
+}
+
+std::size_t shard::run_commands() {
+    command cmds[16];
+    std::size_t n = _commands.try_dequeue_bulk(cmds, 16);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (cmds[i].handler) {
+            _handlers.push_back(std::move(cmds[i].handler));
+        } else {
+            on_token(cmds[i].barrier);
+            // Forward the token behind everything already queued for each peer.
+            for (std::size_t dst = 0; dst < _outboxes.size(); ++dst) {
+                if (_outbound[dst] != nullptr) {
+                    _outboxes[dst].items.push_back(
+                      envelope{ _index, 0, cmds[i].barrier, envelope_kind::barrier, {} });
+                    ++_in_flight_delta;
+                }
+            }
+        }
+    }
+    return n;
+}
+
+void shard::on_token(std::uint64_t id) {
+    auto& arrivals = _token_arrivals[id];
+    if (++arrivals == _rt._config.shards) {
+        _token_arrivals.erase(id);
+        bump(_stats.tokens_aligned);
+        if (_rt._on_token) {
+            _rt._on_token(_index, id);
+        }
+    }
+}
+
+std::size_t shard::drain_inbound() {
+    std::size_t total = 0;
+    for (auto* ring : _inbound) {
+        if (ring == nullptr) {
+            continue;
+        }
+        std::size_t n = ring->consume_burst_sc(ring_burst, [this](envelope&& e) {
+            if (e.kind == envelope_kind::data) {
+                _current_ingest_ns = e.ingest_ns;
+                _nodes[e.node]->process(*this, std::move(e.value), e.partition);
+            } else {
+                on_token(e.ingest_ns);
+            }
+        });
+        _in_flight_delta -= static_cast<std::int64_t>(n);
+        total += n;
+    }
+    if (total != 0) {
+        bump(_stats.ring_messages, total);
+    }
+    return total;
+}
+
+std::size_t shard::poll_handlers() {
+    std::size_t work = 0;
+    bool any_finished = false;
+    for (auto& h : _handlers) {
+        work += h->poll(*this);
+        any_finished = any_finished || h->finished();
+    }
+    if (any_finished) {
+        std::erase_if(_handlers, [](const auto& h) { return h->finished(); });
+    }
+    if (_rt._closing_sinks.load(std::memory_order_acquire) && !_sinks_closing) {
+        _sinks_closing = true;
+        for (auto& s : _sinks) {
+            s->request_close();
+        }
+    }
+    bool sinks_done = true;
+    for (auto& s : _sinks) {
+        if (!s->finished()) {
+            work += s->poll(*this);
+            sinks_done = sinks_done && s->finished();
+        }
+    }
+    if (_sinks_closing && sinks_done) {
+        _sinks_done.store(true, std::memory_order_release);
+    }
+    return work;
+}
+
+std::size_t shard::flush_outboxes() {
+    std::size_t moved = 0;
+    for (std::size_t dst = 0; dst < _outboxes.size(); ++dst) {
+        auto& box = _outboxes[dst];
+        if (box.empty()) {
+            continue;
+        }
+        std::size_t n =
+          _outbound[dst]->push_burst_sp(box.items.data() + box.head, box.items.size() - box.head);
+        box.head += n;
+        if (box.empty()) {
+            box.items.clear();
+            box.head = 0;
+        }
+        if (n != 0) {
+            moved += n;
+            shard& peer = *_rt._shards[dst];
+            // Pairs with the fence in sleep_until_woken: either the peer sees our ring update
+            // before it sleeps, or we see its sleeping flag and wake it.
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (peer._sleeping.load(std::memory_order_relaxed)) {
+                peer.wake();
+            }
+        }
+    }
+    return moved;
+}
+
+bool shard::inbound_pending() const {
+    for (auto* ring : _inbound) {
+        if (ring != nullptr && !ring->empty_sc()) {
+            return true;
+        }
+    }
+    return _commands.size_approx() != 0;
+}
+
+void shard::sleep_until_woken(bool short_wait) {
+    _sleeping.store(true, std::memory_order_relaxed);
+    // Pairs with the fence in flush_outboxes of every producer (see there).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (inbound_pending() || _rt._quit.load(std::memory_order_acquire)) {
+        _sleeping.store(false, std::memory_order_relaxed);
+        return;
+    }
+    // Bounded even without events, so admission (which other shards' progress frees) and
+    // stop requests are seen within a few milliseconds.
+    epoll_event events[32];
+    ::epoll_wait(_epoll_fd, events, 32, short_wait ? 1 : 5);
+    _sleeping.store(false, std::memory_order_relaxed);
+    std::uint64_t v;
+    [[maybe_unused]] auto n = ::read(_wake_fd, &v, sizeof v);
+}
+
+void shard::update_quiet() {
+    bool quiet = _handlers.empty();
+    for (const auto& box : _outboxes) {
+        quiet = quiet && box.empty();
+    }
+    quiet = quiet && !inbound_pending();
+    _quiet.store(quiet, std::memory_order_release);
+}
+
+} // namespace ringtail

@@ -1,0 +1,132 @@
+// A compute shard: one pinned thread running a run-to-completion poll loop over its inbound rings,
+// its connections and its outbound overflow. Everything a shard owns (partitions' state,
+// connections, overflow) is touched only by its thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include "engine/envelope.h"
+#include "engine/node.h"
+#include "engine/shard_io.h"
+#include "engine/spsc_ring.h"
+
+namespace ringtail {
+
+class runtime;
+
+class shard final
+  : public exec_context
+  , public shard_context {
+public:
+    shard(runtime& rt, std::uint32_t index);
+    ~shard() override;
+
+    // Wiring, before start: the ring this shard reads from shard `from`, and the ring it writes to
+    // shard `to` (nullptr for itself).
+    void set_rings(std::vector<spsc_ring<envelope>*> inbound,
+                   std::vector<spsc_ring<envelope>*> outbound);
+    void add_sink(std::unique_ptr<sink_output> sink);
+
+    void start(int cpu); // cpu < 0: not pinned
+    void join();
+
+    // Thread-safe commands from other threads; each wakes the shard.
+    void post_handler(std::unique_ptr<io_handler> h);
+    void post_barrier(std::uint64_t id);
+    void wake();
+
+    // Read by the runtime while stopping.
+    bool quiet() const { return _quiet.load(std::memory_order_acquire); }
+    bool sinks_done() const { return _sinks_done.load(std::memory_order_acquire); }
+    std::uint64_t sink_pending() const { return _sink_pending.load(std::memory_order_relaxed); }
+
+    struct counters {
+        std::atomic<std::uint64_t> ingested{ 0 }, decode_errors{ 0 }, protocol_errors{ 0 },
+          filtered{ 0 }, ring_messages{ 0 }, sink_writes{ 0 }, sink_bytes{ 0 }, tokens_aligned{ 0 };
+    };
+    const counters& stats() const { return _stats; }
+    const state_table* table_if_any(std::uint32_t node, std::uint32_t partition) const;
+
+    // exec_context
+    void deliver(std::uint32_t node, value_box&& v) override;
+    void route(std::uint32_t node, std::uint32_t partition, value_box&& v) override;
+    state_table& table(std::uint32_t node, std::uint32_t partition) override;
+    void sink_write(std::uint32_t sink_index, std::span<const std::byte> bytes) override;
+    std::string& scratch() override { return _scratch; }
+    void count_filtered() override { bump(_stats.filtered); }
+    void count_decode_error(std::uint32_t) override { bump(_stats.decode_errors); }
+
+    // shard_context
+    int epoll_fd() const override { return _epoll_fd; }
+    std::uint32_t shard_index() const override { return _index; }
+    bool can_admit() const override { return _admit; }
+    bool stopping() const override;
+    void ingest(std::uint32_t source_index, std::span<const std::byte> payload) override;
+    void count_protocol_error(std::uint32_t) override { bump(_stats.protocol_errors); }
+    std::uint64_t now_ns() const override { return _now_ns; }
+
+private:
+    struct command {
+        std::unique_ptr<io_handler> handler; // adopt this connection
+        std::uint64_t barrier = 0;           // or inject this barrier (when handler is null)
+    };
+    // A per-destination queue of envelopes waiting to enter a ring: the batch being built and
+    // whatever did not fit. Bounded by the worker's in-flight budget.
+    struct outbox {
+        std::vector<envelope> items;
+        std::size_t head = 0;
+        bool empty() const { return head == items.size(); }
+    };
+
+    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+        // Single writer (this shard): a relaxed read-modify-write without a locked instruction.
+        c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+
+    void run(int cpu);
+    std::size_t run_commands();
+    std::size_t drain_inbound();
+    std::size_t poll_handlers();
+    std::size_t flush_outboxes();
+    void on_token(std::uint64_t id);
+    void update_admission();
+    void update_quiet();
+    void sleep_until_woken(bool short_wait);
+    bool inbound_pending() const;
+
+    runtime& _rt;
+    const std::uint32_t _index;
+    const std::vector<std::unique_ptr<node>>& _nodes;
+    std::vector<spsc_ring<envelope>*> _inbound;
+    std::vector<spsc_ring<envelope>*> _outbound;
+    std::vector<outbox> _outboxes;
+    std::vector<std::unique_ptr<io_handler>> _handlers;
+    std::vector<std::unique_ptr<sink_output>> _sinks;
+    std::vector<std::vector<std::unique_ptr<state_table>>> _tables; // [node][partition]
+    std::unordered_map<std::uint64_t, std::uint32_t> _token_arrivals;
+    moodycamel::ConcurrentQueue<command> _commands;
+    std::string _scratch;
+    std::int64_t _in_flight_delta = 0; // appended to outboxes minus taken from rings, unpublished
+    std::uint64_t _now_ns = 0;
+    std::uint64_t _current_ingest_ns = 0;
+    bool _admit = true;
+    bool _sinks_closing = false;
+    int _epoll_fd = -1;
+    int _wake_fd = -1;
+    counters _stats;
+    alignas(64) std::atomic<bool> _sleeping{ false };
+    std::atomic<bool> _quiet{ false };
+    std::atomic<bool> _sinks_done{ false };
+    std::atomic<std::uint64_t> _sink_pending{ 0 };
+    std::thread _thread;
+};
+
+} // namespace ringtail
