@@ -1,0 +1,20 @@
+// passthrough: every `[u32 N][payload]` frame goes out exactly as it came in (WIRE.md §6).
+#include <span>
+#include <string>
+
+#include "cli/run_worker.h"
+#include "engine/big_endian.h"
+
+int main(int argc, char** argv) {
+    return ringtail::cli::run_worker(argc, argv, "passthrough", [](ringtail::application& app) {
+        app
+          .source("Passthrough",
+                  [](std::span<const std::byte> payload) {
+                      return std::string(reinterpret_cast<const char*>(payload.data()),
+                                         payload.size());
+                  })
+          .to_sink("Out", [](const std::string& payload, std::string& out) {
+              ringtail::be::append_frame(out, std::as_bytes(std::span(payload)));
+          });
+    });
+}

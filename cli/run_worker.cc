@@ -1,0 +1,204 @@
+// The worker's main: options, start-up checks, wiring of sources and sinks, signals, clean stop.
+#include "cli/run_worker.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "cli/worker_options.h"
+#include "engine/log.h"
+#include "engine/runtime.h"
+#include "net/acceptor.h"
+#include "net/tcp_listener.h"
+#include "net/tcp_sink.h"
+#include "net/tcp_source_connection.h"
+#include "resilience/dir_check.h"
+
+namespace ringtail::cli {
+namespace {
+
+int fail(const error& e) {
+    std::fprintf(stderr, "%s\n", e.message.c_str());
+    return static_cast<int>(e.code);
+}
+
+std::vector<unsigned> affinity_cpus() {
+    std::vector<unsigned> cpus;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+        for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
+            if (CPU_ISSET(c, &set)) {
+                cpus.push_back(c);
+            }
+        }
+    }
+    if (cpus.empty()) {
+        cpus.push_back(0);
+    }
+    return cpus;
+}
+
+// Shards get their own cores; the control subsystem (acceptor, signals) gets one more when there
+// are enough, else it shares, with one warning line (DESIGN.md §2).
+struct core_plan {
+    std::uint32_t shards = 1;
+    std::vector<unsigned> shard_cpus;
+};
+
+result<core_plan> plan_cores(const worker_options& o) {
+    std::vector<unsigned> cpus = o.cpus.empty() ? affinity_cpus() : o.cpus;
+    core_plan plan;
+    std::vector<unsigned> for_shards;
+    for (unsigned c : cpus) {
+        if (!o.control_core || c != *o.control_core) {
+            for_shards.push_back(c);
+        }
+    }
+    if (for_shards.empty()) {
+        for_shards = cpus;
+    }
+    if (o.threads) {
+        plan.shards = *o.threads;
+    } else {
+        // Leave one core for the control subsystem when there is more than one.
+        plan.shards = cpus.size() > 1 ? static_cast<std::uint32_t>(cpus.size() - 1) : 1;
+        if (!o.control_core && cpus.size() > 1) {
+            for_shards.assign(cpus.begin() + 1, cpus.end());
+        }
+    }
+    if (plan.shards > for_shards.size()) {
+        log::warn("{} compute threads on {} cores: threads share cores, expect higher latency",
+                  plan.shards, for_shards.size());
+    } else if (o.threads && plan.shards + 1 > cpus.size()) {
+        log::warn("no core left for the control subsystem: it shares a core with a shard");
+    }
+    plan.shard_cpus = for_shards;
+    return plan;
+}
+
+} // namespace
+
+int run_worker(int argc, char** argv, application& app) {
+    // Signals: SIGPIPE is ignored (sockets report EPIPE instead); SIGINT and SIGTERM are blocked
+    // in every thread and taken by sigwait below, so a stop is an orderly step of the main thread.
+    std::signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    app_facts facts{ app.name(), app.source_names(), app.sink_names() };
+    auto parsed = parse_worker_options(argc, argv, facts, process_env());
+    if (parsed.exit_now) {
+        if (!parsed.out_text.empty()) {
+            std::fputs(parsed.out_text.c_str(), stdout);
+            std::fflush(stdout);
+        }
+        if (!parsed.err_line.empty()) {
+            std::fprintf(stderr, "%s\n", parsed.err_line.c_str());
+        }
+        return parsed.exit_code;
+    }
+    const worker_options& o = parsed.options;
+    log::set_level(static_cast<log::level>(static_cast<int>(o.level)));
+    log::set_json(o.format == log_format::json);
+
+    if (auto v = app.validate(); !v) {
+        return fail(v.err());
+    }
+    if (auto d = resilience::check_dir_writable(o.resilience_dir); !d) {
+        return fail(d.err());
+    }
+    auto cores = plan_cores(o);
+    if (!cores) {
+        return fail(cores.err());
+    }
+
+    // Listen on every source address before anything starts, so a port in use fails fast.
+    std::vector<int> listen_fds;
+    for (const auto& in : o.in) {
+        auto fd = net::listen_tcp(in.address);
+        if (!fd) {
+            for (int f : listen_fds) {
+                ::close(f);
+            }
+            return fail(fd.err());
+        }
+        listen_fds.push_back(fd.value());
+    }
+
+    runtime_config cfg;
+    cfg.shards = cores->shards;
+    cfg.cpus = cores->shard_cpus;
+    cfg.busy_poll = o.poll == poll_mode::busy;
+    runtime rt(app, cfg, [&](std::uint32_t sink, std::uint32_t) -> std::unique_ptr<sink_output> {
+        return std::make_unique<net::tcp_sink>(o.out[sink], app.sink_names()[sink]);
+    });
+    if (auto s = rt.start(); !s) {
+        for (int f : listen_fds) {
+            ::close(f);
+        }
+        return fail(s.err());
+    }
+
+    std::vector<std::uint32_t> max_sizes;
+    for (std::size_t i = 0; i < o.in.size(); ++i) {
+        max_sizes.push_back(o.in[i].max_size);
+        log::info("source '{}' listening on {}:{} (max frame {} bytes)", o.in[i].name,
+                  o.in[i].address.host, net::bound_port(listen_fds[i]), o.in[i].max_size);
+    }
+    for (std::size_t i = 0; i < o.out.size(); ++i) {
+        log::info("sink '{}' writes to {}", app.sink_names()[i], o.out[i].to_string());
+    }
+    net::acceptor acceptor(listen_fds, [&](std::size_t index, int fd, std::string peer) {
+        log::debug("source '{}': connection from {}", o.in[index].name, peer);
+        rt.adopt(std::make_unique<net::tcp_source_connection>(fd, static_cast<std::uint32_t>(index),
+                                                              max_sizes[index], std::move(peer)));
+    });
+    acceptor.start();
+    log::info("worker '{}' of '{}' running: {} compute thread(s), poll mode {}", o.name, app.name(),
+              cfg.shards, cfg.busy_poll ? "busy" : "adaptive");
+
+    int sig = 0;
+    ::sigwait(&stop_signals, &sig);
+    log::info("{} received: stopping (draining in-flight messages, flushing sinks)",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    acceptor.stop();
+    auto report = rt.stop(std::chrono::seconds(30));
+    auto c = rt.counters();
+    log::info("stopped: {} messages in, {} out ({} bytes), {} rejected by decoders, {} "
+              "connections closed for bad framing, {} filtered",
+              c.ingested, c.sink_writes, c.sink_bytes, c.decode_errors, c.protocol_errors,
+              c.filtered);
+    if (report.undelivered_bytes != 0) {
+        log::error("{} bytes of sink output were never taken by a receiver",
+                   report.undelivered_bytes);
+        return static_cast<int>(errc::io_error);
+    }
+    return 0;
+}
+
+int run_worker(int argc, char** argv, const std::string& app_name,
+               const std::function<void(application&)>& build) {
+    try {
+        application app{ app_name };
+        build(app);
+        return run_worker(argc, argv, app);
+    } catch (const app_error& e) {
+        std::fprintf(stderr, "application '%s' is built wrong: %s\n", app_name.c_str(), e.what());
+        return static_cast<int>(errc::internal);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: internal error: %s\n", app_name.c_str(), e.what());
+        return static_cast<int>(errc::internal);
+    }
+}
+
+} // namespace ringtail::cli

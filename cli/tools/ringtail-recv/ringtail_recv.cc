@@ -1,0 +1,494 @@
+// ringtail-recv: a sink for TCP output speaking the Wallaroo "data_receiver" flags (WIRE.md §7);
+// it accepts any number of connections and writes what arrives (raw, or one payload per line) to
+// stdout or a file through large buffers, then prints a one-line summary.
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <optional>
+#include <poll.h>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "net/host_port.h"
+
+namespace {
+
+namespace po = boost::program_options;
+
+// Exit codes: 2 for --timeout (as asked by the tests that use it), the rest sysexits (CLI.md).
+constexpr int exit_timed_out = 2;
+constexpr int exit_usage = 64;
+constexpr int exit_unavailable = 69;
+constexpr int exit_cant_create = 73;
+constexpr int exit_io_error = 74;
+
+constexpr std::size_t read_chunk = 256 * 1024;
+constexpr std::size_t output_buffer_size = 4 * 1024 * 1024;
+// A frame larger than this is taken for a broken stream rather than buffered without bound.
+constexpr std::size_t max_frame_size = 64 * 1024 * 1024;
+
+[[noreturn]] void die(int code, std::string_view line) {
+    fmt::print(stderr, "ringtail-recv: {}\n", line);
+    std::exit(code);
+}
+
+struct usage_error {
+    std::string message;
+};
+
+volatile std::sig_atomic_t stop_requested = 0;
+extern "C" void on_stop_signal(int) {
+    stop_requested = 1;
+}
+
+std::uint64_t now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+struct recv_options {
+    ringtail::net::host_port listen;
+    bool framed = false;
+    bool no_write = false;
+    std::string ready_file;
+    std::optional<std::uint64_t> expect; // frames when framed, else bytes
+    std::optional<double> timeout_s;
+    std::string out_file;
+};
+
+std::optional<recv_options> parse_options(int argc, char** argv) {
+    po::options_description desc("options");
+    desc.add_options()("help", "print this help and exit")(
+      "listen,l", po::value<std::string>(), "host:port to listen on (port 0: any free port)")(
+      "framed,f", po::bool_switch(), "input is [u32 N][payload]: write each payload and '\\n'")(
+      "no-write,n", po::bool_switch(), "count only; write nothing but the summary")(
+      "ready-file", po::value<std::string>(), "write the bound port to this file once listening")(
+      "expect", po::value<std::string>(), "exit 0 after N frames (framed) or N bytes (raw)")(
+      "timeout", po::value<std::string>(), "exit 2 when nothing arrives for this many seconds")(
+      "out", po::value<std::string>(), "write to this file instead of stdout");
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw usage_error{ e.what() };
+    }
+    if (vm.count("help")) {
+        std::ostringstream text;
+        text << desc;
+        fmt::print("usage: ringtail-recv -l host:port [options]\n{}", text.str());
+        return std::nullopt;
+    }
+    recv_options o;
+    if (!vm.count("listen")) {
+        throw usage_error{ "--listen host:port is required" };
+    }
+    auto hp = ringtail::net::parse_host_port(vm["listen"].as<std::string>(), true);
+    if (!hp) {
+        throw usage_error{ hp.err().message };
+    }
+    o.listen = hp.value();
+    o.framed = vm["framed"].as<bool>();
+    o.no_write = vm["no-write"].as<bool>();
+    if (vm.count("ready-file")) {
+        o.ready_file = vm["ready-file"].as<std::string>();
+    }
+    if (vm.count("out")) {
+        o.out_file = vm["out"].as<std::string>();
+    }
+    if (vm.count("expect")) {
+        std::string t = vm["expect"].as<std::string>();
+        std::erase(t, '_');
+        std::uint64_t v = 0;
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (t.empty() || ec != std::errc{} || p != t.data() + t.size() || v == 0) {
+            throw usage_error{ "bad value for --expect: expected a positive integer" };
+        }
+        o.expect = v;
+    }
+    if (vm.count("timeout")) {
+        const std::string t = vm["timeout"].as<std::string>();
+        char* end = nullptr;
+        double v = std::strtod(t.c_str(), &end);
+        if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(v) || v <= 0) {
+            throw usage_error{ "bad value for --timeout: expected a positive number of seconds" };
+        }
+        o.timeout_s = v;
+    }
+    return o;
+}
+
+// Buffers output so that millions of small payloads cost a few large write(2) calls.
+class output_writer {
+public:
+    output_writer(int fd, bool discard)
+      : _fd(fd)
+      , _discard(discard) {
+        if (!discard) {
+            _buf.resize(output_buffer_size);
+        }
+    }
+
+    void append(const char* data, std::size_t n) {
+        if (_discard) {
+            return;
+        }
+        if (_used + n > _buf.size()) {
+            flush();
+            if (n >= _buf.size()) {
+                write_all(data, n);
+                return;
+            }
+        }
+        std::memcpy(_buf.data() + _used, data, n);
+        _used += n;
+    }
+
+    // Payload plus newline, with one capacity check for both.
+    void append_line(const char* data, std::size_t n) {
+        if (_discard) {
+            return;
+        }
+        if (_used + n + 1 > _buf.size()) {
+            append(data, n);
+            append("\n", 1);
+            return;
+        }
+        std::memcpy(_buf.data() + _used, data, n);
+        _buf[_used + n] = '\n';
+        _used += n + 1;
+    }
+
+    void flush() {
+        write_all(_buf.data(), _used);
+        _used = 0;
+    }
+
+private:
+    void write_all(const char* data, std::size_t n) {
+        while (n > 0) {
+            ssize_t w = ::write(_fd, data, n);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w < 0) {
+                die(exit_io_error, fmt::format("cannot write output: {}", std::strerror(errno)));
+            }
+            data += w;
+            n -= static_cast<std::size_t>(w);
+        }
+    }
+
+    int _fd;
+    bool _discard;
+    std::vector<char> _buf;
+    std::size_t _used = 0;
+};
+
+// One accepted connection; `in` holds bytes read but not yet consumed (a frame cut by a read).
+struct connection {
+    int fd = -1;
+    std::string peer;
+    std::vector<char> in;
+    std::size_t filled = 0;
+};
+
+std::string peer_name(const sockaddr_in& sa) {
+    char text[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &sa.sin_addr, text, sizeof text);
+    return fmt::format("{}:{}", text, ntohs(sa.sin_port));
+}
+
+void write_ready_file(const std::string& path, std::uint16_t port) {
+    // Written beside and renamed, so a reader polling for the file never sees it half-written.
+    std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    }
+    std::string text = fmt::format("{}\n", port);
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::close(fd) == 0 && ok;
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    }
+}
+
+int listen_on(const ringtail::net::host_port& hp, std::uint16_t& bound_port) {
+    auto addr = ringtail::net::resolve_ipv4(hp.host);
+    if (!addr) {
+        die(exit_usage, addr.err().message);
+    }
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        die(exit_unavailable, fmt::format("socket: {}", std::strerror(errno)));
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(hp.port);
+    sa.sin_addr.s_addr = addr.value();
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 128) != 0) {
+        die(exit_unavailable,
+            fmt::format("cannot listen on {}: {}", hp.to_string(), std::strerror(errno)));
+    }
+    socklen_t len = sizeof sa;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    bound_port = ntohs(sa.sin_port);
+    return fd;
+}
+
+class receiver {
+public:
+    receiver(const recv_options& o, output_writer& out)
+      : _o(o)
+      , _out(out) {}
+
+    // Runs until --expect is met (0), a stop signal (0) or --timeout (2).
+    int run(int listen_fd) {
+        _start_ns = now_ns();
+        sigset_t run_mask;
+        ::sigprocmask(SIG_SETMASK, nullptr, &run_mask);
+        sigdelset(&run_mask, SIGINT);
+        sigdelset(&run_mask, SIGTERM);
+
+        std::vector<pollfd> fds;
+        while (!_done) {
+            fds.clear();
+            fds.push_back(pollfd{ listen_fd, POLLIN, 0 });
+            for (const auto& c : _conns) {
+                fds.push_back(pollfd{ c.fd, POLLIN, 0 });
+            }
+            timespec wait{};
+            timespec* wait_ptr = nullptr;
+            if (_o.timeout_s) {
+                std::uint64_t since = _bytes > 0 ? _last_byte_ns : _start_ns;
+                auto limit = since + static_cast<std::uint64_t>(*_o.timeout_s * 1e9);
+                std::uint64_t now = now_ns();
+                if (now >= limit) {
+                    finish();
+                    fmt::print(stderr, "ringtail-recv: timed out: nothing arrived for {} s\n",
+                               *_o.timeout_s);
+                    return exit_timed_out;
+                }
+                wait.tv_sec = static_cast<time_t>((limit - now) / 1'000'000'000u);
+                wait.tv_nsec = static_cast<long>((limit - now) % 1'000'000'000u);
+                wait_ptr = &wait;
+            }
+            // ppoll unblocks the stop signals only while waiting, so none is lost between the
+            // check of stop_requested and the wait.
+            int ready = ::ppoll(fds.data(), fds.size(), wait_ptr, &run_mask);
+            if (stop_requested) {
+                break;
+            }
+            if (ready <= 0) {
+                continue; // EINTR or the timeout, which the top of the loop handles
+            }
+            if (fds[0].revents & POLLIN) {
+                accept_one(listen_fd);
+            }
+            // Walk backwards: a closed connection is erased without disturbing the others.
+            for (std::size_t i = fds.size() - 1; i >= 1 && !_done; --i) {
+                if (fds[i].revents != 0 && !read_from(_conns[i - 1])) {
+                    ::close(_conns[i - 1].fd);
+                    _conns.erase(_conns.begin() + static_cast<std::ptrdiff_t>(i - 1));
+                }
+            }
+        }
+        finish();
+        return 0;
+    }
+
+private:
+    void accept_one(int listen_fd) {
+        sockaddr_in sa{};
+        socklen_t len = sizeof sa;
+        int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
+        if (fd < 0) {
+            return; // the client gave up before we got to it; nothing to count
+        }
+        ++_connections;
+        connection c;
+        c.fd = fd;
+        c.peer = peer_name(sa);
+        c.in.resize(read_chunk);
+        _conns.push_back(std::move(c));
+    }
+
+    // Returns false when the connection is finished (EOF or error).
+    bool read_from(connection& c) {
+        if (c.in.size() - c.filled < read_chunk / 4) {
+            c.in.resize(std::max(c.in.size(), c.filled + read_chunk));
+        }
+        ssize_t n = ::read(c.fd, c.in.data() + c.filled, c.in.size() - c.filled);
+        if (n < 0 && errno == EINTR) {
+            return true;
+        }
+        if (n <= 0) {
+            if (n < 0) {
+                fmt::print(stderr, "ringtail-recv: connection from {} failed: {}\n", c.peer,
+                           std::strerror(errno));
+            } else if (c.filled > 0) {
+                fmt::print(stderr,
+                           "ringtail-recv: connection from {} closed inside a frame ({} bytes "
+                           "dropped)\n",
+                           c.peer, c.filled);
+            }
+            return false;
+        }
+        _last_byte_ns = now_ns();
+        if (_bytes == 0) {
+            _first_byte_ns = _last_byte_ns;
+        }
+        _bytes += static_cast<std::uint64_t>(n);
+        c.filled += static_cast<std::size_t>(n);
+        return _o.framed ? consume_frames(c) : consume_raw(c);
+    }
+
+    bool consume_raw(connection& c) {
+        std::size_t take = c.filled;
+        if (_o.expect) {
+            take = static_cast<std::size_t>(std::min<std::uint64_t>(take, *_o.expect - _written));
+        }
+        _out.append(c.in.data(), take);
+        _written += take;
+        c.filled = 0;
+        if (_o.expect && _written >= *_o.expect) {
+            _done = true;
+        }
+        return true;
+    }
+
+    bool consume_frames(connection& c) {
+        const char* base = c.in.data();
+        std::size_t pos = 0;
+        while (c.filled - pos >= 4) {
+            std::uint32_t n;
+            std::memcpy(&n, base + pos, 4);
+            n = ntohl(n);
+            if (c.filled - pos - 4 < n) {
+                if (n > max_frame_size) {
+                    fmt::print(stderr,
+                               "ringtail-recv: connection from {} sent a {} byte frame; closing "
+                               "it\n",
+                               c.peer, n);
+                    return false;
+                }
+                if (4 + static_cast<std::size_t>(n) > c.in.size()) {
+                    // Make room for the whole frame (after moving the remainder to the front).
+                    c.in.resize(4 + static_cast<std::size_t>(n) + read_chunk);
+                    base = c.in.data();
+                }
+                break;
+            }
+            _out.append_line(base + pos + 4, n);
+            pos += 4 + static_cast<std::size_t>(n);
+            ++_frames;
+            if (_o.expect && _frames >= *_o.expect) {
+                _done = true;
+                break;
+            }
+        }
+        std::memmove(c.in.data(), c.in.data() + pos, c.filled - pos);
+        c.filled -= pos;
+        return true;
+    }
+
+    void finish() {
+        _out.flush();
+        double seconds =
+          _bytes > 0 ? static_cast<double>(_last_byte_ns - _first_byte_ns) / 1e9 : 0.0;
+        double per_s = seconds > 0 ? 1.0 / seconds : 0.0;
+        if (_o.framed) {
+            fmt::print(stderr,
+                       "ringtail-recv: {} connections, {} frames, {} bytes in {:.3f} s ({:.0f} "
+                       "frames/s, {:.1f} MB/s)\n",
+                       _connections, _frames, _bytes, seconds, static_cast<double>(_frames) * per_s,
+                       static_cast<double>(_bytes) * per_s / 1e6);
+        } else {
+            fmt::print(stderr,
+                       "ringtail-recv: {} connections, {} bytes in {:.3f} s ({:.1f} MB/s)\n",
+                       _connections, _bytes, seconds, static_cast<double>(_bytes) * per_s / 1e6);
+        }
+    }
+
+    const recv_options& _o;
+    output_writer& _out;
+    std::vector<connection> _conns;
+    bool _done = false;
+    std::uint64_t _connections = 0;
+    std::uint64_t _frames = 0;
+    std::uint64_t _bytes = 0;   // received, headers included
+    std::uint64_t _written = 0; // raw mode: bytes passed on (bounded by --expect)
+    std::uint64_t _start_ns = 0;
+    std::uint64_t _first_byte_ns = 0;
+    std::uint64_t _last_byte_ns = 0;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::optional<recv_options> options;
+    try {
+        options = parse_options(argc, argv);
+    } catch (const usage_error& e) {
+        die(exit_usage, e.message + " (see --help)");
+    }
+    if (!options) {
+        return 0;
+    }
+    const auto& o = *options;
+
+    // Stop signals stay blocked except inside ppoll (see receiver::run); SIGPIPE from a closed
+    // stdout reader becomes an EPIPE write error instead.
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    int out_fd = STDOUT_FILENO;
+    if (!o.out_file.empty() && !o.no_write) {
+        out_fd = ::open(o.out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0) {
+            die(exit_cant_create,
+                fmt::format("cannot create {}: {}", o.out_file, std::strerror(errno)));
+        }
+    }
+    std::uint16_t port = 0;
+    int listen_fd = listen_on(o.listen, port);
+    if (!o.ready_file.empty()) {
+        write_ready_file(o.ready_file, port);
+    }
+    output_writer out(out_fd, o.no_write);
+    receiver r(o, out);
+    int rc = r.run(listen_fd);
+    if (out_fd != STDOUT_FILENO && ::close(out_fd) != 0) {
+        die(exit_io_error, fmt::format("cannot write {}: {}", o.out_file, std::strerror(errno)));
+    }
+    return rc;
+}

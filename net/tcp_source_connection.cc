@@ -1,0 +1,128 @@
+// Reading one source connection on its shard: edge-triggered, bounded reads per poll, framing
+// errors closed and counted.
+#include "net/tcp_source_connection.h"
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/log.h"
+
+namespace ringtail::net {
+namespace {
+
+// One read buffer per shard thread rather than per connection: a shard reads one connection at a
+// time and the decoder copies any unfinished tail out of it before the next read, so thousands of
+// idle connections do not each hold 64 KiB.
+std::byte* thread_read_buffer() {
+    thread_local std::unique_ptr<std::byte[]> buffer;
+    if (!buffer) {
+        buffer = std::make_unique<std::byte[]>(tcp_source_connection::read_buffer_size);
+    }
+    return buffer.get();
+}
+
+} // namespace
+
+tcp_source_connection::tcp_source_connection(int fd, std::uint32_t source_index,
+                                             std::uint32_t max_size, std::string peer)
+  : _fd(fd)
+  , _source_index(source_index)
+  , _peer(std::move(peer))
+  , _decoder(max_size) {}
+
+tcp_source_connection::~tcp_source_connection() {
+    close_fd();
+}
+
+void tcp_source_connection::close_fd() {
+    if (_fd < 0) {
+        return;
+    }
+    if (_epoll_fd >= 0) {
+        ::epoll_ctl(_epoll_fd, EPOLL_CTL_DEL, _fd, nullptr);
+    }
+    ::close(_fd);
+    _fd = -1;
+    _needs_poll = false;
+}
+
+std::size_t tcp_source_connection::poll(shard_context& shard) {
+    if (_fd < 0) {
+        return 0;
+    }
+    if (shard.stopping()) {
+        close_fd();
+        return 0;
+    }
+    if (_epoll_fd < 0) {
+        // data.ptr stays nullptr: the event only wakes the shard, which then polls every handler.
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+        ev.data.ptr = nullptr;
+        if (::epoll_ctl(shard.epoll_fd(), EPOLL_CTL_ADD, _fd, &ev) != 0) {
+            log::warn("cannot watch source connection from {}: {}; closing it", _peer,
+                      std::strerror(errno));
+            close_fd();
+            return 0;
+        }
+        _epoll_fd = shard.epoll_fd();
+    }
+
+    std::byte* buffer = thread_read_buffer();
+    std::size_t frames = 0;
+    bool progress = false;
+    auto on_frame = [&](std::span<const std::byte> payload) {
+        shard.ingest(_source_index, payload);
+        ++frames;
+    };
+    // Until a read returns EAGAIN, edge-triggered epoll will not announce the bytes still queued,
+    // so every early exit below leaves _needs_poll set.
+    _needs_poll = true;
+    for (int reads = 0; reads < reads_per_poll; ++reads) {
+        // Checked before every read: the frames of the previous read may have spent the budget.
+        if (!shard.can_admit()) {
+            break;
+        }
+        ssize_t n = ::recv(_fd, buffer, read_buffer_size, 0);
+        if (n > 0) {
+            progress = true;
+            auto status = _decoder.feed(
+              std::span<const std::byte>(buffer, static_cast<std::size_t>(n)), on_frame);
+            if (status == frame_status::oversized) {
+                shard.count_protocol_error(_source_index);
+                log::warn("source connection from {} sent a frame of {} bytes, more than the "
+                          "source's max_size {}; closing that connection",
+                          _peer, _decoder.last_oversized_length(), _decoder.max_size());
+                close_fd();
+                break;
+            }
+            continue;
+        }
+        if (n == 0) {
+            if (_decoder.mid_frame()) {
+                shard.count_protocol_error(_source_index);
+                log::warn("source connection from {} closed mid-frame", _peer);
+            }
+            close_fd();
+            break;
+        }
+        int err = errno;
+        if (err == EINTR) {
+            continue;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            _needs_poll = false;
+            break;
+        }
+        log::info("source connection from {} failed: {}; closing it", _peer, std::strerror(err));
+        close_fd();
+        break;
+    }
+    return frames + (progress ? 1 : 0);
+}
+
+} // namespace ringtail::net

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""End-to-end tests of ringtail-send and ringtail-recv (and frame_drain_baseline) on loopback.
+
+Binaries come from $RINGTAIL_BIN_DIR (default /work/main/build/bin). Stdlib only, so it runs
+wherever Python 3 does: RINGTAIL_BIN_DIR=build/bin python3 tests/integration/test_tools.py -v
+"""
+import os
+import random
+import re
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN_DIR = os.environ.get("RINGTAIL_BIN_DIR", "/work/main/build/bin")
+SEND = os.path.join(BIN_DIR, "ringtail-send")
+RECV = os.path.join(BIN_DIR, "ringtail-recv")
+DRAIN = os.path.join(BIN_DIR, "frame_drain_baseline")
+
+
+def wait_for_port(ready_file, proc, timeout=5.0):
+    """Port 0 + --ready-file: the receiver tells us where it listens once it does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(ready_file):
+            with open(ready_file) as f:
+                return int(f.read().strip())
+        if proc.poll() is not None:
+            raise AssertionError(f"receiver exited early with {proc.returncode}")
+        time.sleep(0.01)
+    raise AssertionError("receiver did not write its ready file")
+
+
+def free_port():
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ToolsTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def start_recv(self, *args, name="recv"):
+        ready = self.path(name + ".port")
+        out = self.path(name + ".out")
+        proc = subprocess.Popen(
+            [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--out", out, "--timeout", "10",
+             *args],
+            stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc, wait_for_port(ready, proc), out
+
+    def finish_recv(self, proc, out):
+        _, err = proc.communicate(timeout=15)
+        self.assertEqual(proc.returncode, 0, err.decode())
+        with open(out, "rb") as f:
+            return f.read(), err.decode()
+
+    def send(self, *args, timeout=15):
+        return subprocess.run([SEND, *args], capture_output=True, timeout=timeout)
+
+    def test_text_lines_round_trip(self):
+        lines = ["hello world", "", "ünïcödé line", "x" * 5000] + [f"line {i}" for i in range(500)]
+        src = self.path("in.txt")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        recv, port, out = self.start_recv("-f", "--expect", str(len(lines)))
+        r = self.send("-h", f"127.0.0.1:{port}", "-f", src, "-s", "7")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"sent {len(lines)} messages", r.stderr.decode())
+        data, err = self.finish_recv(recv, out)
+        self.assertEqual(data.decode("utf-8").split("\n")[:-1], lines)
+        self.assertIn(f"{len(lines)} frames", err)
+
+    def test_u64_sequence_with_key(self):
+        key, first, count = b"key-7", 42, 1000
+        recv, port, out = self.start_recv("-f", "--expect", str(count))
+        r = self.send("-h", f"127.0.0.1:{port}", "-u", "-p", key.decode(), "-v", str(first),
+                      "-m", str(count))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data, _ = self.finish_recv(recv, out)
+        # Payloads are binary (a counter byte can be '\n'), so cut fixed-size records.
+        record = 8 + len(key) + 1
+        self.assertEqual(len(data), count * record)
+        for i in range(count):
+            rec = data[i * record:(i + 1) * record]
+            self.assertEqual(struct.unpack(">Q", rec[:8])[0], first + i)
+            self.assertEqual(rec[8:], key + b"\n")
+
+    def test_constant_rate_keeps_schedule(self):
+        src = self.path("in.txt")
+        with open(src, "w") as f:
+            f.write("".join(f"m{i}\n" for i in range(10)))
+        recv, port, out = self.start_recv("-f", "--expect", "2000")
+        t0 = time.monotonic()
+        r = self.send("-h", f"127.0.0.1:{port}", "-f", src, "-r", "-m", "2000", "--rate", "2000",
+                      "-s", "1")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(elapsed, 0.7)
+        self.assertLess(elapsed, 5.0)
+        self.assertRegex(r.stderr.decode(), r"ms behind schedule")
+        data, _ = self.finish_recv(recv, out)
+        got = data.decode().split("\n")[:-1]
+        self.assertEqual(len(got), 2000)
+        self.assertEqual(got[:12], [f"m{i}" for i in range(10)] + ["m0", "m1"])
+
+    def test_binary_pass_through_raw(self):
+        rnd = random.Random(1234)
+        blob = bytearray()
+        for _ in range(3000):
+            payload = bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 60)))
+            blob += struct.pack(">I", len(payload)) + payload
+        src = self.path("in.bin")
+        with open(src, "wb") as f:
+            f.write(blob)
+        recv, port, out = self.start_recv("--expect", str(len(blob)))
+        r = self.send("-h", f"127.0.0.1:{port}", "-f", src, "-y")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data, _ = self.finish_recv(recv, out)
+        self.assertEqual(data, bytes(blob))
+
+    def test_binary_fixed_size_records(self):
+        # alphabet input of WIRE.md §6: [u32 5][u8 letter][u32 votes], 9 bytes each.
+        recs = [struct.pack(">IBI", 5, ord("a") + i % 26, i) for i in range(260)]
+        src = self.path("votes.bin")
+        with open(src, "wb") as f:
+            f.write(b"".join(recs))
+        recv, port, out = self.start_recv("-f", "--expect", "520")
+        r = self.send("-h", f"127.0.0.1:{port}", "-f", src, "-y", "-g", "9", "-r", "-m", "520")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data, _ = self.finish_recv(recv, out)
+        self.assertEqual(data, b"".join(rec[4:] + b"\n" for rec in recs * 2))
+
+    def test_round_robin_over_two_receivers(self):
+        a, port_a, out_a = self.start_recv("-f", "--expect", "50", name="a")
+        b, port_b, out_b = self.start_recv("-f", "--expect", "50", name="b")
+        src = self.path("in.txt")
+        with open(src, "w") as f:
+            f.write("".join(f"{i}\n" for i in range(100)))
+        r = self.send("-h", f"127.0.0.1:{port_a},127.0.0.1:{port_b}", "-f", src)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data_a, _ = self.finish_recv(a, out_a)
+        data_b, _ = self.finish_recv(b, out_b)
+        self.assertEqual(data_a.decode().split(), [str(i) for i in range(0, 100, 2)])
+        self.assertEqual(data_b.decode().split(), [str(i) for i in range(1, 100, 2)])
+
+    def test_recv_sigterm_flushes_and_exits_zero(self):
+        recv, port, out = self.start_recv("-f")
+        r = self.send("-h", f"127.0.0.1:{port}", "-u", "-m", "100")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        time.sleep(0.2)  # let it read everything; it holds the output in its buffer until exit
+        recv.terminate()
+        _, err = recv.communicate(timeout=5)
+        self.assertEqual(recv.returncode, 0, err)
+        self.assertRegex(err.decode(), r"1 connections, 100 frames, 1200 bytes")
+        with open(out, "rb") as f:
+            self.assertEqual(len(f.read()), 100 * 9)
+
+    def test_recv_timeout_exits_2(self):
+        t0 = time.monotonic()
+        proc = subprocess.run([RECV, "-l", "127.0.0.1:0", "-f", "--timeout", "0.3"],
+                              capture_output=True, timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertLess(time.monotonic() - t0, 3)
+
+    def test_bad_flag_exits_64(self):
+        for args in (["--no-such-flag"], ["-h", "127.0.0.1:1"], ["-h", "nocolon", "-u"],
+                     ["-h", "127.0.0.1:1", "-u", "-m", "-5"]):
+            r = self.send(*args)
+            self.assertEqual(r.returncode, 64, (args, r.stderr))
+            self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
+        r = subprocess.run([RECV, "--bogus"], capture_output=True, timeout=5)
+        self.assertEqual(r.returncode, 64, r.stderr)
+
+    def test_unreadable_file_exits_66(self):
+        r = self.send("-h", "127.0.0.1:1", "-f", self.path("missing.txt"))
+        self.assertEqual(r.returncode, 66, r.stderr)
+
+    def test_unreachable_host_exits_1(self):
+        t0 = time.monotonic()
+        r = self.send("-h", f"127.0.0.1:{free_port()}", "-u", "-m", "10",
+                      "--connect-timeout", "1")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 4)
+
+    def test_frame_drain_baseline_counts_frames(self):
+        ready = self.path("drain.port")
+        proc = subprocess.Popen([DRAIN, "127.0.0.1:0", "--ready-file", ready],
+                                stdout=subprocess.PIPE)
+        self.procs.append(proc)
+        port = wait_for_port(ready, proc)
+        r = self.send("-h", f"127.0.0.1:{port}", "-u", "-p", "k", "-m", "100000", "-s", "333")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out, _ = proc.communicate(timeout=10)
+        m = re.fullmatch(rb'\{"frames":(\d+),"bytes":(\d+),"seconds":[0-9.]+,"frames_per_s":\d+\}\n',
+                         out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(int(m.group(1)), 100000)
+        self.assertEqual(int(m.group(2)), 100000 * 13)
+
+
+if __name__ == "__main__":
+    unittest.main()
