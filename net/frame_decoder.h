@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "engine/big_endian.h"
+
 namespace ringtail::net {
 
 enum class frame_status { ok, oversized };
@@ -40,13 +42,6 @@ private:
     // A body buffer grown past this by one large frame is released afterwards, so that an idle
     // connection does not keep a large allocation.
     static constexpr std::size_t keep_capacity = 64 * 1024;
-
-    static std::uint32_t read_be32(const std::byte* p) {
-        return (std::uint32_t(std::to_integer<std::uint8_t>(p[0])) << 24) |
-               (std::uint32_t(std::to_integer<std::uint8_t>(p[1])) << 16) |
-               (std::uint32_t(std::to_integer<std::uint8_t>(p[2])) << 8) |
-               std::uint32_t(std::to_integer<std::uint8_t>(p[3]));
-    }
 
     // Records a header announcing `length`; returns false (and kills the decoder) if oversized.
     bool accept_length(std::uint32_t length) {
@@ -91,7 +86,7 @@ frame_status frame_decoder::feed(std::span<const std::byte> data, Callback&& on_
                 _header_have = data.size();
                 return frame_status::ok;
             }
-            std::uint32_t length = read_be32(data.data());
+            std::uint32_t length = be::read<std::uint32_t>(data.data());
             if (!accept_length(length)) {
                 return frame_status::oversized;
             }
@@ -117,7 +112,7 @@ frame_status frame_decoder::feed(std::span<const std::byte> data, Callback&& on_
             if (_header_have < header_size) {
                 return frame_status::ok;
             }
-            _length = read_be32(_header);
+            _length = be::read<std::uint32_t>(_header);
             if (!accept_length(_length)) {
                 return frame_status::oversized;
             }

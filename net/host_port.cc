@@ -19,8 +19,7 @@ bool parse_uint(std::string_view s, Int& out) {
 }
 
 error bad(std::string_view text, std::string_view why) {
-    return error{errc::usage,
-                 "bad address '" + std::string(text) + "': " + std::string(why)};
+    return error{ errc::usage, "bad address '" + std::string(text) + "': " + std::string(why) };
 }
 
 } // namespace
@@ -93,7 +92,7 @@ result<std::uint32_t> resolve_ipv4(const std::string& host) {
     addrinfo* res = nullptr;
     int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
     if (rc != 0 || res == nullptr) {
-        return error{errc::usage, "cannot resolve host '" + host + "': " + ::gai_strerror(rc)};
+        return error{ errc::usage, "cannot resolve host '" + host + "': " + ::gai_strerror(rc) };
     }
     auto addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr.s_addr;
     ::freeaddrinfo(res);

@@ -34,6 +34,7 @@ public:
     // was deferred.
     bool needs_poll() const override;
 
+    // Appends to the output buffer; sent on a later poll. Not to be called after finished().
     void write(std::span<const std::byte> bytes) override;
     std::size_t pending_bytes() const override { return _out.size() - _out_offset; }
     // Finishes once every pending byte is written: then the socket is shut down and closed. A

@@ -54,11 +54,12 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
     if (_fd < 0) {
         return 0;
     }
-    if (shard.stopping()) {
-        close_fd();
-        return 0;
-    }
-    if (_epoll_fd < 0) {
+    // On stop, what the client sent before the stop is read and processed before the connection
+    // closes: up to EOF, or until nothing has come for stop_quiet_ns (bytes a client wrote just
+    // before it exited may still be in its kernel's send queue), and at most
+    // stop_drain_limit_bytes, so a client that keeps sending cannot hold the stop up.
+    const bool stopping = shard.stopping();
+    if (_epoll_fd < 0 && !stopping) {
         // data.ptr stays nullptr: the event only wakes the shard, which then polls every handler.
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
@@ -82,14 +83,17 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
     // Until a read returns EAGAIN, edge-triggered epoll will not announce the bytes still queued,
     // so every early exit below leaves _needs_poll set.
     _needs_poll = true;
-    for (int reads = 0; reads < reads_per_poll; ++reads) {
+    const int max_reads = stopping ? reads_per_poll * 16 : reads_per_poll;
+    for (int reads = 0; reads < max_reads; ++reads) {
         // Checked before every read: the frames of the previous read may have spent the budget.
-        if (!shard.can_admit()) {
+        if (!stopping && !shard.can_admit()) {
             break;
         }
         ssize_t n = ::recv(_fd, buffer, read_buffer_size, 0);
         if (n > 0) {
             progress = true;
+            _stop_drained_bytes += stopping ? static_cast<std::size_t>(n) : 0;
+            _last_read_ns = shard.now_ns();
             auto status = _decoder.feed(
               std::span<const std::byte>(buffer, static_cast<std::size_t>(n)), on_frame);
             if (status == frame_status::oversized) {
@@ -116,11 +120,22 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
         }
         if (err == EAGAIN || err == EWOULDBLOCK) {
             _needs_poll = false;
+            if (stopping) {
+                if (_last_read_ns == 0 || shard.now_ns() - _last_read_ns > stop_quiet_ns) {
+                    close_fd();
+                } else {
+                    _needs_poll = true; // no event will tell us the quiet time has passed
+                }
+            }
             break;
         }
         log::info("source connection from {} failed: {}; closing it", _peer, std::strerror(err));
         close_fd();
         break;
+    }
+    if (stopping && _fd >= 0 && _stop_drained_bytes > stop_drain_limit_bytes) {
+        log::warn("source connection from {} still sending after the stop; closing it", _peer);
+        close_fd();
     }
     return frames + (progress ? 1 : 0);
 }

@@ -37,6 +37,9 @@ public:
     // Read size and reads per poll; the buffer is one per thread (see the .cc).
     static constexpr std::size_t read_buffer_size = 64 * 1024;
     static constexpr int reads_per_poll = 4;
+    // After a stop, at most this much more is read before the connection is closed.
+    static constexpr std::size_t stop_drain_limit_bytes = 64u << 20;
+    static constexpr std::uint64_t stop_quiet_ns = 200'000'000;
 
 private:
     void close_fd();
@@ -47,6 +50,8 @@ private:
     std::string _peer;
     frame_decoder _decoder;
     bool _needs_poll = false;
+    std::size_t _stop_drained_bytes = 0;
+    std::uint64_t _last_read_ns = 0; // shard clock at the last read that returned bytes
 };
 
 } // namespace ringtail::net
