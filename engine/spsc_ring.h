@@ -30,6 +30,7 @@ template<typename T>
 class spsc_ring {
     static_assert(std::is_nothrow_move_constructible_v<T>, "ring elements move without throwing");
     static_assert(std::is_nothrow_destructible_v<T>);
+    static_assert(std::is_nothrow_move_assignable_v<T>, "pop_burst_sc move-assigns elements out");
 
 public:
     // capacity is rounded up to a power of two (at least 2).
@@ -69,7 +70,7 @@ public:
         }
         const std::size_t count = n < free ? n : free;
         for (std::size_t i = 0; i < count; ++i) {
-            ::new (element(tail + i)) T(std::move(values[i]));
+            ::new (static_cast<void*>(_slots[(tail + i) & _mask].bytes)) T(std::move(values[i]));
         }
         if (count != 0) {
             // Pairs with the acquire load of the producer's index in pop_burst_sc: publishes the
@@ -109,6 +110,7 @@ public:
 
     // Visits up to n elements in order with f(T&&), then frees their slots in one index store.
     // Avoids the extra move of pop_burst_sc when the consumer processes elements in place.
+    // f must not throw (the data plane carries no exceptions).
     template<typename F>
     std::size_t consume_burst_sc(std::size_t n, F&& f) {
         const std::size_t head = _consumer.index.load(std::memory_order_relaxed);
@@ -131,11 +133,14 @@ public:
         return count;
     }
 
-    // Approximate: exact only when called by a side while the other side is idle.
+    // Approximate: exact only when called by a side while the other side is idle. Safe from a
+    // third thread (metrics): the consumer's index is read first, and it never passes the
+    // producer's, so the difference cannot wrap.
     std::size_t size_approx() const {
-        // Relaxed: a hint for metrics and idle checks, never used to touch slots.
-        return _producer.index.load(std::memory_order_relaxed) -
-               _consumer.index.load(std::memory_order_relaxed);
+        // Acquire pairs with the consumer's release store; a hint, never used to touch slots.
+        const std::size_t head = _consumer.index.load(std::memory_order_acquire);
+        const std::size_t tail = _producer.index.load(std::memory_order_acquire);
+        return tail - head;
     }
     bool empty_approx() const { return size_approx() == 0; }
 
@@ -150,6 +155,9 @@ private:
     struct slot {
         alignas(T) unsigned char bytes[sizeof(T)];
     };
+    // Slots start on a cache line so an element of a line's size never straddles two.
+    static constexpr std::size_t slot_alignment = alignof(T) > cache_line_size ? alignof(T)
+                                                                               : cache_line_size;
     struct alignas(cache_line_size) side {
         std::atomic<std::size_t> index{ 0 }; // written only by its own side
         std::size_t cached_peer = 0;         // this side's last view of the other side's index

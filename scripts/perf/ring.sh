@@ -29,8 +29,9 @@ uptime >&2 # a loaded machine (a build next door) ruins these numbers; check bef
     --benchmark_out_format=json \
     "$@" >/dev/null
 
-# One line per benchmark: median items/s (throughput) or ns per round trip, and the spread
-# (coefficient of variation across repetitions).
+# One line per benchmark, grouped by test so the queues sit next to each other: median items/s
+# (throughput) or ns per round trip, and the spread (coefficient of variation across repetitions;
+# above a few percent, something else was using the CPUs).
 python3 - "${out}" <<'EOF'
 import json
 import sys
@@ -40,21 +41,27 @@ with open(sys.argv[1]) as f:
 rows = {}
 for b in report["benchmarks"]:
     name = b["run_name"].split("/min_time")[0]
+    row = rows.setdefault(name, {})
+    if b.get("error_occurred"):
+        row["error"] = b.get("error_message", "error")
+        continue
     agg = b.get("aggregate_name")
     if agg not in ("median", "cv"):
         continue
-    row = rows.setdefault(name, {})
     if "items_per_second" in b:
         row[agg] = b["items_per_second"]
         row["unit"] = "Mitems/s"
     elif "rtt_ns" in b:
         row[agg] = b["rtt_ns"]
         row["unit"] = "ns/rtt"
-    if "error_message" in b:
-        row["error"] = b["error_message"]
+
+def test_then_queue(name):
+    kind, queue, *rest = name.split("/")
+    return (kind, rest, list(rows).index(name))
 
 print(f"{'benchmark':<44} {'median':>12} {'unit':<9} {'cv':>6}")
-for name, row in rows.items():
+for name in sorted(rows, key=test_then_queue):
+    row = rows[name]
     if "error" in row:
         print(f"{name:<44} {'skipped: ' + row['error']}")
         continue
