@@ -133,7 +133,7 @@ public:
     explicit stateless_node(F f)
       : _f(std::move(f)) {}
     void process(exec_context& ctx, value_box&& v, std::uint32_t) const override {
-        emit_result(ctx, _f(std::move(v.template get<T>())),
+        emit_result(ctx, timed_call(ctx, id, [&] { return _f(std::move(v.template get<T>())); }),
                     [&](value_box&& out) { emit(ctx, std::move(out)); });
     }
 
@@ -150,7 +150,15 @@ public:
     output(const node& stage, exec_context& ctx)
       : _stage(stage)
       , _ctx(ctx) {}
-    void push(U value) { _stage.emit(_ctx, value_box(std::move(value))); }
+    void push(U value) {
+        if (_ctx.stage_histogram(_stage.id) == nullptr) {
+            _stage.emit(_ctx, value_box(std::move(value)));
+            return;
+        }
+        const std::uint64_t t0 = clock::now_ns();
+        _stage.emit(_ctx, value_box(std::move(value)));
+        _ctx.nested_ns += clock::now_ns() - t0;
+    }
 
 private:
     const node& _stage;
@@ -168,9 +176,9 @@ public:
         T& in = v.template get<T>();
         if constexpr (std::is_invocable_v<const F&, T&, output<U>&>) {
             output<U> out(*this, ctx);
-            _f(in, out);
+            timed_call(ctx, id, [&] { _f(in, out); });
         } else {
-            auto outs = _f(in);
+            auto outs = timed_call(ctx, id, [&] { return _f(in); });
             if (std::ranges::empty(outs)) {
                 ctx.count_filtered();
             }
@@ -218,7 +226,8 @@ public:
         std::string_view bytes = key_bytes(key, scratch);
         auto& table = static_cast<typed_state_table<S>&>(ctx.table(id, partition));
         S& state = table.get_or_create(bytes);
-        emit_result(ctx, _f(in, state), [&](value_box&& out) { emit(ctx, std::move(out)); });
+        emit_result(ctx, timed_call(ctx, id, [&] { return _f(in, state); }),
+                    [&](value_box&& out) { emit(ctx, std::move(out)); });
     }
     std::unique_ptr<state_table> make_table() const override {
         return std::make_unique<typed_state_table<S>>();
@@ -236,6 +245,7 @@ public:
       : _encode(std::move(f)) {}
     void process(exec_context& ctx, value_box&& v, std::uint32_t) const override {
         const T& in = v.template get<T>();
+        ctx.record_sink();
         if constexpr (std::is_invocable_v<const F&, const T&, std::string&>) {
             std::string& buf = ctx.scratch();
             buf.clear();

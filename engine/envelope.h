@@ -19,6 +19,7 @@ struct envelope {
     std::uint32_t partition = 0; // the key's partition for keyed stages, else 0
     std::uint64_t ingest_ns = 0; // when its source admitted the original message (data); token id
     envelope_kind kind = envelope_kind::data;
+    std::uint16_t pipeline = 0; // the pipeline whose source admitted it (start-to-end metrics)
     value_box value;
 };
 

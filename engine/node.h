@@ -7,8 +7,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "engine/clock.h"
+#include "engine/histogram.h"
 #include "engine/value_box.h"
 
 namespace ringtail {
@@ -47,7 +50,46 @@ public:
     virtual std::string& scratch() = 0;
     virtual void count_filtered() = 0;
     virtual void count_decode_error(std::uint32_t source_index) = 0;
+
+    // Metrics. The histogram that times `node`'s function this period, or nullptr when the node
+    // is not timed or metrics are off.
+    histogram* stage_histogram(std::uint32_t node) const {
+        return _stage_latency == nullptr ? nullptr : _stage_latency[node];
+    }
+    // Records the current message's start-to-end and worker latency at a sink.
+    virtual void record_sink() = 0;
+    // Time spent downstream of a 1→N stage's pushes, subtracted from that stage's own time.
+    std::uint64_t nested_ns = 0;
+
+protected:
+    histogram* const* _stage_latency = nullptr; // [node], swapped by the shard every period
 };
+
+// Runs a stage's function f and records its duration (less time spent downstream of its pushes)
+// in the stage's computation histogram; two clock reads when metrics are on, none when off.
+template<typename F>
+decltype(auto) timed_call(exec_context& ctx, std::uint32_t node, F&& f) {
+    histogram* h = ctx.stage_histogram(node);
+    if (h == nullptr) {
+        return f();
+    }
+    const std::uint64_t saved = ctx.nested_ns;
+    ctx.nested_ns = 0;
+    const std::uint64_t t0 = clock::now_ns();
+    auto finish = [&] {
+        const std::uint64_t total = clock::now_ns() - t0;
+        h->record(total > ctx.nested_ns ? total - ctx.nested_ns : 0);
+        ctx.nested_ns = saved;
+    };
+    if constexpr (std::is_void_v<decltype(f())>) {
+        f();
+        finish();
+    } else {
+        auto r = f();
+        finish();
+        return r;
+    }
+}
 
 class node {
 public:

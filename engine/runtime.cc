@@ -3,7 +3,9 @@
 
 #include <thread>
 
+#include "engine/clock.h"
 #include "engine/log.h"
+#include "engine/metrics_collector.h"
 #include "engine/shard.h"
 
 namespace ringtail {
@@ -26,6 +28,11 @@ runtime::~runtime() {
     if (_started && !_stopped) {
         stop(std::chrono::seconds(5));
     }
+    _collector.reset(); // before the shards whose rings it reads
+}
+
+void runtime::add_exporter(std::unique_ptr<metrics_exporter> exporter) {
+    _pending_exporters.push_back(std::move(exporter));
 }
 
 status runtime::start() {
@@ -36,9 +43,28 @@ status runtime::start() {
     if (!validated) {
         return validated;
     }
+    clock::calibrate();
     const std::uint32_t n = _config.shards;
     for (std::uint32_t i = 0; i < n; ++i) {
         _shards.push_back(std::make_unique<shard>(*this, i));
+    }
+    if (_config.metrics_period_ns != 0) {
+        _catalog = std::make_unique<metric_catalog>(_app, _config.worker_name);
+        std::vector<shard*> shards;
+        for (auto& s : _shards) {
+            s->enable_metrics(*_catalog, _config.metrics_period_ns);
+            shards.push_back(s.get());
+        }
+        _collector = std::make_unique<metrics_collector>(
+          *_catalog, std::move(shards), _config.metrics_period_ns, [this] {
+              auto c = counters();
+              return worker_totals{ c.ingested,      c.decode_errors, c.protocol_errors, c.filtered,
+                                    c.ring_messages, c.sink_writes,   c.sink_bytes };
+          });
+        for (auto& e : _pending_exporters) {
+            _collector->add_exporter(std::move(e));
+        }
+        _pending_exporters.clear();
     }
     // One ring per ordered pair (from, to), from != to: each has one producer and one consumer.
     _rings.resize(static_cast<std::size_t>(n) * n);
@@ -70,6 +96,9 @@ status runtime::start() {
         int cpu =
           _config.cpus.empty() ? -1 : static_cast<int>(_config.cpus[i % _config.cpus.size()]);
         _shards[i]->start(cpu);
+    }
+    if (_collector) {
+        _collector->start(_config.metrics_cpu);
     }
     _started = true;
     return ok_status();
@@ -141,6 +170,9 @@ runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
     }
     for (auto& s : _shards) {
         s->join();
+    }
+    if (_collector) {
+        _collector->stop(); // publishes the last, partial period
     }
     for (auto& s : _shards) {
         _stop_report.undelivered_bytes += s->sink_pending();

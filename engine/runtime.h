@@ -12,6 +12,7 @@
 
 #include "engine/application.h"
 #include "engine/envelope.h"
+#include "engine/metrics.h"
 #include "engine/partition.h"
 #include "engine/result.h"
 #include "engine/shard_io.h"
@@ -20,6 +21,7 @@
 namespace ringtail {
 
 class shard;
+class metrics_collector;
 
 struct runtime_config {
     std::uint32_t shards = 1;
@@ -35,6 +37,10 @@ struct runtime_config {
     std::size_t sink_backlog_limit_bytes = 32u << 20;
     // How long an idle shard keeps spinning before it sleeps (adaptive polling).
     std::uint64_t idle_spin_ns = 50'000;
+    // Metrics period; 0 turns latency recording and the metrics thread off.
+    std::uint64_t metrics_period_ns = 2'000'000'000;
+    int metrics_cpu = -1; // core of the metrics thread; -1 = not pinned
+    std::string worker_name = "initializer";
 };
 
 // Counters summed over shards; each shard writes its own, readers see a recent value.
@@ -76,6 +82,11 @@ public:
     void inject_barrier(std::uint64_t id);
     void set_token_callback(token_callback cb);
 
+    // Before start: a destination for every period's merged metrics.
+    void add_exporter(std::unique_ptr<metrics_exporter> exporter);
+    // The metrics this worker keeps (valid after start, when metrics are on).
+    const metric_catalog* catalog() const { return _catalog.get(); }
+
     struct stop_report {
         bool drained = false;                // nothing admitted was left in the rings
         std::uint64_t undelivered_bytes = 0; // sink bytes the receivers never took
@@ -108,6 +119,9 @@ private:
     // shards, which use them, so they outlive the shards.
     std::vector<std::unique_ptr<spsc_ring<envelope>>> _rings;
     std::vector<std::unique_ptr<shard>> _shards;
+    std::unique_ptr<metric_catalog> _catalog;
+    std::vector<std::unique_ptr<metrics_exporter>> _pending_exporters;
+    std::unique_ptr<metrics_collector> _collector;
     std::atomic<std::int64_t> _in_flight{ 0 };
     std::atomic<bool> _stopping{ false };      // sources stop admitting and close
     std::atomic<bool> _closing_sinks{ false }; // everything drained: sinks flush and close

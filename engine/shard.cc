@@ -12,6 +12,7 @@
 
 #include <hwloc.h>
 
+#include "engine/clock.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
 
@@ -19,13 +20,6 @@ namespace ringtail {
 namespace {
 
 constexpr std::size_t ring_burst = 64;
-
-std::uint64_t monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 void pin_to(int cpu, std::uint32_t index) {
     hwloc_topology_t topo;
@@ -68,7 +62,83 @@ shard::shard(runtime& rt, std::uint32_t index)
         }
     }
     _scratch.reserve(4096);
-    _now_ns = monotonic_ns();
+    _now_ns = clock::now_ns();
+    for (std::uint32_t src : _rt._app.source_nodes()) {
+        _source_pipeline.push_back(static_cast<std::uint16_t>(_nodes[src]->pipeline));
+    }
+}
+
+void shard::enable_metrics(const metric_catalog& catalog, std::uint64_t period_ns) {
+    _catalog = &catalog;
+    _period_ns = period_ns;
+    // Three sets: one being filled, one with the metrics thread, one spare; when the metrics
+    // thread lags so that none is free, the shard resets its own set and counts a dropped period.
+    for (int i = 0; i < 3; ++i) {
+        _metric_store.push_back(std::make_unique<metric_set>(catalog.size()));
+    }
+    _metrics_empty.push_sp(_metric_store[1].get());
+    _metrics_empty.push_sp(_metric_store[2].get());
+    use_metric_set(_metric_store[0].get());
+    const std::uint64_t wall = clock::realtime_ns();
+    _next_period_wall_ns = (wall / _period_ns + 1) * _period_ns;
+    _next_period_mono_ns = clock::now_ns() + (_next_period_wall_ns - wall);
+}
+
+void shard::use_metric_set(metric_set* set) {
+    _metrics = set;
+    _stage_hist.assign(_nodes.size(), nullptr);
+    for (const auto& n : _nodes) {
+        auto i = _catalog->of_node(n->id);
+        if (i != metric_catalog::npos) {
+            _stage_hist[n->id] = &set->latency[i];
+        }
+    }
+    _stage_latency = _stage_hist.data();
+    _worker_hist = &set->latency[_catalog->of_worker()];
+    _pipeline_hist.clear();
+    for (std::size_t p = 0; p < _rt._app.pipeline_names().size(); ++p) {
+        _pipeline_hist.push_back(
+          &set->latency[_catalog->of_pipeline_latency(static_cast<std::uint32_t>(p))]);
+    }
+    _ingest_counts.clear();
+    for (auto p : _source_pipeline) {
+        _ingest_counts.push_back(&set->counts[_catalog->of_pipeline_ingestion(p)]);
+    }
+}
+
+void shard::close_metric_period() {
+    _metrics->period_end_ns = _next_period_wall_ns;
+    metric_set* fresh = nullptr;
+    if (_metrics_empty.pop_sc(fresh)) {
+        // Cannot fail: the ring holds 8 and only 3 sets exist.
+        [[maybe_unused]] bool pushed = _metrics_full.push_sp(std::move(_metrics));
+        use_metric_set(fresh);
+    } else {
+        // The metrics thread still holds the other sets: this period's numbers are lost.
+        _metrics->reset();
+        _dropped_periods.fetch_add(1, std::memory_order_relaxed);
+    }
+    _next_period_mono_ns += _period_ns;
+    _next_period_wall_ns += _period_ns;
+}
+
+metric_set* shard::take_filled_metrics() {
+    metric_set* set = nullptr;
+    return _metrics_full.pop_sc(set) ? set : nullptr;
+}
+
+void shard::return_metrics(metric_set* set) {
+    _metrics_empty.push_sp(std::move(set));
+}
+
+void shard::record_sink() {
+    if (_metrics == nullptr) {
+        return;
+    }
+    const std::uint64_t now = clock::now_ns();
+    const std::uint64_t latency = now > _current_ingest_ns ? now - _current_ingest_ns : 0;
+    _pipeline_hist[_current_pipeline]->record(latency);
+    _worker_hist->record(latency);
 }
 
 shard::~shard() {
@@ -137,8 +207,8 @@ void shard::route(std::uint32_t node, std::uint32_t partition, value_box&& v) {
         return;
     }
     auto& box = _outboxes[owner];
-    box.items.push_back(
-      envelope{ node, partition, _current_ingest_ns, envelope_kind::data, std::move(v) });
+    box.items.push_back(envelope{ node, partition, _current_ingest_ns, envelope_kind::data,
+                                  _current_pipeline, std::move(v) });
     ++_in_flight_delta;
 }
 
@@ -167,6 +237,10 @@ void shard::sink_write(std::uint32_t sink_index, std::span<const std::byte> byte
 
 void shard::ingest(std::uint32_t source_index, std::span<const std::byte> payload) {
     _current_ingest_ns = _now_ns;
+    _current_pipeline = _source_pipeline[source_index];
+    if (_metrics != nullptr) {
+        ++*_ingest_counts[source_index];
+    }
     bump(_stats.ingested);
     _nodes[_rt._app.source_nodes()[source_index]]->ingest(*this, payload);
 }
@@ -181,9 +255,12 @@ void shard::run(int cpu) {
     }
     const bool busy = _rt._config.busy_poll;
     const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
-    std::uint64_t idle_since = monotonic_ns();
+    std::uint64_t idle_since = clock::now_ns();
     while (!_rt._quit.load(std::memory_order_acquire)) {
-        _now_ns = monotonic_ns();
+        _now_ns = clock::now_ns();
+        if (_now_ns >= _next_period_mono_ns) {
+            close_metric_period();
+        }
         update_admission();
         std::size_t work = run_commands();
         work += drain_inbound();
@@ -216,7 +293,7 @@ void shard::run(int cpu) {
             short_wait = short_wait || s->needs_poll();
         }
         sleep_until_woken(short_wait);
-        idle_since = monotonic_ns();
+        idle_since = clock::now_ns();
     }
 }
 
@@ -248,7 +325,7 @@ std::size_t shard::run_commands() {
             for (std::size_t dst = 0; dst < _outboxes.size(); ++dst) {
                 if (_outbound[dst] != nullptr) {
                     _outboxes[dst].items.push_back(
-                      envelope{ _index, 0, cmds[i].barrier, envelope_kind::barrier, {} });
+                      envelope{ _index, 0, cmds[i].barrier, envelope_kind::barrier, 0, {} });
                     ++_in_flight_delta;
                 }
             }
@@ -277,6 +354,7 @@ std::size_t shard::drain_inbound() {
         std::size_t n = ring->consume_burst_sc(ring_burst, [this](envelope&& e) {
             if (e.kind == envelope_kind::data) {
                 _current_ingest_ns = e.ingest_ns;
+                _current_pipeline = e.pipeline;
                 _nodes[e.node]->process(*this, std::move(e.value), e.partition);
             } else {
                 on_token(e.ingest_ns);

@@ -14,6 +14,7 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include "engine/envelope.h"
+#include "engine/metrics.h"
 #include "engine/node.h"
 #include "engine/shard_io.h"
 #include "engine/spsc_ring.h"
@@ -34,6 +35,15 @@ public:
     void set_rings(std::vector<spsc_ring<envelope>*> inbound,
                    std::vector<spsc_ring<envelope>*> outbound);
     void add_sink(std::unique_ptr<sink_output> sink);
+    // Metrics, before start: the catalog and the period (0 = metrics off).
+    void enable_metrics(const metric_catalog& catalog, std::uint64_t period_ns);
+
+    // Metrics thread only: the next filled set (nullptr when none), and an emptied set back.
+    metric_set* take_filled_metrics();
+    void return_metrics(metric_set* set);
+    std::uint64_t dropped_metric_periods() const {
+        return _dropped_periods.load(std::memory_order_relaxed);
+    }
 
     void start(int cpu); // cpu < 0: not pinned
     void join();
@@ -63,6 +73,7 @@ public:
     std::string& scratch() override { return _scratch; }
     void count_filtered() override { bump(_stats.filtered); }
     void count_decode_error(std::uint32_t) override { bump(_stats.decode_errors); }
+    void record_sink() override;
 
     // shard_context
     int epoll_fd() const override { return _epoll_fd; }
@@ -100,6 +111,8 @@ private:
     void update_admission();
     void update_quiet();
     void sleep_until_woken(bool short_wait);
+    void close_metric_period();
+    void use_metric_set(metric_set* set);
     bool inbound_pending() const;
 
     runtime& _rt;
@@ -117,6 +130,23 @@ private:
     std::int64_t _in_flight_delta = 0; // appended to outboxes minus taken from rings, unpublished
     std::uint64_t _now_ns = 0;
     std::uint64_t _current_ingest_ns = 0;
+    std::uint16_t _current_pipeline = 0;
+    // Metrics: the set being filled, its per-node histogram pointers, and the hand-off rings to
+    // and from the metrics thread (this shard produces on _metrics_full, consumes _metrics_empty).
+    const metric_catalog* _catalog = nullptr;
+    std::vector<std::unique_ptr<metric_set>> _metric_store;
+    metric_set* _metrics = nullptr;
+    std::vector<histogram*> _stage_hist;
+    histogram* _worker_hist = nullptr;
+    std::vector<histogram*> _pipeline_hist;
+    std::vector<std::uint64_t*> _ingest_counts;  // [source index]
+    std::vector<std::uint16_t> _source_pipeline; // [source index]
+    std::uint64_t _period_ns = 0;
+    std::uint64_t _next_period_mono_ns = ~std::uint64_t{ 0 };
+    std::uint64_t _next_period_wall_ns = 0;
+    spsc_ring<metric_set*> _metrics_full{ 8 };
+    spsc_ring<metric_set*> _metrics_empty{ 8 };
+    std::atomic<std::uint64_t> _dropped_periods{ 0 };
     bool _admit = true;
     bool _sinks_closing = false;
     int _epoll_fd = -1;
