@@ -77,7 +77,7 @@ const option_spec specs[] = {
     {"name", 'n', kind::value, group::wallaroo, "s", "initializer",
      "worker name; the initializer is always named 'initializer'", scope::everywhere, ""},
     {"metrics", 'm', kind::value, group::wallaroo, "h:p", "",
-     "monitoring-hub address, optional (not in this build yet)", scope::everywhere, ""},
+     "monitoring-hub address (WIRE.md §5), optional", scope::everywhere, ""},
     {"cluster-initializer", 't', kind::flag, group::wallaroo, "", "false",
      "this process initializes the cluster", scope::everywhere, ""},
     {"resilience-dir", 'r', kind::value, group::wallaroo, "dir", "/tmp",
@@ -137,10 +137,10 @@ const option_spec specs[] = {
     {"dpdk-peer", '\0', kind::list, group::ringtail, "name=mac,...", "",
      "DPDK peer addressing (not in this build yet)", scope::everywhere, ""},
     {"metrics-listen", '\0', kind::value, group::ringtail, "h:p", "",
-     "HTTP endpoint for /metrics, /status, /healthz (not in this build yet)", scope::everywhere,
+     "HTTP endpoint for /metrics, /status, /healthz", scope::everywhere,
      ""},
     {"metrics-period", '\0', kind::value, group::ringtail, "ms", "2000",
-     "metrics period in milliseconds", scope::everywhere, ""},
+     "metrics period in milliseconds (0: no latency recording)", scope::everywhere, ""},
     {"log-level", '\0', kind::value, group::ringtail, "error|warn|info|debug", "info",
      "stderr log level", scope::everywhere, ""},
     {"log-format", '\0', kind::value, group::ringtail, "text|json", "text",
@@ -658,7 +658,7 @@ worker_options typed_options(const settings& st) {
     }
     o.metrics_listen = st.address("metrics-listen", true);
     o.metrics_period_ms =
-      st.number<std::uint32_t>("metrics-period", 1).value_or(o.metrics_period_ms);
+      st.number<std::uint32_t>("metrics-period", 0).value_or(o.metrics_period_ms);
     o.level = st.choice("log-level", o.level,
                         { { "error", log_level::error },
                           { "warn", log_level::warn },
@@ -717,12 +717,6 @@ void check_available(const settings& st, const worker_options& o) {
     }
     if (o.external) {
         st.unavailable("external", "the external channel is");
-    }
-    if (o.metrics) {
-        st.unavailable("metrics", "the monitoring hub is");
-    }
-    if (o.metrics_listen) {
-        st.unavailable("metrics-listen", "the HTTP metrics endpoint is");
     }
     if (o.net == net_mode::dpdk) {
         st.unavailable("net", "the DPDK transport is");

@@ -56,9 +56,13 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
     }
     // On stop, what the client sent before the stop is read and processed before the connection
     // closes: up to EOF, or until nothing has come for stop_quiet_ns (bytes a client wrote just
-    // before it exited may still be in its kernel's send queue), and at most
-    // stop_drain_limit_bytes, so a client that keeps sending cannot hold the stop up.
+    // before it exited may still be in its kernel's send queue). A client that keeps sending
+    // cannot hold the stop up: reading ends stop_grace_ns after the stop, or after
+    // stop_drain_limit_bytes.
     const bool stopping = shard.stopping();
+    if (stopping && _stop_seen_ns == 0) {
+        _stop_seen_ns = shard.now_ns();
+    }
     if (_epoll_fd < 0 && !stopping) {
         // data.ptr stays nullptr: the event only wakes the shard, which then polls every handler.
         epoll_event ev{};
@@ -133,7 +137,9 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
         close_fd();
         break;
     }
-    if (stopping && _fd >= 0 && _stop_drained_bytes > stop_drain_limit_bytes) {
+    if (stopping && _fd >= 0 &&
+        (_stop_drained_bytes > stop_drain_limit_bytes ||
+         shard.now_ns() - _stop_seen_ns > stop_grace_ns)) {
         log::warn("source connection from {} still sending after the stop; closing it", _peer);
         close_fd();
     }

@@ -40,6 +40,7 @@ public:
     // After a stop, at most this much more is read before the connection is closed.
     static constexpr std::size_t stop_drain_limit_bytes = 64u << 20;
     static constexpr std::uint64_t stop_quiet_ns = 200'000'000;
+    static constexpr std::uint64_t stop_grace_ns = 1'000'000'000;
 
 private:
     void close_fd();
@@ -52,6 +53,7 @@ private:
     bool _needs_poll = false;
     std::size_t _stop_drained_bytes = 0;
     std::uint64_t _last_read_ns = 0; // shard clock at the last read that returned bytes
+    std::uint64_t _stop_seen_ns = 0; // shard clock when this connection first saw the stop
 };
 
 } // namespace ringtail::net

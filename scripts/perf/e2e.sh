@@ -173,8 +173,9 @@ start_worker() {
     local app=$1 threads=$2 in_spec=$3
     worker_app=${app}
     worker_log=$(log_of worker)
+    # shellcheck disable=SC2086
     "${bin}/${app}" --threads "${threads}" --in "${in_spec}" --out "127.0.0.1:${recv_port}" \
-        2>"${worker_log}" &
+        ${worker_extra:-} 2>"${worker_log}" &
     worker_pid=$!
     started+=("${worker_pid}")
     # "running" follows the "listening on" lines; the sink connects on a shard, in any order.
@@ -297,8 +298,14 @@ declare -a send_args
 # passthrough_case THREADS: as many sender connections as compute threads (a connection belongs
 # to one shard and passthrough has no key_by, so one connection keeps one shard busy).
 passthrough_case() {
-    local threads=$1
+    local threads=$1 metrics=${2:-on}
     case_id=passthrough-t${threads}
+    worker_extra=
+    if [[ ${metrics} == off ]]; then
+        # The cost of metrics: the same run with latency recording and the metrics thread off.
+        case_id=passthrough-t${threads}-nometrics
+        worker_extra="--metrics-period 0"
+    fi
     start_receiver -f -n --expect "${messages}"
     start_worker passthrough "${threads}" 127.0.0.1:0
     local hosts=127.0.0.1:${port_of[Passthrough]} c
@@ -442,6 +449,7 @@ for ((rep = 1; rep <= reps; rep++)); do
     echo "${me}: repetition ${rep}/${reps}" >&2
     kernel_case kernel-u64 "${messages}" "-y -r -m ${messages} -f ${work}/u64.bin"
     passthrough_case 1
+    passthrough_case 1 off
     passthrough_case 2
     kernel_case kernel-gpl3 "${lines}" "-r -m ${lines} -f ${gpl}"
     word_count_case
@@ -470,6 +478,7 @@ for l in open("/proc/cpuinfo"):
 cases = [
     ("kernel: u64 frames", "kernel-u64", None),
     ("passthrough t1", "passthrough-t1", "kernel-u64"),
+    ("passthrough t1 nometr", "passthrough-t1-nometrics", "kernel-u64"),
     ("passthrough t2", "passthrough-t2", "kernel-u64"),
     ("kernel: GPL-3 lines", "kernel-gpl3", None),
     ("word_count t1", "word_count-t1", "kernel-gpl3"),
@@ -519,6 +528,10 @@ for label, cid, base in cases:
         entry["median_msgs_per_s_per_compute_thread"] = per_core
         note = (f"{per_core:,.0f}/s per compute thread "
                 f"(Wallaroo: ~190,000/s per core)")
+    if cid == "passthrough-t1-nometrics" and "passthrough-t1" in by_case:
+        on = statistics.median(r["msgs_per_s"] for r in by_case["passthrough-t1"])
+        entry["metrics_on_vs_off"] = on / med if med else None
+        note += f"; metrics on/off = {on / med:.3f}" if med else ""
     spread = (max(rates) - min(rates)) / med * 100 if med else 0
     entry["spread_pct"] = spread
     summary["cases"][cid] = entry

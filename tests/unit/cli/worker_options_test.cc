@@ -430,8 +430,6 @@ TEST(worker_options, unavailable_features_are_refused) {
         { "--log-rotation" },
         { "-l", "1000000" },
         { "-e", "127.0.0.1:5050" },
-        { "-m", "127.0.0.1:5001" },
-        { "--metrics-listen", "127.0.0.1:9090" },
         { "--net", "dpdk" },
         { "--dpdk-port", "0" },
         { "--dpdk-peer", "w1=02:00:00:00:00:01" },
@@ -455,6 +453,15 @@ TEST(worker_options, unavailable_features_are_refused) {
     // From the environment the line names the variable.
     expect_error(parse({ in, out }, one_source_app(), { { "RINGTAIL_JOIN", "127.0.0.1:6000" } }),
                  64, "RINGTAIL_JOIN=127.0.0.1:6000: joining a running cluster is not available");
+    // Metrics export is built: both addresses are accepted, and a period of 0 turns metrics off.
+    {
+        auto r = parse({ in, out, "-m", "127.0.0.1:5001", "--metrics-listen", "127.0.0.1:0",
+                         "--metrics-period", "0" });
+        ASSERT_FALSE(r.exit_now) << r.err_line;
+        EXPECT_EQ(r.options.metrics, (net::host_port{ "127.0.0.1", 5001 }));
+        EXPECT_EQ(r.options.metrics_listen, (net::host_port{ "127.0.0.1", 0 }));
+        EXPECT_EQ(r.options.metrics_period_ms, 0u);
+    }
     // Accepted transports and switched-off flags are fine.
     for (const char* net : { "auto", "socket" }) {
         auto r = parse({ in, out, "--net", net });
@@ -487,7 +494,7 @@ TEST(worker_options, bad_values_are_usage_errors) {
         { { "-w", "0" }, "from 1 to" },
         { { "--threads", "0" }, "--threads 0: expected a whole number from 1 to 4096" },
         { { "--ponythreads", "-1" }, "" },
-        { { "--metrics-period", "0" }, "--metrics-period 0" },
+        { { "--metrics-period", "-5" }, "--metrics-period -5" },
         { { "--time-between-checkpoints", "1s" }, "--time-between-checkpoints 1s" },
         { { "--stop-pause", "abc" }, "--stop-pause abc" },
         { { "--poll-mode", "spin" }, "expected one of busy, adaptive" },
