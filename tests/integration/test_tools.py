@@ -4,6 +4,7 @@
 Binaries come from $RINGTAIL_BIN_DIR (default /work/main/build/bin). Stdlib only, so it runs
 wherever Python 3 does: RINGTAIL_BIN_DIR=build/bin python3 tests/integration/test_tools.py -v
 """
+import json
 import os
 import random
 import re
@@ -202,6 +203,81 @@ class ToolsTest(unittest.TestCase):
         self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
         self.assertGreater(elapsed, 0.8)
         self.assertLess(elapsed, 4)
+
+    def test_latency_round_trip(self):
+        """ringtail-send --rate --latency straight into ringtail-recv --latency (no worker)."""
+        count, size = 4000, 40
+        prefix = self.path("lat")
+        ready = self.path("lat.port")
+        proc = subprocess.Popen(
+            [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--timeout", "10", "--expect",
+             str(count), "--latency", prefix, "--late-us", "10000000"],
+            stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        port = wait_for_port(ready, proc)
+        r = self.send("-h", f"127.0.0.1:{port}", "--rate", "4000", "--latency", "-g", str(size),
+                      "-m", str(count))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"sent {count} messages, {count * (4 + size)} bytes", r.stderr.decode())
+        _, err = proc.communicate(timeout=15)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertRegex(err.decode(), rf"latency of {count} messages \(0 warm-up\): p50 ")
+        with open(prefix + ".json") as f:
+            s = json.load(f)
+        self.assertEqual(s["count"], count)
+        self.assertEqual(s["frames"], count)
+        self.assertEqual(s["bad_stamps"], 0)
+        self.assertEqual(s["out_of_sequence"], 0)
+        self.assertEqual(s["late_messages"], 0)  # nothing 10 s late on loopback
+        values = [s[k] for k in ("min_us", "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us",
+                                 "max_us")]
+        self.assertEqual(values, sorted(values))
+        self.assertGreaterEqual(s["min_us"], 0)
+        self.assertLess(s["p50_us"], 50_000)  # µs: small, even on a busy machine
+        self.assertLess(s["max_us"], 10_000_000)  # a busy machine stalls for a second or so
+        with open(prefix + ".hgrm") as f:
+            hgrm = f.read()
+        self.assertIn("1/(1-Percentile)", hgrm)
+        self.assertRegex(hgrm, rf"Total count += +{count}\]")
+
+    def test_latency_warmup_and_sequence(self):
+        """Warm-up frames are kept apart; a stream with seq going back counts as out of order."""
+        prefix = self.path("lat")
+        ready = self.path("lat.port")
+        proc = subprocess.Popen(
+            [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--timeout", "10", "--expect", "6",
+             "--latency", prefix, "--warmup", "0.3"],
+            stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        port = wait_for_port(ready, proc)
+        now_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        frame = lambda stamp, seq: struct.pack(">IQQ", 16, stamp, seq)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(frame(now_ns, 1) + frame(now_ns, 2))   # warm-up
+            time.sleep(0.5)
+            now_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            s.sendall(frame(now_ns, 3) + frame(now_ns, 2)      # out of sequence
+                      + frame(now_ns + 10**12, 4)              # in the future: a bad stamp
+                      + struct.pack(">I", 8) + b"short!!!")     # too short: a bad stamp
+        _, err = proc.communicate(timeout=15)
+        self.assertEqual(proc.returncode, 0, err)
+        with open(prefix + ".json") as f:
+            s = json.load(f)
+        self.assertEqual(s["warmup_messages"], 2)
+        self.assertEqual(s["count"], 2)
+        self.assertEqual(s["bad_stamps"], 2)
+        self.assertEqual(s["out_of_sequence"], 1)
+
+    def test_latency_needs_rate(self):
+        for args in (["-h", "127.0.0.1:1", "--latency", "-m", "5"],
+                     ["-h", "127.0.0.1:1", "--rate", "10", "--latency", "-g", "15"],
+                     ["-h", "127.0.0.1:1", "--rate", "10", "--latency", "-u"]):
+            r = self.send(*args)
+            self.assertEqual(r.returncode, 64, (args, r.stderr))
+            self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
+        r = subprocess.run([RECV, "-l", "127.0.0.1:0", "--warmup", "1"], capture_output=True,
+                           timeout=5)
+        self.assertEqual(r.returncode, 64, r.stderr)
 
     def test_frame_drain_baseline_counts_frames(self):
         ready = self.path("drain.port")

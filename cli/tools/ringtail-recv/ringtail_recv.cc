@@ -1,6 +1,9 @@
 // ringtail-recv: a sink for TCP output speaking the Wallaroo "data_receiver" flags (WIRE.md §7);
 // it accepts any number of connections and writes what arrives (raw, or one payload per line) to
-// stdout or a file through large buffers, then prints a one-line summary.
+// stdout or a file through large buffers, then prints a one-line summary. With --latency it reads
+// the "latency" payload of perf/README.md instead (`[u64 intended_send_ns][u64 seq]...`, written by
+// `ringtail-send --rate R --latency`), records now - intended_send_ns into a histogram and writes
+// PREFIX.hgrm and PREFIX.json at exit.
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -25,6 +28,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "engine/histogram.h"
 #include "net/host_port.h"
 
 namespace {
@@ -72,7 +76,25 @@ struct recv_options {
     std::optional<std::uint64_t> expect; // frames when framed, else bytes
     std::optional<double> timeout_s;
     std::string out_file;
+    std::string latency_prefix; // --latency: latency mode, files PREFIX.hgrm and PREFIX.json
+    double warmup_s = 0;
+    std::uint64_t late_us = 1000;
 };
+
+// Latency mode: a stamp further in the past than this (or in the future) is not a latency but a
+// broken stamp, e.g. a sender on another host (CLOCK_MONOTONIC is per host).
+constexpr std::uint64_t absurd_latency_ns = 3600ull * 1'000'000'000ull;
+constexpr std::size_t latency_stamp_size = 16;
+
+double parse_non_negative(std::string_view flag, const std::string& t) {
+    char* end = nullptr;
+    double v = std::strtod(t.c_str(), &end);
+    if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(v) || v < 0) {
+        throw usage_error{ "bad value for " + std::string(flag) +
+                           ": expected a non-negative number" };
+    }
+    return v;
+}
 
 std::optional<recv_options> parse_options(int argc, char** argv) {
     po::options_description desc("options");
@@ -83,7 +105,14 @@ std::optional<recv_options> parse_options(int argc, char** argv) {
       "ready-file", po::value<std::string>(), "write the bound port to this file once listening")(
       "expect", po::value<std::string>(), "exit 0 after N frames (framed) or N bytes (raw)")(
       "timeout", po::value<std::string>(), "exit 2 when nothing arrives for this many seconds")(
-      "out", po::value<std::string>(), "write to this file instead of stdout");
+      "out", po::value<std::string>(), "write to this file instead of stdout")(
+      "latency", po::value<std::string>(),
+      "latency mode (framed, no payload output): payloads start [u64 intended_send_ns][u64 seq] "
+      "(ringtail-send --rate R --latency); writes PREFIX.hgrm and PREFIX.json at exit")(
+      "warmup", po::value<std::string>(),
+      "with --latency: the first S seconds of data are recorded apart, not in the figures")(
+      "late-us", po::value<std::string>(),
+      "with --latency: count messages later than this many µs (default 1000)");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -123,6 +152,32 @@ std::optional<recv_options> parse_options(int argc, char** argv) {
             throw usage_error{ "bad value for --expect: expected a positive integer" };
         }
         o.expect = v;
+    }
+    if (vm.count("latency")) {
+        o.latency_prefix = vm["latency"].as<std::string>();
+        if (o.latency_prefix.empty()) {
+            throw usage_error{ "--latency needs a file prefix" };
+        }
+        if (!o.out_file.empty()) {
+            throw usage_error{ "--latency writes no payloads: drop --out" };
+        }
+        o.framed = true;
+        o.no_write = true;
+    }
+    if (vm.count("warmup")) {
+        o.warmup_s = parse_non_negative("--warmup", vm["warmup"].as<std::string>());
+    }
+    if (vm.count("late-us")) {
+        std::string t = vm["late-us"].as<std::string>();
+        std::uint64_t v = 0;
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (t.empty() || ec != std::errc{} || p != t.data() + t.size()) {
+            throw usage_error{ "bad value for --late-us: expected a non-negative integer" };
+        }
+        o.late_us = v;
+    }
+    if ((vm.count("warmup") || vm.count("late-us")) && o.latency_prefix.empty()) {
+        throw usage_error{ "--warmup and --late-us go with --latency" };
     }
     if (vm.count("timeout")) {
         const std::string t = vm["timeout"].as<std::string>();
@@ -209,6 +264,8 @@ struct connection {
     std::string peer;
     std::vector<char> in;
     std::size_t filled = 0;
+    bool has_seq = false; // latency mode: the last sequence number seen here
+    std::uint64_t last_seq = 0;
 };
 
 std::string peer_name(const sockaddr_in& sa) {
@@ -400,7 +457,11 @@ private:
                 }
                 break;
             }
-            _out.append_line(base + pos + 4, n);
+            if (_latency) {
+                record_latency(c, base + pos + 4, n);
+            } else {
+                _out.append_line(base + pos + 4, n);
+            }
             pos += 4 + static_cast<std::size_t>(n);
             ++_frames;
             if (_o.expect && _frames >= *_o.expect) {
@@ -411,6 +472,96 @@ private:
         std::memmove(c.in.data(), c.in.data() + pos, c.filled - pos);
         c.filled -= pos;
         return true;
+    }
+
+    static std::uint64_t load_be64(const char* p) {
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i) {
+            v = (v << 8) | static_cast<unsigned char>(p[i]);
+        }
+        return v;
+    }
+
+    // Latency of one frame against the time its read returned (_last_byte_ns): every frame of a
+    // read arrived together, and a clock read per frame would add our own parsing to the later
+    // ones.
+    void record_latency(connection& c, const char* payload, std::uint32_t n) {
+        if (n < latency_stamp_size) {
+            ++_bad_stamps;
+            return;
+        }
+        const std::uint64_t intended = load_be64(payload);
+        const std::uint64_t seq = load_be64(payload + 8);
+        if (c.has_seq && seq <= c.last_seq) {
+            ++_out_of_sequence;
+        }
+        c.has_seq = true;
+        c.last_seq = seq;
+        const std::uint64_t now = _last_byte_ns;
+        if (intended > now || now - intended > absurd_latency_ns) {
+            ++_bad_stamps;
+            return;
+        }
+        const std::uint64_t latency = now - intended;
+        if (_latency_frames == 0) {
+            _first_frame_ns = now;
+            _warmup_end_ns = now + static_cast<std::uint64_t>(_o.warmup_s * 1e9);
+            _first_intended_ns = intended;
+        }
+        ++_latency_frames;
+        _first_intended_ns = std::min(_first_intended_ns, intended);
+        _last_frame_ns = now;
+        if (now < _warmup_end_ns) {
+            _warmup.record(latency);
+            return;
+        }
+        _hist.record(latency);
+        _late += latency > _o.late_us * 1000 ? 1 : 0;
+    }
+
+    double us_at(double p) const { return static_cast<double>(_hist.value_at_percentile(p)) / 1e3; }
+
+    void write_file(const std::string& path, const std::string& text) {
+        // Written beside and renamed, so a script never reads half a file.
+        std::string tmp = path + ".tmp";
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+        }
+        bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        ok = ::close(fd) == 0 && ok;
+        if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+            die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+        }
+    }
+
+    void finish_latency() {
+        write_file(_o.latency_prefix + ".hgrm", _hist.percentile_distribution(5, 1000.0));
+        const double receive_s =
+          _latency_frames > 0 ? static_cast<double>(_last_frame_ns - _first_frame_ns) / 1e9 : 0.0;
+        const double span_s = _latency_frames > 0
+                                ? static_cast<double>(_last_frame_ns - _first_intended_ns) / 1e9
+                                : 0.0;
+        std::string json = fmt::format(
+          "{{\"count\": {}, \"p50_us\": {:.3f}, \"p90_us\": {:.3f}, \"p99_us\": {:.3f}, "
+          "\"p999_us\": {:.3f}, \"p9999_us\": {:.3f}, \"max_us\": {:.3f}, \"min_us\": {:.3f}, "
+          "\"mean_us\": {:.3f}, \"late_messages\": {}, \"late_us\": {}, \"bad_stamps\": {}, "
+          "\"out_of_sequence\": {}, \"warmup_messages\": {}, \"warmup_s\": {}, "
+          "\"messages\": {}, \"frames\": {}, \"connections\": {}, \"receive_seconds\": {:.6f}, "
+          "\"span_seconds\": {:.6f}}}\n",
+          _hist.total_count(), us_at(50), us_at(90), us_at(99), us_at(99.9), us_at(99.99),
+          static_cast<double>(_hist.max()) / 1e3, static_cast<double>(_hist.min()) / 1e3,
+          _hist.mean() / 1e3, _late, _o.late_us, _bad_stamps, _out_of_sequence,
+          _warmup.total_count(), _o.warmup_s, _latency_frames, _frames, _connections, receive_s,
+          span_s);
+        write_file(_o.latency_prefix + ".json", json);
+        fmt::print(stderr,
+                   "ringtail-recv: latency of {} messages ({} warm-up): p50 {:.1f} µs, p99 {:.1f} "
+                   "µs, p99.9 {:.1f} µs, p99.99 {:.1f} µs, max {:.1f} µs, mean {:.1f} µs; {} "
+                   "later than {} µs, {} bad stamps, {} out of sequence\n",
+                   _hist.total_count(), _warmup.total_count(), us_at(50), us_at(99), us_at(99.9),
+                   us_at(99.99), static_cast<double>(_hist.max()) / 1e3, _hist.mean() / 1e3, _late,
+                   _o.late_us, _bad_stamps, _out_of_sequence);
     }
 
     void finish() {
@@ -429,10 +580,25 @@ private:
                        "ringtail-recv: {} connections, {} bytes in {:.3f} s ({:.1f} MB/s)\n",
                        _connections, _bytes, seconds, static_cast<double>(_bytes) * per_s / 1e6);
         }
+        if (_latency) {
+            finish_latency();
+        }
     }
 
     const recv_options& _o;
     output_writer& _out;
+    // Latency mode (--latency): measured and warm-up latencies in ns, and their bookkeeping.
+    bool _latency = !_o.latency_prefix.empty();
+    ringtail::histogram _hist;
+    ringtail::histogram _warmup;
+    std::uint64_t _latency_frames = 0; // frames with a good stamp, warm-up included
+    std::uint64_t _late = 0;
+    std::uint64_t _bad_stamps = 0;
+    std::uint64_t _out_of_sequence = 0;
+    std::uint64_t _first_frame_ns = 0;
+    std::uint64_t _warmup_end_ns = 0;
+    std::uint64_t _first_intended_ns = 0;
+    std::uint64_t _last_frame_ns = 0;
     std::vector<connection> _conns;
     bool _done = false;
     std::uint64_t _connections = 0;

@@ -1,6 +1,9 @@
 // ringtail-send: a load generator speaking the Wallaroo "giles sender" flags (WIRE.md §7) that
 // writes `[u32 N][payload]` frames to TCP receivers, as fast as allowed, in paced batches, or at a
-// constant rate that keeps to its schedule.
+// constant rate that keeps to its schedule. With --rate and --latency it generates the "latency"
+// payload of perf/README.md: `[u64 intended_send_ns][u64 seq][zero padding]`, stamped with the
+// time the schedule says the message is due (not the time of the write), so a stall anywhere
+// downstream shows up in the latency a receiver computes (coordinated omission).
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -20,6 +23,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
@@ -129,10 +133,15 @@ struct send_options {
     bool no_write = false;
     std::optional<double> rate_per_s;
     double connect_timeout_s = 10;
+    bool latency = false; // --latency: stamped [u64 intended_ns][u64 seq][padding], -g bytes
 };
 
+// The latency payload: two big-endian u64 (intended send time, sequence number), then zeros.
+constexpr std::uint64_t latency_header_size = 16;
+
 const char* usage_text =
-  "usage: ringtail-send -h host:port[,host:port..] (-f files | -u) [options]\n"
+  "usage: ringtail-send -h host:port[,host:port..] (-f files | -u | --rate R --latency) "
+  "[options]\n"
   "Sends [u32 N][payload] frames to each receiver, round-robin over the connections.";
 
 // Returns the options, or nothing when --help was printed.
@@ -154,6 +163,9 @@ std::optional<send_options> parse_options(int argc, char** argv) {
       "partition,p", po::value<std::string>(), "key p appended to every -u message")(
       "no-write,w", po::bool_switch(), "connect and generate, but write nothing")(
       "rate", po::value<std::string>(), "constant rate in messages/s, kept to its schedule")(
+      "latency", po::bool_switch(),
+      "with --rate: send [u64 intended_send_ns][u64 seq][zeros] payloads of -g bytes (default "
+      "16, at least 16), stamped with the schedule's time (CLOCK_MONOTONIC)")(
       "connect-timeout", po::value<std::string>(), "seconds to keep retrying (default 10)");
 
     po::variables_map vm;
@@ -206,6 +218,7 @@ std::optional<send_options> parse_options(int argc, char** argv) {
     o.variable_size = vm["variable-size"].as<bool>();
     o.u64_sequence = vm["u64"].as<bool>();
     o.no_write = vm["no-write"].as<bool>();
+    o.latency = vm["latency"].as<bool>();
     if (vm.count("msg-size")) {
         o.msg_size = parse_count("-g", text("msg-size"));
         if (*o.msg_size == 0) {
@@ -227,11 +240,33 @@ std::optional<send_options> parse_options(int argc, char** argv) {
     }
 
     // Combinations that would silently do something other than what was asked.
+    if (o.latency) {
+        if (!o.rate_per_s) {
+            throw usage_error{ "--latency needs --rate: latency is measured against a schedule" };
+        }
+        if (o.u64_sequence || !o.files.empty() || o.binary || o.variable_size ||
+            vm.count("partition") || vm.count("start-from")) {
+            throw usage_error{
+                "--latency generates its own messages: drop -f, -u, -y, -z, -p, -v"
+            };
+        }
+        if (vm.count("interval")) {
+            throw usage_error{ "--rate sets the pace: drop -i" };
+        }
+        o.msg_size = o.msg_size.value_or(latency_header_size);
+        if (*o.msg_size < latency_header_size) {
+            throw usage_error{ "with --latency, -g must be at least 16 (the two u64 stamps)" };
+        }
+        if (*o.msg_size > std::numeric_limits<std::uint32_t>::max()) {
+            throw usage_error{ "-g is too large" };
+        }
+        return o;
+    }
     if (o.u64_sequence && !o.files.empty()) {
         throw usage_error{ "-u generates its own messages: drop -f" };
     }
     if (!o.u64_sequence && o.files.empty()) {
-        throw usage_error{ "give -f files or -u" };
+        throw usage_error{ "give -f files, -u or --rate R --latency" };
     }
     if (o.u64_sequence && (o.binary || o.msg_size || o.variable_size)) {
         throw usage_error{ "-y, -g and -z describe input files and do not go with -u" };
@@ -409,14 +444,32 @@ class message_dealer {
 public:
     message_dealer(const send_options& o, file_image fi, std::vector<connection>& conns)
       : _u64(o.u64_sequence)
+      , _latency(o.latency)
+      , _latency_size(o.latency ? *o.msg_size : 0)
       , _counter(o.start_from)
       , _partition(o.partition)
       , _files(std::move(fi))
       , _conns(conns) {}
 
+    // Latency mode: message k is due at start_ns + k * ns_per_msg (the sender's schedule).
+    void set_schedule(std::uint64_t start_ns, double ns_per_msg) {
+        _start_ns = start_ns;
+        _ns_per_msg = ns_per_msg;
+    }
+
+    std::uint64_t due_ns(std::uint64_t k) const {
+        return _start_ns + static_cast<std::uint64_t>(static_cast<double>(k) * _ns_per_msg);
+    }
+
     // Appends messages [first, first+count) of the whole run; message k goes to connection
     // k % connections, and in file mode is frame k % count() of the file image.
     void deal(std::uint64_t first, std::uint64_t count) {
+        if (_latency) {
+            for (std::uint64_t k = first; k < first + count; ++k) {
+                append_latency(_conns[k % _conns.size()].pending, k);
+            }
+            return;
+        }
         if (_conns.size() == 1 && !_u64) {
             deal_file_runs(_conns[0].pending, first, count);
             return;
@@ -456,7 +509,28 @@ private:
         std::memcpy(p + 12, _partition.data(), _partition.size());
     }
 
+    // [u32 size][u64 intended_send_ns][u64 seq][zeros]: the intended time is the schedule's, so
+    // a message written late (backpressure, a descheduled sender) still carries its due time.
+    void append_latency(std::vector<char>& out, std::uint64_t k) {
+        std::size_t at = out.size();
+        out.resize(at + 4 + _latency_size); // resize zero-fills the padding
+        char* p = out.data() + at;
+        put_be32(p, static_cast<std::uint32_t>(_latency_size));
+        put_be64(p + 4, due_ns(k));
+        put_be64(p + 12, k);
+    }
+
+    static void put_be64(char* p, std::uint64_t value) {
+        for (int i = 0; i < 8; ++i) {
+            p[i] = static_cast<char>(value >> (56 - 8 * i));
+        }
+    }
+
     bool _u64;
+    bool _latency;
+    std::uint64_t _latency_size;
+    std::uint64_t _start_ns = 0;
+    double _ns_per_msg = 0;
     std::uint64_t _counter;
     std::string _partition;
     file_image _files;
@@ -496,7 +570,7 @@ int run(const send_options& o) {
 
     // How many messages this run sends in all.
     std::uint64_t total = o.messages.value_or(unlimited);
-    if (!o.u64_sequence) {
+    if (!o.u64_sequence && !o.latency) {
         if (files.count() == 0) {
             total = 0;
         } else if (!o.repeat) {
@@ -533,9 +607,11 @@ int run(const send_options& o) {
         // Message k is due at start + k/rate. Send all that is due (in bursts when behind, so the
         // schedule never slips), then sleep to the next due time.
         const double ns_per_msg = 1e9 / *o.rate_per_s;
-        auto due_ns = [&](std::uint64_t k) {
-            return start + static_cast<std::uint64_t>(static_cast<double>(k) * ns_per_msg);
-        };
+        dealer.set_schedule(start, ns_per_msg);
+        auto due_ns = [&](std::uint64_t k) { return dealer.due_ns(k); };
+        // The default 50 µs timer slack would make every sleep late by up to 50 µs, and that
+        // would count as latency in --latency mode; ask for the tightest wake-ups instead.
+        ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
         while (sent < total && !stop_requested) {
             std::uint64_t now = now_ns();
             auto due_count =

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Shape tests of the latency perf scripts: scripts/perf/latency.sh, sweep.sh and compare.sh.
+
+They run short measurements of passthrough (seconds, not figures to quote) and check what the
+scripts write: files, JSON keys, percentile order, counts, plots, and one-line errors for bad
+input. Binaries come from $RINGTAIL_BIN_DIR (default /work/main/build/bin), which the scripts use
+as they are (no build). Stdlib only:
+    RINGTAIL_BIN_DIR=build/bin python3 tests/integration/test_perf_scripts.py -v
+"""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BIN_DIR = os.environ.get("RINGTAIL_BIN_DIR", "/work/main/build/bin")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPTS = os.path.join(ROOT, "scripts", "perf")
+LATENCY = os.path.join(SCRIPTS, "latency.sh")
+SWEEP = os.path.join(SCRIPTS, "sweep.sh")
+COMPARE = os.path.join(SCRIPTS, "compare.sh")
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SUMMARY_KEYS = {"rate_asked", "rate_achieved", "count", "messages_received", "p50_us", "p90_us",
+                "p99_us", "p999_us", "p9999_us", "max_us", "mean_us", "late_messages",
+                "bad_stamps", "out_of_sequence", "machine", "worker", "git"}
+PERCENTILES = ["p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us"]
+
+
+def run(*args, timeout=60):
+    env = dict(os.environ, RINGTAIL_BIN_DIR=BIN_DIR)
+    return subprocess.run(list(args), capture_output=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+class PerfScriptsTest(unittest.TestCase):
+    """One latency run in setUpClass (2 s at 20 000 msgs/s) serves several tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = cls.tmp.name
+        cls.run_a = os.path.join(cls.dir, "run-a")
+        cls.result = run(LATENCY, "--app", "passthrough", "--rate", "20000", "--duration", "2",
+                         "--out", cls.run_a)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def assert_png(self, path):
+        self.assertTrue(os.path.isfile(path), path)
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertGreater(len(data), 1000, path)
+        self.assertEqual(data[:8], PNG_SIGNATURE, path)
+
+    def assert_one_line_error(self, r):
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        lines = r.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr.decode())
+        return lines[0]
+
+    def test_latency_run_shape(self):
+        r = self.result
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        for name in ("latency.hgrm", "summary.json", "latency.png"):
+            path = os.path.join(self.run_a, name)
+            self.assertTrue(os.path.isfile(path) and os.path.getsize(path) > 0, name)
+        self.assert_png(os.path.join(self.run_a, "latency.png"))
+        with open(os.path.join(self.run_a, "latency.hgrm")) as f:
+            hgrm = f.read()
+        self.assertIn("Percentile", hgrm)
+        self.assertIn("#[Max", hgrm)
+        with open(os.path.join(self.run_a, "summary.json")) as f:
+            s = json.load(f)
+        self.assertLessEqual(SUMMARY_KEYS, set(s), SUMMARY_KEYS - set(s))
+        values = [s[k] for k in PERCENTILES]
+        self.assertEqual(values, sorted(values), values)
+        self.assertGreater(s["p50_us"], 0)
+        self.assertGreaterEqual(s["count"], 0.9 * 20000 * 2)
+        self.assertEqual(s["messages_received"], 40000)
+        self.assertEqual(s["bad_stamps"], 0)
+        self.assertEqual(s["out_of_sequence"], 0)
+        # Shape, not speed: a busy machine can stall the run for seconds (the rate falls).
+        self.assertGreater(s["rate_achieved"], 0)
+        self.assertLessEqual(s["rate_achieved"], 1.01 * 20000)
+        self.assertEqual(s["rate_asked"], 20000)
+        self.assertGreaterEqual(s["machine"]["nproc"], 1)
+        self.assertEqual(s["worker"]["threads"], 1)
+
+    def test_sweep_two_rates(self):
+        out = os.path.join(self.dir, "sweep")
+        r = run(SWEEP, "--app", "passthrough", "--rates", "4000,2000", "--duration", "1",
+                "--p99-bound-us", "1000000", "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        with open(os.path.join(out, "sweep.json")) as f:
+            s = json.load(f)
+        self.assertEqual([e["rate_asked"] for e in s["runs"]], [2000, 4000])
+        self.assertIn("best_rate", s)
+        # A bound of a second: both rates meet it unless the machine stalls for that long.
+        self.assertIn(s["best_rate"], (None, 2000, 4000))
+        self.assertRegex(r.stdout.decode(), r"best rate: (none|[0-9,]+ msgs/s)")
+        self.assert_png(os.path.join(out, "sweep.png"))
+
+    def test_compare_two_runs(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr.decode())
+        run_b = os.path.join(self.dir, "run-b")
+        r = run(LATENCY, "--app", "passthrough", "--rate", "5000", "--duration", "1",
+                "--out", run_b)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        png = os.path.join(self.dir, "cmp.png")
+        r = run(COMPARE, self.run_a, run_b, "--out", png)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assert_png(png)
+        text = r.stdout.decode()
+        self.assertIn("run-a", text)
+        self.assertIn("run-b", text)
+        self.assertRegex(text, r"p99 µs .* [0-9.]+x")
+
+    def test_bad_inputs(self):
+        out = os.path.join(self.dir, "bad")
+        for args in (["--app", "nope", "--rate", "1000", "--duration", "1"],
+                     ["--app", "passthrough", "--rate", "0", "--duration", "1"],
+                     ["--app", "passthrough", "--rate", "fast", "--duration", "1"],
+                     ["--app", "passthrough", "--rate", "1000", "--duration", "1", "--size", "8"],
+                     ["--app", "market_spread", "--rate", "1000", "--duration", "1"]):
+            r = run(LATENCY, *args, "--out", out, timeout=10)
+            line = self.assert_one_line_error(r)
+            self.assertEqual(r.returncode, 64, line)
+            self.assertTrue(line.startswith("latency.sh: "), line)
+        self.assertFalse(os.path.exists(out))
+        env_missing = dict(os.environ, RINGTAIL_BIN_DIR=os.path.join(self.dir, "no-bin"))
+        r = subprocess.run([LATENCY, "--app", "passthrough", "--rate", "1000", "--duration", "1",
+                            "--out", out], capture_output=True, timeout=10, env=env_missing)
+        self.assertIn("missing", self.assert_one_line_error(r))
+        r = run(SWEEP, "--app", "passthrough", "--rates", "1000,0", "--duration", "1",
+                "--p99-bound-us", "100", timeout=10)
+        self.assertEqual(r.returncode, 64)
+        self.assert_one_line_error(r)
+        r = run(COMPARE, self.dir, timeout=10)
+        self.assertEqual(r.returncode, 64)
+        self.assert_one_line_error(r)
+
+
+if __name__ == "__main__":
+    unittest.main()
