@@ -10,11 +10,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
+#include <utility>
 
 #include "cli/worker_options.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
 #include "net/acceptor.h"
+#include "net/http_endpoint.h"
+#include "net/metrics_hub_client.h"
 #include "net/tcp_listener.h"
 #include "net/tcp_sink.h"
 #include "net/tcp_source_connection.h"
@@ -123,13 +126,19 @@ int run_worker(int argc, char** argv, application& app) {
     }
 
     // Listen on every source address before anything starts, so a port in use fails fast.
-    std::vector<int> listen_fds;
+    // Closed on every early return; handed to the acceptor (which closes them) once running.
+    struct fd_guard {
+        std::vector<int> fds;
+        ~fd_guard() {
+            for (int f : fds) {
+                ::close(f);
+            }
+        }
+    } listening;
+    std::vector<int>& listen_fds = listening.fds;
     for (const auto& in : o.in) {
         auto fd = net::listen_tcp(in.address);
         if (!fd) {
-            for (int f : listen_fds) {
-                ::close(f);
-            }
             return fail(fd.err());
         }
         listen_fds.push_back(fd.value());
@@ -139,13 +148,31 @@ int run_worker(int argc, char** argv, application& app) {
     cfg.shards = cores->shards;
     cfg.cpus = cores->shard_cpus;
     cfg.busy_poll = o.poll == poll_mode::busy;
+    cfg.metrics_period_ns = static_cast<std::uint64_t>(o.metrics_period_ms) * 1'000'000;
+    cfg.metrics_cpu = o.metrics_core ? static_cast<int>(*o.metrics_core) : -1;
+    cfg.worker_name = o.name;
     runtime rt(app, cfg, [&](std::uint32_t sink, std::uint32_t) -> std::unique_ptr<sink_output> {
         return std::make_unique<net::tcp_sink>(o.out[sink], app.sink_names()[sink]);
     });
-    if (auto s = rt.start(); !s) {
-        for (int f : listen_fds) {
-            ::close(f);
+    if ((o.metrics || o.metrics_listen) && cfg.metrics_period_ns == 0) {
+        return fail(error{ errc::usage, "--metrics-period 0 turns metrics off, but --metrics or "
+                                        "--metrics-listen asks for them: drop one" });
+    }
+    if (o.metrics) {
+        rt.add_exporter(std::make_unique<net::metrics_hub_client>(*o.metrics, app.name(), o.name));
+        log::info("metrics to the monitoring hub at {} every {} ms", o.metrics->to_string(),
+                  o.metrics_period_ms);
+    }
+    if (o.metrics_listen) {
+        auto endpoint = net::http_endpoint::open(*o.metrics_listen, app.name(), o.name);
+        if (!endpoint) {
+            return fail(endpoint.err());
         }
+        log::info("metrics endpoint on http://{}:{}/ (/metrics, /status, /healthz)",
+                  o.metrics_listen->host, endpoint.value()->bound_port());
+        rt.add_exporter(std::move(endpoint.value()));
+    }
+    if (auto s = rt.start(); !s) {
         return fail(s.err());
     }
 
@@ -158,7 +185,8 @@ int run_worker(int argc, char** argv, application& app) {
     for (std::size_t i = 0; i < o.out.size(); ++i) {
         log::info("sink '{}' writes to {}", app.sink_names()[i], o.out[i].to_string());
     }
-    net::acceptor acceptor(listen_fds, [&](std::size_t index, int fd, std::string peer) {
+    net::acceptor acceptor(std::exchange(listen_fds, {}), [&](std::size_t index, int fd,
+                                                              std::string peer) {
         log::debug("source '{}': connection from {}", o.in[index].name, peer);
         rt.adopt(std::make_unique<net::tcp_source_connection>(fd, static_cast<std::uint32_t>(index),
                                                               max_sizes[index], std::move(peer)));

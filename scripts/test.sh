@@ -80,7 +80,7 @@ if [ $quick -eq 0 ]; then
             run_ctest tsan build-tsan -R 'Stress|Runtime'
     fi
     # 4. Fuzz targets (clang, libFuzzer), short seeded runs.
-    if CC=clang CXX=clang++ RINGTAIL_TARGETS="frame_decoder_fuzz" \
+    if CC=clang CXX=clang++ RINGTAIL_TARGETS="fuzz_targets" \
         build build-fuzz -DRINGTAIL_FUZZ=ON -DRINGTAIL_PERF=OFF; then
         run_ctest fuzz build-fuzz -R '^fuzz\.'
     fi
