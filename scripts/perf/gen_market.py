@@ -20,6 +20,10 @@ symbol sent (order (--orders - 1) % file size), so with one compute thread the l
 frame marks the end of the orders.
 
 Prints one JSON line: counts, expected_rejections and expected_rejection_bytes (59 per frame).
+
+scripts/perf/latency.sh --app market_spread uses it with --wide-every 2 --quotes 0: every second
+symbol is wide, so about half the orders are rejected (exactly expected_rejections), and those are
+the orders whose latency is sampled (ringtail-send --stamp-order-id numbers them in order_id).
 """
 
 import argparse

@@ -88,6 +88,34 @@ class PerfScriptsTest(unittest.TestCase):
         self.assertGreaterEqual(s["machine"]["nproc"], 1)
         self.assertEqual(s["worker"]["threads"], 1)
 
+    def test_market_spread_latency(self):
+        """Orders numbered in their order_id, latency sampled on the rejected ones (about half)."""
+        out = os.path.join(self.dir, "market")
+        r = run(LATENCY, "--app", "market_spread", "--rate", "10000", "--duration", "2",
+                "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        for name in ("latency.hgrm", "summary.json", "latency.png", "market_input.json"):
+            path = os.path.join(out, name)
+            self.assertTrue(os.path.isfile(path) and os.path.getsize(path) > 0, name)
+        self.assert_png(os.path.join(out, "latency.png"))
+        with open(os.path.join(out, "summary.json")) as f:
+            s = json.load(f)
+        self.assertLessEqual(SUMMARY_KEYS, set(s), SUMMARY_KEYS - set(s))
+        values = [s[k] for k in PERCENTILES]
+        self.assertEqual(values, sorted(values), values)
+        self.assertGreater(s["p50_us"], 0)
+        self.assertEqual(s["orders_sent"], 20000)
+        self.assertGreater(s["sampled"], 0)
+        self.assertEqual(s["sampled"], s["rejections_expected"])
+        self.assertEqual(s["messages_received"], s["rejections_expected"])
+        self.assertTrue(0.3 < s["sampled_fraction"] < 0.7, s["sampled_fraction"])
+        self.assertIn("rejected orders only", s["measured_on"])
+        self.assertEqual(s["bad_stamps"], 0)
+        self.assertEqual(s["out_of_sequence"], 0)
+        self.assertGreater(s["rate_achieved"], 0)
+        self.assertLessEqual(s["rate_achieved"], 1.01 * 10000)
+        self.assertIn("rejected orders only", r.stdout.decode())
+
     def test_sweep_two_rates(self):
         out = os.path.join(self.dir, "sweep")
         r = run(SWEEP, "--app", "passthrough", "--rates", "4000,2000", "--duration", "1",
@@ -123,7 +151,8 @@ class PerfScriptsTest(unittest.TestCase):
                      ["--app", "passthrough", "--rate", "0", "--duration", "1"],
                      ["--app", "passthrough", "--rate", "fast", "--duration", "1"],
                      ["--app", "passthrough", "--rate", "1000", "--duration", "1", "--size", "8"],
-                     ["--app", "market_spread", "--rate", "1000", "--duration", "1"]):
+                     ["--app", "market_spread", "--rate", "1000", "--duration", "1",
+                      "--size", "64"]):
             r = run(LATENCY, *args, "--out", out, timeout=10)
             line = self.assert_one_line_error(r)
             self.assertEqual(r.returncode, 64, line)

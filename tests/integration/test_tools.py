@@ -279,6 +279,104 @@ class ToolsTest(unittest.TestCase):
                            timeout=5)
         self.assertEqual(r.returncode, 64, r.stderr)
 
+    def order_frames(self, count, size=53):
+        """Binary framed records shaped like market_spread orders, order_id b"ABCDEF"."""
+        rec = struct.pack(">IBBI6s", size, 1, 1, 7, b"ABCDEF")
+        rec += bytes(range(size - 12))
+        return rec * count
+
+    def test_stamp_order_id_and_schedule_file(self):
+        """--stamp-order-id numbers messages in send order over both connections (round-robin);
+        --schedule-file holds the schedule's start and rate."""
+        src = self.path("orders.bin")
+        with open(src, "wb") as f:
+            f.write(self.order_frames(7))
+        a, pa, out_a = self.start_recv("-f", name="a")
+        b, pb, out_b = self.start_recv("-f", name="b")
+        sched = self.path("schedule")
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        r = self.send("-h", f"127.0.0.1:{pa},127.0.0.1:{pb}", "-y", "-r", "-m", "20", "-f", src,
+                      "--rate", "2000", "--stamp-order-id", "--schedule-file", sched)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a.send_signal(15)
+        b.send_signal(15)
+        data_a, _ = self.finish_recv(a, out_a)
+        data_b, _ = self.finish_recv(b, out_b)
+        for data, first in ((data_a, 0), (data_b, 1)):
+            lines = [data[i:i + 54] for i in range(0, len(data), 54)]
+            self.assertEqual(len(lines), 10)
+            ids = [int.from_bytes(line[6:12], "big") for line in lines]
+            self.assertEqual(ids, list(range(first, 20, 2)))
+            # Everything but the order_id is the record as it was.
+            self.assertTrue(all(line[:6] == bytes([1, 1, 0, 0, 0, 7]) for line in lines))
+            self.assertTrue(all(line[12:53] == bytes(range(41)) for line in lines))
+        with open(sched) as f:
+            start, rate = f.read().split()
+        self.assertEqual(float(rate), 2000)
+        self.assertGreaterEqual(int(start), before)
+        self.assertLess(int(start), time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+        self.assertFalse(os.path.exists(sched + ".tmp"))
+
+    def test_stamp_order_id_short_record_exits_65(self):
+        src = self.path("short.bin")
+        with open(src, "wb") as f:
+            f.write(self.order_frames(2) + struct.pack(">I", 11) + b"x" * 11)
+        r = self.send("-h", f"127.0.0.1:{free_port()}", "-y", "-f", src, "--stamp-order-id")
+        self.assertEqual(r.returncode, 65, r.stderr)
+        self.assertIn("record 2 has a 11 byte payload", r.stderr.decode())
+
+    def test_latency_order_id_field(self):
+        """--latency-field order-id: k from payload bytes 5..10, due at start + k * 1e9 / rate."""
+        prefix = self.path("lat")
+        ready = self.path("lat.port")
+        sched = self.path("schedule")
+        proc = subprocess.Popen(
+            [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--timeout", "10", "--expect", "6",
+             "--latency", prefix, "--latency-field", "order-id", "--schedule-file", sched,
+             "--late-us", "100000"],
+            stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        port = wait_for_port(ready, proc)
+        # market_spread's output payload: [u8 side][u32 account][6s order_id]..., 55 bytes.
+        out = lambda k: struct.pack(">IBI", 55, 1, 9) + k.to_bytes(6, "big") + bytes(44)
+        start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        rate = 10.0  # order k due start + k * 100 ms
+        with open(sched, "w") as f:
+            f.write(f"{start} {rate}\n")
+        time.sleep(0.45)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(out(0) + out(2) + out(4) + out(3)  # 3 after 4: out of sequence
+                      + out(10**6)                          # due in a day: a bad stamp
+                      + struct.pack(">I", 8) + bytes(8))     # too short: a bad stamp
+        _, err = proc.communicate(timeout=15)
+        self.assertEqual(proc.returncode, 0, err)
+        with open(prefix + ".json") as f:
+            s = json.load(f)
+        self.assertEqual(s["count"], 4)
+        self.assertEqual(s["bad_stamps"], 2)
+        self.assertEqual(s["out_of_sequence"], 1)
+        self.assertEqual(s["latency_field"], "order-id")
+        self.assertEqual((s["min_seq"], s["max_seq"]), (0, 4))
+        # Arrival about 450 ms after start: k=0 is ~450 ms late, k=4 ~50 ms.
+        self.assertGreaterEqual(s["min_us"], 40_000)
+        self.assertGreaterEqual(s["max_us"], 440_000)
+        self.assertLess(s["max_us"], 10_000_000)
+        self.assertEqual(s["late_messages"], 3)  # k = 0, 2, 3 are later than 100 ms
+
+    def test_order_id_flags(self):
+        for args in (["-h", "127.0.0.1:1", "-f", "x", "--stamp-order-id"],  # no -y
+                     ["-h", "127.0.0.1:1", "--rate", "10", "--latency", "--stamp-order-id"],
+                     ["-h", "127.0.0.1:1", "-y", "-f", "x", "--schedule-file", "s"]):  # no rate
+            r = self.send(*args)
+            self.assertEqual(r.returncode, 64, (args, r.stderr))
+            self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
+        for args in (["--latency", "p", "--latency-field", "order-id"],  # no schedule file
+                     ["--latency", "p", "--latency-field", "seq"],
+                     ["--latency", "p", "--schedule-file", "s"],
+                     ["--latency-field", "order-id", "--schedule-file", "s"]):  # no --latency
+            r = subprocess.run([RECV, "-l", "127.0.0.1:0", *args], capture_output=True, timeout=5)
+            self.assertEqual(r.returncode, 64, (args, r.stderr))
+
     def test_frame_drain_baseline_counts_frames(self):
         ready = self.path("drain.port")
         proc = subprocess.Popen([DRAIN, "127.0.0.1:0", "--ready-file", ready],

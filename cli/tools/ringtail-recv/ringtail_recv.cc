@@ -3,7 +3,9 @@
 // stdout or a file through large buffers, then prints a one-line summary. With --latency it reads
 // the "latency" payload of perf/README.md instead (`[u64 intended_send_ns][u64 seq]...`, written by
 // `ringtail-send --rate R --latency`), records now - intended_send_ns into a histogram and writes
-// PREFIX.hgrm and PREFIX.json at exit.
+// PREFIX.hgrm and PREFIX.json at exit. With --latency-field order-id the message number k is read
+// from market_spread's output instead (the order_id, stamped by `ringtail-send --stamp-order-id`)
+// and its intended send time is computed from the sender's --schedule-file: start + k * 1e9 / rate.
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -11,6 +13,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -38,6 +41,7 @@ namespace po = boost::program_options;
 // Exit codes: 2 for --timeout (as asked by the tests that use it), the rest sysexits (CLI.md).
 constexpr int exit_timed_out = 2;
 constexpr int exit_usage = 64;
+constexpr int exit_no_input = 66;
 constexpr int exit_unavailable = 69;
 constexpr int exit_cant_create = 73;
 constexpr int exit_io_error = 74;
@@ -79,7 +83,17 @@ struct recv_options {
     std::string latency_prefix; // --latency: latency mode, files PREFIX.hgrm and PREFIX.json
     double warmup_s = 0;
     std::uint64_t late_us = 1000;
+    bool order_id_field = false; // --latency-field order-id: k from payload bytes 5..10
+    std::string schedule_file;   // with order-id: "start_monotonic_ns rate" (ringtail-send)
 };
+
+// --latency-field order-id: market_spread's output payload is [u8 side][u32 account][6s order_id]
+// ..., and ringtail-send --stamp-order-id put the message number there (48-bit big-endian).
+constexpr std::size_t order_id_offset = 5;
+constexpr std::size_t order_id_size = 6;
+// How long to wait for the schedule file once the first frame is in (the sender writes it before
+// its first message, so it is normally there already).
+constexpr std::uint64_t schedule_wait_ns = 5'000'000'000ull;
 
 // Latency mode: a stamp further in the past than this (or in the future) is not a latency but a
 // broken stamp, e.g. a sender on another host (CLOCK_MONOTONIC is per host).
@@ -112,7 +126,14 @@ std::optional<recv_options> parse_options(int argc, char** argv) {
       "warmup", po::value<std::string>(),
       "with --latency: the first S seconds of data are recorded apart, not in the figures")(
       "late-us", po::value<std::string>(),
-      "with --latency: count messages later than this many µs (default 1000)");
+      "with --latency: count messages later than this many µs (default 1000)")(
+      "latency-field", po::value<std::string>(),
+      "with --latency: where the stamp is: 'stamp' (default: [u64 intended_send_ns][u64 seq]) or "
+      "'order-id' (market_spread output: message number k in payload bytes 5..10, intended time "
+      "from --schedule-file)")(
+      "schedule-file", po::value<std::string>(),
+      "with --latency-field order-id: the sender's --schedule-file (\"start_ns rate\"), read when "
+      "the first frame arrives");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -176,8 +197,26 @@ std::optional<recv_options> parse_options(int argc, char** argv) {
         }
         o.late_us = v;
     }
-    if ((vm.count("warmup") || vm.count("late-us")) && o.latency_prefix.empty()) {
-        throw usage_error{ "--warmup and --late-us go with --latency" };
+    if ((vm.count("warmup") || vm.count("late-us") || vm.count("latency-field")) &&
+        o.latency_prefix.empty()) {
+        throw usage_error{ "--warmup, --late-us and --latency-field go with --latency" };
+    }
+    if (vm.count("latency-field")) {
+        const std::string f = vm["latency-field"].as<std::string>();
+        if (f == "order-id") {
+            o.order_id_field = true;
+        } else if (f != "stamp") {
+            throw usage_error{ "bad value '" + f + "' for --latency-field: stamp or order-id" };
+        }
+    }
+    if (vm.count("schedule-file")) {
+        o.schedule_file = vm["schedule-file"].as<std::string>();
+    }
+    if (o.order_id_field && o.schedule_file.empty()) {
+        throw usage_error{ "--latency-field order-id needs --schedule-file (the sender's)" };
+    }
+    if (!o.order_id_field && vm.count("schedule-file")) {
+        throw usage_error{ "--schedule-file goes with --latency-field order-id" };
     }
     if (vm.count("timeout")) {
         const std::string t = vm["timeout"].as<std::string>();
@@ -486,12 +525,30 @@ private:
     // read arrived together, and a clock read per frame would add our own parsing to the later
     // ones.
     void record_latency(connection& c, const char* payload, std::uint32_t n) {
-        if (n < latency_stamp_size) {
-            ++_bad_stamps;
-            return;
+        std::uint64_t intended = 0;
+        std::uint64_t seq = 0;
+        if (_o.order_id_field) {
+            if (n < order_id_offset + order_id_size) {
+                ++_bad_stamps;
+                return;
+            }
+            for (std::size_t i = 0; i < order_id_size; ++i) {
+                seq = (seq << 8) | static_cast<unsigned char>(payload[order_id_offset + i]);
+            }
+            if (!_schedule_read) {
+                read_schedule();
+            }
+            // The sender's own arithmetic (ringtail-send's due_ns), so both agree to the ns.
+            intended = _schedule_start_ns +
+                       static_cast<std::uint64_t>(static_cast<double>(seq) * _schedule_ns_per_msg);
+        } else {
+            if (n < latency_stamp_size) {
+                ++_bad_stamps;
+                return;
+            }
+            intended = load_be64(payload);
+            seq = load_be64(payload + 8);
         }
-        const std::uint64_t intended = load_be64(payload);
-        const std::uint64_t seq = load_be64(payload + 8);
         if (c.has_seq && seq <= c.last_seq) {
             ++_out_of_sequence;
         }
@@ -508,6 +565,10 @@ private:
             _warmup_end_ns = now + static_cast<std::uint64_t>(_o.warmup_s * 1e9);
             _first_intended_ns = intended;
         }
+        if (_latency_frames == 0 || seq < _min_seq) {
+            _min_seq = seq;
+        }
+        _max_seq = std::max(_max_seq, seq);
         ++_latency_frames;
         _first_intended_ns = std::min(_first_intended_ns, intended);
         _last_frame_ns = now;
@@ -517,6 +578,37 @@ private:
         }
         _hist.record(latency);
         _late += latency > _o.late_us * 1000 ? 1 : 0;
+    }
+
+    // The sender writes its schedule file before its first message, so a frame from it means the
+    // file is there; a short wait covers a file system that shows the rename late. Without it no
+    // frame has an intended time: exit 66.
+    void read_schedule() {
+        const std::uint64_t give_up = now_ns() + schedule_wait_ns;
+        while (true) {
+            int fd = ::open(_o.schedule_file.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                char text[128] = {};
+                ssize_t got = ::read(fd, text, sizeof text - 1);
+                ::close(fd);
+                unsigned long long start = 0;
+                double rate = 0;
+                if (got > 0 && std::sscanf(text, "%llu %lf", &start, &rate) == 2 &&
+                    std::isfinite(rate) && rate > 0) {
+                    _schedule_start_ns = start;
+                    _schedule_ns_per_msg = 1e9 / rate;
+                    _schedule_read = true;
+                    return;
+                }
+                die(exit_no_input, fmt::format("{} is not \"start_ns rate\"", _o.schedule_file));
+            }
+            if (now_ns() >= give_up) {
+                die(exit_no_input, fmt::format("no schedule file {} 5 s after the first frame: {}",
+                                               _o.schedule_file, std::strerror(errno)));
+            }
+            timespec pause{ 0, 1'000'000 };
+            ::nanosleep(&pause, nullptr);
+        }
     }
 
     double us_at(double p) const { return static_cast<double>(_hist.value_at_percentile(p)) / 1e3; }
@@ -548,12 +640,13 @@ private:
           "\"mean_us\": {:.3f}, \"late_messages\": {}, \"late_us\": {}, \"bad_stamps\": {}, "
           "\"out_of_sequence\": {}, \"warmup_messages\": {}, \"warmup_s\": {}, "
           "\"messages\": {}, \"frames\": {}, \"connections\": {}, \"receive_seconds\": {:.6f}, "
-          "\"span_seconds\": {:.6f}}}\n",
+          "\"span_seconds\": {:.6f}, \"latency_field\": \"{}\", \"min_seq\": {}, \"max_seq\": "
+          "{}}}\n",
           _hist.total_count(), us_at(50), us_at(90), us_at(99), us_at(99.9), us_at(99.99),
           static_cast<double>(_hist.max()) / 1e3, static_cast<double>(_hist.min()) / 1e3,
           _hist.mean() / 1e3, _late, _o.late_us, _bad_stamps, _out_of_sequence,
           _warmup.total_count(), _o.warmup_s, _latency_frames, _frames, _connections, receive_s,
-          span_s);
+          span_s, _o.order_id_field ? "order-id" : "stamp", _min_seq, _max_seq);
         write_file(_o.latency_prefix + ".json", json);
         fmt::print(stderr,
                    "ringtail-recv: latency of {} messages ({} warm-up): p50 {:.1f} µs, p99 {:.1f} "
@@ -599,6 +692,11 @@ private:
     std::uint64_t _warmup_end_ns = 0;
     std::uint64_t _first_intended_ns = 0;
     std::uint64_t _last_frame_ns = 0;
+    std::uint64_t _min_seq = 0; // of the frames with a good stamp
+    std::uint64_t _max_seq = 0;
+    bool _schedule_read = false; // --latency-field order-id: the sender's schedule
+    std::uint64_t _schedule_start_ns = 0;
+    double _schedule_ns_per_msg = 0;
     std::vector<connection> _conns;
     bool _done = false;
     std::uint64_t _connections = 0;

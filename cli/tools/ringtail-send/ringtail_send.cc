@@ -3,7 +3,11 @@
 // constant rate that keeps to its schedule. With --rate and --latency it generates the "latency"
 // payload of perf/README.md: `[u64 intended_send_ns][u64 seq][zero padding]`, stamped with the
 // time the schedule says the message is due (not the time of the write), so a stall anywhere
-// downstream shows up in the latency a receiver computes (coordinated omission).
+// downstream shows up in the latency a receiver computes (coordinated omission). With
+// --stamp-order-id it overwrites payload bytes 6..11 of each file record (market_spread's order_id)
+// with the message's 48-bit sequence number, and --schedule-file writes the schedule
+// ("start_ns rate"), so that a receiver can compute a message's intended send time from its
+// number alone, for apps that do not pass the latency payload through.
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -43,6 +47,7 @@ constexpr int exit_network = 1;
 constexpr int exit_usage = 64;
 constexpr int exit_data_error = 65;
 constexpr int exit_no_input = 66;
+constexpr int exit_cant_create = 73;
 
 constexpr std::uint64_t unlimited = std::numeric_limits<std::uint64_t>::max();
 
@@ -133,8 +138,16 @@ struct send_options {
     bool no_write = false;
     std::optional<double> rate_per_s;
     double connect_timeout_s = 10;
-    bool latency = false; // --latency: stamped [u64 intended_ns][u64 seq][padding], -g bytes
+    bool latency = false;        // --latency: stamped [u64 intended_ns][u64 seq][padding], -g bytes
+    bool stamp_order_id = false; // --stamp-order-id: payload bytes 6..11 = 48-bit message number
+    std::string schedule_file;   // --schedule-file: "start_monotonic_ns rate" before the first
 };
+
+// --stamp-order-id: where the 48-bit big-endian message number goes in each payload (the 6-byte
+// order_id of market_spread's order, [u8 1][u8 side][u32 account][6s order_id]...).
+constexpr std::size_t order_id_offset = 6;
+constexpr std::size_t order_id_size = 6;
+constexpr std::uint64_t order_id_limit = std::uint64_t{ 1 } << 48;
 
 // The latency payload: two big-endian u64 (intended send time, sequence number), then zeros.
 constexpr std::uint64_t latency_header_size = 16;
@@ -166,7 +179,13 @@ std::optional<send_options> parse_options(int argc, char** argv) {
       "latency", po::bool_switch(),
       "with --rate: send [u64 intended_send_ns][u64 seq][zeros] payloads of -g bytes (default "
       "16, at least 16), stamped with the schedule's time (CLOCK_MONOTONIC)")(
-      "connect-timeout", po::value<std::string>(), "seconds to keep retrying (default 10)");
+      "stamp-order-id", po::bool_switch(),
+      "with -y: overwrite payload bytes 6..11 of every record (market_spread's order_id) with "
+      "the message's number k (48-bit big-endian; 0, 1, 2.. in send order over all connections)")(
+      "schedule-file", po::value<std::string>(),
+      "with --rate: write \"start_monotonic_ns rate\" to this file before the first message "
+      "(message k is due at start + k * 1e9 / rate)")("connect-timeout", po::value<std::string>(),
+                                                      "seconds to keep retrying (default 10)");
 
     po::variables_map vm;
     try {
@@ -219,6 +238,13 @@ std::optional<send_options> parse_options(int argc, char** argv) {
     o.u64_sequence = vm["u64"].as<bool>();
     o.no_write = vm["no-write"].as<bool>();
     o.latency = vm["latency"].as<bool>();
+    o.stamp_order_id = vm["stamp-order-id"].as<bool>();
+    if (vm.count("schedule-file")) {
+        o.schedule_file = text("schedule-file");
+        if (o.schedule_file.empty()) {
+            throw usage_error{ "--schedule-file needs a path" };
+        }
+    }
     if (vm.count("msg-size")) {
         o.msg_size = parse_count("-g", text("msg-size"));
         if (*o.msg_size == 0) {
@@ -240,6 +266,13 @@ std::optional<send_options> parse_options(int argc, char** argv) {
     }
 
     // Combinations that would silently do something other than what was asked.
+    if (!o.schedule_file.empty() && !o.rate_per_s) {
+        throw usage_error{ "--schedule-file needs --rate: there is no schedule without a rate" };
+    }
+    if (o.stamp_order_id && (o.latency || !o.binary)) {
+        throw usage_error{ "--stamp-order-id overwrites bytes of binary records: it needs -y files "
+                           "and does not go with --latency" };
+    }
     if (o.latency) {
         if (!o.rate_per_s) {
             throw usage_error{ "--latency needs --rate: latency is measured against a schedule" };
@@ -381,6 +414,23 @@ void add_binary_file(file_image& fi, const std::vector<char>& data, const std::s
     }
 }
 
+// "start_monotonic_ns rate\n", the rate written so that strtod reads back the same double (the
+// receiver then computes exactly the sender's due times); written beside and renamed, so that a
+// reader polling for it never sees half a line.
+void write_schedule_file(const std::string& path, std::uint64_t start_ns, double rate) {
+    const std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    }
+    const std::string text = fmt::format("{} {}\n", start_ns, rate);
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::close(fd) == 0 && ok;
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    }
+}
+
 // One TCP connection to a receiver, written with blocking sends.
 struct connection {
     host_port address;
@@ -446,6 +496,7 @@ public:
       : _u64(o.u64_sequence)
       , _latency(o.latency)
       , _latency_size(o.latency ? *o.msg_size : 0)
+      , _stamp(o.stamp_order_id)
       , _counter(o.start_from)
       , _partition(o.partition)
       , _files(std::move(fi))
@@ -492,7 +543,19 @@ private:
             std::uint64_t run = std::min(count, n - from);
             auto b = _files.offsets[from];
             auto e = _files.offsets[from + run];
+            const std::size_t at = out.size();
             out.insert(out.end(), _files.image.data() + b, _files.image.data() + e);
+            if (_stamp) {
+                // Frame j of the run is message first + j: its number replaces the order_id.
+                for (std::uint64_t j = 0; j < run; ++j) {
+                    char* p =
+                      out.data() + at + (_files.offsets[from + j] - b) + 4 + order_id_offset;
+                    const std::uint64_t k = first + j;
+                    for (std::size_t i = 0; i < order_id_size; ++i) {
+                        p[i] = static_cast<char>(k >> (8 * (order_id_size - 1 - i)));
+                    }
+                }
+            }
             first += run;
             count -= run;
         }
@@ -529,6 +592,7 @@ private:
     bool _u64;
     bool _latency;
     std::uint64_t _latency_size;
+    bool _stamp;
     std::uint64_t _start_ns = 0;
     double _ns_per_msg = 0;
     std::uint64_t _counter;
@@ -577,6 +641,22 @@ int run(const send_options& o) {
             total = std::min(total, files.count());
         }
     }
+    if (o.stamp_order_id) {
+        if (total > order_id_limit) {
+            die(exit_usage, "--stamp-order-id numbers messages in 48 bits: give -m of at most "
+                            "2^48 (see --help)");
+        }
+        for (std::uint64_t k = 0; k < files.count(); ++k) {
+            const std::uint64_t payload = files.offsets[k + 1] - files.offsets[k] - 4;
+            if (payload < order_id_offset + order_id_size) {
+                die(exit_data_error,
+                    fmt::format("record {} has a {} byte payload; --stamp-order-id needs at least "
+                                "{} (the order_id at bytes {}..{})",
+                                k, payload, order_id_offset + order_id_size, order_id_offset,
+                                order_id_offset + order_id_size - 1));
+            }
+        }
+    }
 
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal; // no SA_RESTART: a blocked send or sleep returns to check
@@ -608,6 +688,9 @@ int run(const send_options& o) {
         // schedule never slips), then sleep to the next due time.
         const double ns_per_msg = 1e9 / *o.rate_per_s;
         dealer.set_schedule(start, ns_per_msg);
+        if (!o.schedule_file.empty()) {
+            write_schedule_file(o.schedule_file, start, *o.rate_per_s);
+        }
         auto due_ns = [&](std::uint64_t k) { return dealer.due_ns(k); };
         // The default 50 µs timer slack would make every sleep late by up to 50 µs, and that
         // would count as latency in --latency mode; ask for the tightest wake-ups instead.
