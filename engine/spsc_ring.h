@@ -83,26 +83,8 @@ public:
     // Moves up to n elements out by move-assigning them to out[0..n) (live objects, e.g.
     // default-constructed); returns how many.
     std::size_t pop_burst_sc(T* out, std::size_t n) {
-        const std::size_t head = _consumer.index.load(std::memory_order_relaxed);
-        std::size_t avail = _consumer.cached_peer - head;
-        if (avail < n) {
-            // Pairs with the release store in push_burst_sp: every element below the tail we read
-            // is fully constructed.
-            _consumer.cached_peer = _producer.index.load(std::memory_order_acquire);
-            avail = _consumer.cached_peer - head;
-        }
-        const std::size_t count = n < avail ? n : avail;
-        for (std::size_t i = 0; i < count; ++i) {
-            T* e = element(head + i);
-            out[i] = std::move(*e);
-            e->~T();
-        }
-        if (count != 0) {
-            // Pairs with the acquire load of the consumer's index in push_burst_sp: the producer
-            // may reuse these slots only after our reads of them are done.
-            _consumer.index.store(head + count, std::memory_order_release);
-        }
-        return count;
+        std::size_t i = 0;
+        return consume_burst_sc(n, [&](T&& e) { out[i++] = std::move(e); });
     }
 
     // Pops one element into `out`; false when empty.
@@ -116,7 +98,8 @@ public:
         const std::size_t head = _consumer.index.load(std::memory_order_relaxed);
         std::size_t avail = _consumer.cached_peer - head;
         if (avail < n) {
-            // Pairs with the release store in push_burst_sp (see pop_burst_sc).
+            // Pairs with the release store in push_burst_sp: every element below the tail we read
+            // is fully constructed.
             _consumer.cached_peer = _producer.index.load(std::memory_order_acquire);
             avail = _consumer.cached_peer - head;
         }
@@ -127,7 +110,8 @@ public:
             e->~T();
         }
         if (count != 0) {
-            // Pairs with the acquire load in push_burst_sp (see pop_burst_sc).
+            // Pairs with the acquire load of the consumer's index in push_burst_sp: the producer
+            // may reuse these slots only after our reads of them are done.
             _consumer.index.store(head + count, std::memory_order_release);
         }
         return count;

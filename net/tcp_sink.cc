@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/log.h"
+#include "net/tcp_connect.h"
 
 namespace ringtail::net {
 namespace {
@@ -97,13 +98,13 @@ void tcp_sink::start_connect(shard_context& shard, std::uint64_t now_ns) {
         _ip = *ip;
         _resolved = true;
     }
-    _fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    _fd = open_tcp_socket();
     if (_fd < 0) {
-        connect_failed(now_ns, errno);
+        int err = -_fd;
+        _fd = -1;
+        connect_failed(now_ns, err);
         return;
     }
-    int one = 1;
-    ::setsockopt(_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // EPOLLOUT announces both a finished connect and room after EAGAIN; EPOLLRDHUP the receiver
     // closing. data.ptr stays nullptr: the event only wakes the shard.
     epoll_event ev{};
@@ -116,41 +117,28 @@ void tcp_sink::start_connect(shard_context& shard, std::uint64_t now_ns) {
         return;
     }
     _epoll_fd = shard.epoll_fd();
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(_address.port);
-    sa.sin_addr.s_addr = _ip;
     _connect_started_ns = now_ns;
-    if (::connect(_fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 ||
-        errno == EINPROGRESS) {
+    int err = begin_connect(_fd, _ip, _address.port);
+    if (err == 0) {
         // Even an immediate success goes through check_connect, which logs it.
         _state = state::connecting;
         return;
     }
-    int err = errno;
     close_socket();
     connect_failed(now_ns, err);
 }
 
 void tcp_sink::check_connect(std::uint64_t now_ns) {
-    pollfd p{ _fd, POLLOUT, 0 };
-    int n = ::poll(&p, 1, 0);
-    if (n == 0) {
+    int err = 0;
+    auto st = poll_connect(_fd, err);
+    if (st == connect_state::pending) {
         if (now_ns - _connect_started_ns > connect_timeout_ns) {
             close_socket();
             connect_failed(now_ns, ETIMEDOUT);
         }
         return;
     }
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (n < 0 || ::getsockopt(_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
-        err = errno;
-    }
-    if (err == 0 && (p.revents & (POLLERR | POLLHUP)) != 0) {
-        err = ECONNREFUSED;
-    }
-    if (err != 0) {
+    if (st == connect_state::failed) {
         close_socket();
         connect_failed(now_ns, err);
         return;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "engine/clock.h"
 #include "net/host_port.h"
 
 namespace {
@@ -29,10 +30,7 @@ constexpr std::size_t read_chunk = 256 * 1024;
 }
 
 std::uint64_t now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-           static_cast<std::uint64_t>(ts.tv_nsec);
+    return ringtail::clock::monotonic_ns();
 }
 
 // Header walker that survives frames and headers cut by read boundaries; counts whole frames.

@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/clock.h"
 #include "net/host_port.h"
 #include "net/metrics_hub_codec.h"
 #include "net/tcp_listener.h"
@@ -60,10 +61,7 @@ extern "C" void on_stop_signal(int) {
 }
 
 std::uint64_t now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-           static_cast<std::uint64_t>(ts.tv_nsec);
+    return ringtail::clock::monotonic_ns();
 }
 
 struct options {

@@ -31,6 +31,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "engine/clock.h"
 #include "engine/histogram.h"
 #include "net/host_port.h"
 
@@ -66,10 +67,7 @@ extern "C" void on_stop_signal(int) {
 }
 
 std::uint64_t now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-           static_cast<std::uint64_t>(ts.tv_nsec);
+    return ringtail::clock::monotonic_ns();
 }
 
 struct recv_options {

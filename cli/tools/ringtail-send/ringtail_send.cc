@@ -35,6 +35,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "engine/clock.h"
 #include "net/host_port.h"
 
 namespace {
@@ -68,10 +69,7 @@ extern "C" void on_stop_signal(int) {
 }
 
 std::uint64_t now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-           static_cast<std::uint64_t>(ts.tv_nsec);
+    return ringtail::clock::monotonic_ns();
 }
 
 // Sleeps until an absolute CLOCK_MONOTONIC time, so that the time spent sending does not shift the
