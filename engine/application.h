@@ -347,7 +347,9 @@ public:
     // named: to_many<U>), or `f(T&)` returning a range of U (zero elements = filter).
     template<typename U = void, typename F>
     auto to_many(std::string name, F f) {
-        if constexpr (!std::is_void_v<U> && std::is_invocable_v<const F&, T&, output<U>&>) {
+        // conjunction: output<void> must not be instantiated when U is left to deduction.
+        if constexpr (std::conjunction_v<std::negation<std::is_void<U>>,
+                                         std::is_invocable<const F&, T&, output<U>&>>) {
             auto id = _app->add_node(std::make_unique<detail::many_node<T, U, F>>(std::move(f)),
                                      node_kind::stateless, std::move(name), _tails);
             return pipeline<U>(*_app, { id });
