@@ -1,6 +1,7 @@
 // The worker's main: options, start-up checks, wiring of sources and sinks, signals, clean stop.
 #include "cli/run_worker.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -56,7 +57,34 @@ struct core_plan {
 };
 
 result<core_plan> plan_cores(const worker_options& o) {
-    std::vector<unsigned> cpus = o.cpus.empty() ? affinity_cpus() : o.cpus;
+    const std::vector<unsigned> allowed = affinity_cpus();
+    std::string allowed_text;
+    for (unsigned c : allowed) {
+        allowed_text += (allowed_text.empty() ? "" : ",") + std::to_string(c);
+    }
+    auto check = [&](const char* option, unsigned core) -> std::optional<error> {
+        if (std::find(allowed.begin(), allowed.end(), core) == allowed.end()) {
+            return error{ errc::usage,
+                          std::string(option) + ": core " + std::to_string(core) +
+                            " is not available to this process (cores: " + allowed_text + ")" };
+        }
+        return std::nullopt;
+    };
+    for (unsigned c : o.cpus) {
+        if (auto e = check("--cpus", c)) {
+            return *e;
+        }
+    }
+    for (auto [option, core] : { std::pair{ "--control-core", o.control_core },
+                                 std::pair{ "--metrics-core", o.metrics_core },
+                                 std::pair{ "--eventlog-core", o.eventlog_core } }) {
+        if (core) {
+            if (auto e = check(option, *core)) {
+                return *e;
+            }
+        }
+    }
+    std::vector<unsigned> cpus = o.cpus.empty() ? allowed : o.cpus;
     core_plan plan;
     std::vector<unsigned> for_shards;
     for (unsigned c : cpus) {

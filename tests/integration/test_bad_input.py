@@ -234,6 +234,12 @@ class CommandLineTest(harness.ProcessTestCase):
                                        "--out", "127.0.0.1:9"), 64, "notaport")
         self.assert_fails(self.run_app("word_count", *self.wc_args("--out", "nocolon")), 64)
 
+    def test_cores_not_available_to_the_process(self):
+        self.assert_fails(self.run_app("word_count", *self.wc_args("--cpus", "4000")), 64,
+                          "core 4000 is not available")
+        self.assert_fails(self.run_app("word_count", *self.wc_args("--metrics-core", "4000")),
+                          64, "--metrics-core: core 4000")
+
     def test_worker_count_not_available(self):
         self.assert_fails(self.run_app("word_count", *self.wc_args("--worker-count", "3")), 64,
                           "not available in this build yet")
