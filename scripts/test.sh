@@ -73,11 +73,11 @@ if [ $quick -eq 0 ]; then
         build build-asan -DRINGTAIL_SANITIZE=address -DRINGTAIL_PERF=OFF; then
         ASAN_OPTIONS=detect_leaks=1 run_ctest asan build-asan -j2 -LE integration
     fi
-    # 3. TSan: the ring stress tests and the multi-shard runtime tests.
+    # 3. TSan: the ring stress tests, the multi-shard runtime and metrics hand-off tests.
     if RINGTAIL_TARGETS="engine_unit_tests" \
         build build-tsan -DRINGTAIL_SANITIZE=thread -DRINGTAIL_PERF=OFF; then
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-            run_ctest tsan build-tsan -R 'Stress|Runtime'
+            run_ctest tsan build-tsan -R 'Stress|Runtime|Metrics|Application'
     fi
     # 4. Fuzz targets (clang, libFuzzer), short seeded runs.
     if CC=clang CXX=clang++ RINGTAIL_TARGETS="fuzz_targets" \
