@@ -1,6 +1,8 @@
 // The worker's engine: builds shards and rings, starts and stops them.
 #include "engine/runtime.h"
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "engine/clock.h"
@@ -203,6 +205,53 @@ const state_table* runtime::table(std::uint32_t shard_index, std::uint32_t node,
         return nullptr;
     }
     return _shards[shard_index]->table_if_any(node, partition);
+}
+
+std::optional<std::vector<runtime::stage_keys>> runtime::live_state_keys(
+  std::chrono::milliseconds timeout) {
+    std::vector<stage_keys> out;
+    for (const auto& n : _app.nodes()) {
+        if (n->kind == node_kind::stateful) {
+            out.push_back(stage_keys{ n->id, n->name, {} });
+        }
+    }
+    if (!_started || _stopped) {
+        for (auto& s : out) {
+            s.keys = state_keys(s.node);
+        }
+        return out;
+    }
+    // Shared with the shard tasks, which may outlive this call when it times out.
+    struct gather {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::size_t remaining;
+        std::vector<stage_keys> result;
+    };
+    auto g = std::make_shared<gather>();
+    g->remaining = _shards.size();
+    g->result = out;
+    for (auto& s : _shards) {
+        s->post_task([g](shard& sh) {
+            std::vector<std::vector<std::string>> mine;
+            for (const auto& st : g->result) {
+                mine.push_back(sh.keys_of(st.node));
+            }
+            std::lock_guard lock(g->mu);
+            for (std::size_t i = 0; i < mine.size(); ++i) {
+                auto& keys = g->result[i].keys;
+                keys.insert(keys.end(), std::make_move_iterator(mine[i].begin()),
+                            std::make_move_iterator(mine[i].end()));
+            }
+            --g->remaining;
+            g->cv.notify_all();
+        });
+    }
+    std::unique_lock lock(g->mu);
+    if (!g->cv.wait_for(lock, timeout, [&] { return g->remaining == 0; })) {
+        return std::nullopt;
+    }
+    return std::move(g->result);
 }
 
 std::vector<std::string> runtime::state_keys(std::uint32_t node) const {

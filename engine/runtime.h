@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,18 @@ public:
     stop_report stop(std::chrono::milliseconds flush_timeout = std::chrono::seconds(30));
 
     worker_counters counters() const;
+
+    // The keys each stateful stage holds on this worker, gathered while the shards run: each shard
+    // lists its own partitions' keys on its own thread. nullopt when a shard has not answered
+    // within `timeout`. Before start and after stop the tables are read directly.
+    struct stage_keys {
+        std::uint32_t node = 0;
+        std::string stage;
+        std::vector<std::string> keys;
+    };
+    std::optional<std::vector<stage_keys>> live_state_keys(std::chrono::milliseconds timeout);
+    // True from start until a stop begins (external channel: processing_messages).
+    bool processing() const { return _started && !_stopping.load(std::memory_order_acquire); }
     std::uint32_t shard_count() const { return _config.shards; }
     const partition_map& partitions() const { return _map; }
     const application& app() const { return _app; }

@@ -176,13 +176,33 @@ void shard::join() {
 }
 
 void shard::post_handler(std::unique_ptr<io_handler> h) {
-    _commands.enqueue(command{ std::move(h), 0 });
+    _commands.enqueue(command{ std::move(h), {}, 0 });
     wake();
 }
 
 void shard::post_barrier(std::uint64_t id) {
-    _commands.enqueue(command{ nullptr, id });
+    _commands.enqueue(command{ nullptr, {}, id });
     wake();
+}
+
+void shard::post_task(std::function<void(shard&)> task) {
+    _commands.enqueue(command{ nullptr, std::move(task), 0 });
+    wake();
+}
+
+std::vector<std::string> shard::keys_of(std::uint32_t node) const {
+    std::vector<std::string> keys;
+    if (node >= _tables.size()) {
+        return keys;
+    }
+    for (const auto& t : _tables[node]) {
+        if (t) {
+            auto k = t->keys();
+            keys.insert(keys.end(), std::make_move_iterator(k.begin()),
+                        std::make_move_iterator(k.end()));
+        }
+    }
+    return keys;
 }
 
 void shard::wake() {
@@ -319,6 +339,8 @@ std::size_t shard::run_commands() {
     for (std::size_t i = 0; i < n; ++i) {
         if (cmds[i].handler) {
             _handlers.push_back(std::move(cmds[i].handler));
+        } else if (cmds[i].task) {
+            cmds[i].task(*this);
         } else {
             on_token(cmds[i].barrier);
             // Forward the token behind everything already queued for each peer.

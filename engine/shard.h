@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,6 +52,10 @@ public:
     // Thread-safe commands from other threads; each wakes the shard.
     void post_handler(std::unique_ptr<io_handler> h);
     void post_barrier(std::uint64_t id);
+    // Runs `task` on this shard's thread between two batches (control-plane queries).
+    void post_task(std::function<void(shard&)> task);
+    // Keys held by stateful stage `node` in the partitions this shard owns (this shard only).
+    std::vector<std::string> keys_of(std::uint32_t node) const;
     void wake();
 
     // Read by the runtime while stopping.
@@ -86,8 +91,9 @@ public:
 
 private:
     struct command {
-        std::unique_ptr<io_handler> handler; // adopt this connection
-        std::uint64_t barrier = 0;           // or inject this barrier (when handler is null)
+        std::unique_ptr<io_handler> handler; // adopt this connection,
+        std::function<void(shard&)> task;    // or run this on the shard,
+        std::uint64_t barrier = 0;           // or inject this barrier
     };
     // A per-destination queue of envelopes waiting to enter a ring: the batch being built and
     // whatever did not fit. Bounded by the worker's in-flight budget.

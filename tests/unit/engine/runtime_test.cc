@@ -371,3 +371,47 @@ TEST(Runtime, BackpressureBoundsInFlightAndLosesNothing) {
 
 } // namespace
 } // namespace ringtail
+
+namespace ringtail {
+namespace {
+
+TEST(Runtime, LiveStateKeysAreGatheredFromRunningShards) {
+    auto app = make_word_count();
+    collected out;
+    runtime_config cfg;
+    cfg.shards = 3;
+    runtime rt(app, cfg,
+               [&](std::uint32_t, std::uint32_t) { return std::make_unique<fake_sink>(out); });
+    EXPECT_FALSE(rt.processing());
+    ASSERT_TRUE(rt.start().ok());
+    EXPECT_TRUE(rt.processing());
+    std::vector<std::string> lines;
+    for (int i = 0; i < 200; ++i) {
+        lines.push_back("a" + std::to_string(i) + " b" + std::to_string(i % 7));
+    }
+    rt.adopt(std::make_unique<fake_source>(lines));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::optional<std::vector<runtime::stage_keys>> keys;
+    while (std::chrono::steady_clock::now() < deadline) {
+        keys = rt.live_state_keys(std::chrono::seconds(5));
+        ASSERT_TRUE(keys.has_value());
+        if (keys->size() == 1 && (*keys)[0].keys.size() == 207) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(keys->size(), 1u);
+    EXPECT_EQ((*keys)[0].stage, "count");
+    auto k = (*keys)[0].keys;
+    std::sort(k.begin(), k.end());
+    EXPECT_EQ(k.size(), 207u); // a0..a199 and b0..b6, each once
+    EXPECT_TRUE(std::adjacent_find(k.begin(), k.end()) == k.end());
+    rt.stop();
+    EXPECT_FALSE(rt.processing());
+    auto after = rt.live_state_keys(std::chrono::seconds(1));
+    ASSERT_TRUE(after.has_value());
+    EXPECT_EQ((*after)[0].keys.size(), 207u);
+}
+
+} // namespace
+} // namespace ringtail
