@@ -246,15 +246,16 @@ public:
     void process(exec_context& ctx, value_box&& v, std::uint32_t) const override {
         const T& in = v.template get<T>();
         ctx.record_sink();
+        std::string& out = ctx.sink_begin(index);
+        const std::size_t before = out.size();
         if constexpr (std::is_invocable_v<const F&, const T&, std::string&>) {
-            std::string& buf = ctx.scratch();
-            buf.clear();
-            _encode(in, buf);
-            ctx.sink_write(index, std::as_bytes(std::span(buf.data(), buf.size())));
+            _encode(in, out);
         } else {
             const auto& bytes = _encode(in);
-            ctx.sink_write(index, std::as_bytes(std::span(std::data(bytes), std::size(bytes))));
+            out.append(reinterpret_cast<const char*>(std::data(bytes)),
+                       std::size(bytes) * sizeof(*std::data(bytes)));
         }
+        ctx.sink_end(index, before);
     }
 
 private:

@@ -44,10 +44,11 @@ public:
     virtual void route(std::uint32_t node, std::uint32_t partition, value_box&& v) = 0;
     // The state table of `node` for `partition`, which this shard owns.
     virtual state_table& table(std::uint32_t node, std::uint32_t partition) = 0;
-    // Appends encoded bytes to this shard's connection for sink `sink_index`.
-    virtual void sink_write(std::uint32_t sink_index, std::span<const std::byte> bytes) = 0;
-    // A reusable buffer for encoders (cleared by the caller).
-    virtual std::string& scratch() = 0;
+    // Encoding for sink `sink_index`: sink_begin returns the buffer to append the encoded bytes
+    // to (the sink connection's own buffer where it has one, else a scratch buffer); sink_end,
+    // given the buffer's size before, hands them over and counts them.
+    virtual std::string& sink_begin(std::uint32_t sink_index) = 0;
+    virtual void sink_end(std::uint32_t sink_index, std::size_t size_before) = 0;
     virtual void count_filtered() = 0;
     virtual void count_decode_error(std::uint32_t source_index) = 0;
 

@@ -162,6 +162,7 @@ void shard::set_rings(std::vector<spsc_ring<envelope>*> inbound,
 }
 
 void shard::add_sink(std::unique_ptr<sink_output> sink) {
+    _sink_buffers.push_back(sink->append_buffer());
     _sinks.push_back(std::move(sink));
 }
 
@@ -247,10 +248,24 @@ const state_table* shard::table_if_any(std::uint32_t node, std::uint32_t partiti
     return _tables[node][partition].get();
 }
 
-void shard::sink_write(std::uint32_t sink_index, std::span<const std::byte> bytes) {
-    _sinks[sink_index]->write(bytes);
+std::string& shard::sink_begin(std::uint32_t sink_index) {
+    if (std::string* direct = _sink_buffers[sink_index]) {
+        return *direct;
+    }
+    _scratch.clear();
+    return _scratch;
+}
+
+void shard::sink_end(std::uint32_t sink_index, std::size_t size_before) {
+    std::size_t bytes;
+    if (_sink_buffers[sink_index] != nullptr) {
+        bytes = _sink_buffers[sink_index]->size() - size_before;
+    } else {
+        bytes = _scratch.size() - size_before;
+        _sinks[sink_index]->write(std::as_bytes(std::span(_scratch.data(), _scratch.size())));
+    }
     bump(_stats.sink_writes);
-    bump(_stats.sink_bytes, bytes.size());
+    bump(_stats.sink_bytes, bytes);
 }
 
 // ---- shard_context ----------------------------------------------------------------------------

@@ -74,8 +74,8 @@ public:
     void deliver(std::uint32_t node, value_box&& v) override;
     void route(std::uint32_t node, std::uint32_t partition, value_box&& v) override;
     state_table& table(std::uint32_t node, std::uint32_t partition) override;
-    void sink_write(std::uint32_t sink_index, std::span<const std::byte> bytes) override;
-    std::string& scratch() override { return _scratch; }
+    std::string& sink_begin(std::uint32_t sink_index) override;
+    void sink_end(std::uint32_t sink_index, std::size_t size_before) override;
     void count_filtered() override { bump(_stats.filtered); }
     void count_decode_error(std::uint32_t) override { bump(_stats.decode_errors); }
     void record_sink() override;
@@ -129,6 +129,7 @@ private:
     std::vector<outbox> _outboxes;
     std::vector<std::unique_ptr<io_handler>> _handlers;
     std::vector<std::unique_ptr<sink_output>> _sinks;
+    std::vector<std::string*> _sink_buffers; // [sink]: its append_buffer(), or nullptr
     std::vector<std::vector<std::unique_ptr<state_table>>> _tables; // [node][partition]
     std::unordered_map<std::uint64_t, std::uint32_t> _token_arrivals;
     moodycamel::ConcurrentQueue<command> _commands;

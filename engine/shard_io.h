@@ -59,6 +59,10 @@ public:
     // Queues bytes for the receiver. Never blocks and never drops: the bytes wait in the output
     // buffer until the receiver takes them.
     virtual void write(std::span<const std::byte> bytes) = 0;
+    // A buffer encoders may append to directly (one copy less than write()); whatever is appended
+    // is queued output, exactly as if passed to write(). nullptr when the sink has none. The
+    // pointer stays valid for the sink's life.
+    virtual std::string* append_buffer() { return nullptr; }
     // Bytes accepted and not yet handed to the kernel; the engine stops admitting new messages
     // while the total over all sinks is above its bound.
     virtual std::size_t pending_bytes() const = 0;

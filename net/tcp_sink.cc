@@ -46,7 +46,7 @@ bool tcp_sink::needs_poll() const {
 }
 
 void tcp_sink::write(std::span<const std::byte> bytes) {
-    _out.insert(_out.end(), bytes.begin(), bytes.end());
+    _out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 void tcp_sink::request_close() {
@@ -185,12 +185,12 @@ std::size_t tcp_sink::flush(std::uint64_t now_ns) {
     if (_out_offset == _out.size()) {
         _out_offset = 0;
         if (_out.capacity() > keep_capacity) {
-            std::vector<std::byte>{}.swap(_out);
+            std::string{}.swap(_out);
         } else {
             _out.clear();
         }
     } else if (_out_offset >= compact_threshold && _out_offset * 2 >= _out.size()) {
-        _out.erase(_out.begin(), _out.begin() + static_cast<std::ptrdiff_t>(_out_offset));
+        _out.erase(0, _out_offset);
         _out_offset = 0;
     }
     return written;

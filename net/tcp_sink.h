@@ -37,6 +37,7 @@ public:
     // Appends to the output buffer; sent on a later poll. Not to be called after finished().
     void write(std::span<const std::byte> bytes) override;
     std::size_t pending_bytes() const override { return _out.size() - _out_offset; }
+    std::string* append_buffer() override { return &_out; }
     // Finishes once every pending byte is written: then the socket is shut down and closed. A
     // sink that never reaches its receiver therefore never finishes; the engine's stop deadline
     // decides how long to wait.
@@ -74,7 +75,7 @@ private:
     bool _warned_this_outage = false;
 
     // Output: bytes [_out_offset, _out.size()) are pending; compacted as the front is written.
-    std::vector<std::byte> _out;
+    std::string _out;
     std::size_t _out_offset = 0;
     bool _blocked = false; // the last send hit EAGAIN; EPOLLOUT will announce room
 
