@@ -7,6 +7,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <thread>
+
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -162,6 +164,11 @@ TEST(tcp_source_connection, more_than_a_few_reads_of_data_needs_another_poll) {
     fake_shard shard;
     constexpr std::uint32_t max_size = 60000;
     tcp_source_connection conn(pair.server, 0, max_size, "peer");
+    // Room in the kernel for more than one poll's worth of reads (FORCE works as root).
+    int rcvbuf = 8 << 20;
+    if (::setsockopt(pair.server, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0) {
+        ::setsockopt(pair.server, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    }
     std::string big(max_size, 'b');
     constexpr int count = 40; // about 2.4 MB: more than reads_per_poll reads of 64 KiB
     std::thread writer([&] {
@@ -169,11 +176,20 @@ TEST(tcp_source_connection, more_than_a_few_reads_of_data_needs_another_poll) {
             pair.send_all(frame(big));
         }
     });
-    bool saw_needs_poll = false;
+    // Wait until the kernel holds more than reads_per_poll full reads, so the first poll cannot
+    // reach EAGAIN however fast it runs (without this the test depends on thread timing). The
+    // receive buffer was raised first so the kernel can hold that much (FORCE works as root).
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const int more_than_a_poll = 4 * 64 * 1024 + 1;
+    for (int queued = 0; queued < more_than_a_poll;) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer stalled";
+        ASSERT_EQ(::ioctl(pair.server, FIONREAD, &queued), 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    conn.poll(shard);
+    bool saw_needs_poll = conn.needs_poll();
     while (shard.payloads.size() < count && std::chrono::steady_clock::now() < deadline) {
         conn.poll(shard);
-        saw_needs_poll = saw_needs_poll || conn.needs_poll();
         shard.wait(conn.needs_poll() ? 0 : 10);
     }
     writer.join();
