@@ -10,13 +10,16 @@
 #include <optional>
 #include <pthread.h>
 #include <sched.h>
+#include <string_view>
 #include <unistd.h>
 #include <utility>
 
+#include "cli/external_requests.h"
 #include "cli/worker_options.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
 #include "net/acceptor.h"
+#include "net/external_channel.h"
 #include "net/http_endpoint.h"
 #include "net/metrics_hub_client.h"
 #include "net/tcp_listener.h"
@@ -200,6 +203,24 @@ int run_worker(int argc, char** argv, application& app) {
                   o.metrics_listen->host, endpoint.value()->bound_port());
         rt.add_exporter(std::move(endpoint.value()));
     }
+    // The external channel listens before processing starts, so a port in use fails fast; until
+    // mark_running() its requests see a cluster that is not initialized yet. Declared after `rt`:
+    // destroyed (its thread joined) before the runtime it reads.
+    std::unique_ptr<external_requests> requests;
+    std::unique_ptr<net::external_channel> external;
+    if (o.external) {
+        requests = std::make_unique<external_requests>(rt, o.name);
+        auto channel = net::external_channel::open(
+          *o.external,
+          [r = requests.get()](std::uint16_t id, std::string_view body, const std::string& peer) {
+              return r->handle(id, body, peer);
+          });
+        if (!channel) {
+            return fail(error{ channel.err().code, "--external: " + channel.err().message });
+        }
+        external = std::move(channel.value());
+        log::info("external channel on {}:{}", o.external->host, external->bound_port());
+    }
     if (auto s = rt.start(); !s) {
         return fail(s.err());
     }
@@ -220,6 +241,9 @@ int run_worker(int argc, char** argv, application& app) {
                                                               max_sizes[index], std::move(peer)));
     });
     acceptor.start();
+    if (requests) {
+        requests->mark_running();
+    }
     log::info("worker '{}' of '{}' running: {} compute thread(s), poll mode {}", o.name, app.name(),
               cfg.shards, cfg.busy_poll ? "busy" : "adaptive");
 
@@ -228,6 +252,8 @@ int run_worker(int argc, char** argv, application& app) {
     log::info("{} received: stopping (draining in-flight messages, flushing sinks)",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
     acceptor.stop();
+    // No control request may touch the runtime while it stops.
+    external.reset();
     auto report = rt.stop(std::chrono::seconds(30));
     auto c = rt.counters();
     log::info("stopped: {} messages in, {} out ({} bytes), {} rejected by decoders, {} "

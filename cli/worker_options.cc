@@ -71,7 +71,7 @@ const option_spec specs[] = {
     {"my-data", 'y', kind::value, group::wallaroo, "h:p", "",
      "joining worker: its own data listen address (not in this build yet)", scope::everywhere, ""},
     {"external", 'e', kind::value, group::wallaroo, "h:p", "",
-     "external-channel listen address (not in this build yet)", scope::everywhere, ""},
+     "external-channel listen address (WIRE.md §3; port 0 = any)", scope::everywhere, ""},
     {"worker-count", 'w', kind::value, group::wallaroo, "n", "1",
      "initializer: total workers including itself (only 1 in this build)", scope::everywhere, ""},
     {"name", 'n', kind::value, group::wallaroo, "s", "initializer",
@@ -715,9 +715,6 @@ void check_available(const settings& st, const worker_options& o) {
     if (o.event_log_file_size) {
         st.unavailable("event-log-file-size", "event-log rotation is");
     }
-    if (o.external) {
-        st.unavailable("external", "the external channel is");
-    }
     if (o.net == net_mode::dpdk) {
         st.unavailable("net", "the DPDK transport is");
     }
@@ -855,13 +852,15 @@ void parse(int argc, const char* const* argv, const app_facts& app, const env_lo
     worker_options o = typed_options(st);
     o.eal_args = std::move(eal_args);
     check_available(st, o);
-    parse_sources(st, app, o);
-    parse_sinks(st, app, o);
-
+    // --print-config shows what is set even when sources or sinks still lack an address (that is
+    // what one wants to see while writing a config file); bad values above are still errors.
     if (cmd.count("print-config") != 0) {
         out.exit_now = true;
         out.out_text = print_config(st);
+        return;
     }
+    parse_sources(st, app, o);
+    parse_sinks(st, app, o);
     out.options = std::move(o);
 }
 

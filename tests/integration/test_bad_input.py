@@ -247,6 +247,20 @@ class CommandLineTest(harness.ProcessTestCase):
     def test_join_not_available(self):
         self.assert_fails(self.run_app("word_count", *self.wc_args("--join", "127.0.0.1:1")), 64)
 
+    def test_external_port_in_use(self):
+        # --external is built (WIRE.md §3): its address is checked like the others, and a port in
+        # use stops the worker before it processes anything (69, one line naming the port).
+        held = self.track_socket(socket.socket())
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        self.assert_fails(self.run_app("word_count",
+                                       *self.wc_args("--external", f"127.0.0.1:{port}")),
+                          69, str(port))
+        self.assert_fails(self.run_app("word_count",
+                                       *self.wc_args("--external", "127.0.0.1:notaport")),
+                          64, "notaport")
+
     def help_line(self, app, option):
         r = self.run_app(app, "--help")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -392,6 +392,16 @@ TEST(worker_options, print_config_shows_values_and_sources) {
     }
 }
 
+TEST(worker_options, print_config_works_before_sources_and_sinks_have_addresses) {
+    auto r = parse({ "--print-config", "--threads", "2" });
+    EXPECT_TRUE(r.exit_now);
+    EXPECT_EQ(r.exit_code, 0) << r.err_line;
+    EXPECT_NE(r.out_text.find("in = <none>  (default)\n"), std::string::npos) << r.out_text;
+    EXPECT_NE(r.out_text.find("threads = 2  (command line)\n"), std::string::npos) << r.out_text;
+    // Bad values are still errors.
+    EXPECT_EQ(parse({ "--print-config", "--threads", "0" }).exit_code, 64);
+}
+
 TEST(worker_options, help_and_version_exit_zero) {
     auto h = parse({ "--help" });
     EXPECT_TRUE(h.exit_now);
@@ -429,7 +439,6 @@ TEST(worker_options, unavailable_features_are_refused) {
         { "--run-with-resilience" },
         { "--log-rotation" },
         { "-l", "1000000" },
-        { "-e", "127.0.0.1:5050" },
         { "--net", "dpdk" },
         { "--dpdk-port", "0" },
         { "--dpdk-peer", "w1=02:00:00:00:00:01" },
@@ -453,6 +462,14 @@ TEST(worker_options, unavailable_features_are_refused) {
     // From the environment the line names the variable.
     expect_error(parse({ in, out }, one_source_app(), { { "RINGTAIL_JOIN", "127.0.0.1:6000" } }),
                  64, "RINGTAIL_JOIN=127.0.0.1:6000: joining a running cluster is not available");
+    // The external channel is built: the address is accepted (port 0 = any free port).
+    for (const char* at : { "127.0.0.1:5050", "127.0.0.1:0" }) {
+        auto r = parse({ in, out, "-e", at });
+        ASSERT_FALSE(r.exit_now) << r.err_line;
+        ASSERT_TRUE(r.options.external.has_value());
+        EXPECT_EQ(r.options.external->host, "127.0.0.1");
+    }
+    expect_error(parse({ in, out, "--external", "127.0.0.1:notaport" }), 64, "notaport");
     // Metrics export is built: both addresses are accepted, and a period of 0 turns metrics off.
     {
         auto r = parse({ in, out, "-m", "127.0.0.1:5001", "--metrics-listen", "127.0.0.1:0",
