@@ -47,6 +47,9 @@ public:
         return _pipeline_ingestion[pipeline];
     }
     std::size_t of_worker() const { return _worker; }
+    std::uint32_t pipeline_count() const {
+        return static_cast<std::uint32_t>(_pipeline_latency.size());
+    }
     const std::string& app_name() const { return _app_name; }
     const std::string& worker_name() const { return _worker_name; }
 

@@ -65,6 +65,7 @@ shard::shard(runtime& rt, std::uint32_t index)
     _now_ns = clock::now_ns();
     for (std::uint32_t src : _rt._app.source_nodes()) {
         _source_pipeline.push_back(static_cast<std::uint16_t>(_nodes[src]->pipeline));
+        _source_node_ptrs.push_back(_nodes[src].get());
     }
 }
 
@@ -94,12 +95,12 @@ void shard::use_metric_set(metric_set* set) {
         }
     }
     _stage_latency = _stage_hist.data();
-    _worker_hist = &set->latency[_catalog->of_worker()];
     _pipeline_hist.clear();
     for (std::size_t p = 0; p < _rt._app.pipeline_names().size(); ++p) {
         _pipeline_hist.push_back(
           &set->latency[_catalog->of_pipeline_latency(static_cast<std::uint32_t>(p))]);
     }
+    _pipeline_latency = _pipeline_hist.data();
     _ingest_counts.clear();
     for (auto p : _source_pipeline) {
         _ingest_counts.push_back(&set->counts[_catalog->of_pipeline_ingestion(p)]);
@@ -129,16 +130,6 @@ metric_set* shard::take_filled_metrics() {
 
 void shard::return_metrics(metric_set* set) {
     _metrics_empty.push_sp(std::move(set));
-}
-
-void shard::record_sink() {
-    if (_metrics == nullptr) {
-        return;
-    }
-    const std::uint64_t now = clock::now_ns();
-    const std::uint64_t latency = now > _current_ingest_ns ? now - _current_ingest_ns : 0;
-    _pipeline_hist[_current_pipeline]->record(latency);
-    _worker_hist->record(latency);
 }
 
 shard::~shard() {
@@ -277,7 +268,7 @@ void shard::ingest(std::uint32_t source_index, std::span<const std::byte> payloa
         ++*_ingest_counts[source_index];
     }
     bump(_stats.ingested);
-    _nodes[_rt._app.source_nodes()[source_index]]->ingest(*this, payload);
+    _source_node_ptrs[source_index]->ingest(*this, payload);
 }
 
 // ---- the loop ---------------------------------------------------------------------------------
@@ -293,6 +284,7 @@ void shard::run(int cpu) {
     std::uint64_t idle_since = clock::now_ns();
     while (!_rt._quit.load(std::memory_order_acquire)) {
         _now_ns = clock::now_ns();
+        _sink_clock_left = 0; // outputs of this iteration read the clock afresh (record_sink)
         if (_now_ns >= _next_period_mono_ns) {
             close_metric_period();
         }

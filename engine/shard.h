@@ -78,7 +78,6 @@ public:
     void sink_end(std::uint32_t sink_index, std::size_t size_before) override;
     void count_filtered() override { bump(_stats.filtered); }
     void count_decode_error(std::uint32_t) override { bump(_stats.decode_errors); }
-    void record_sink() override;
 
     // shard_context
     int epoll_fd() const override { return _epoll_fd; }
@@ -136,18 +135,16 @@ private:
     std::string _scratch;
     std::int64_t _in_flight_delta = 0; // appended to outboxes minus taken from rings, unpublished
     std::uint64_t _now_ns = 0;
-    std::uint64_t _current_ingest_ns = 0;
-    std::uint16_t _current_pipeline = 0;
     // Metrics: the set being filled, its per-node histogram pointers, and the hand-off rings to
     // and from the metrics thread (this shard produces on _metrics_full, consumes _metrics_empty).
     const metric_catalog* _catalog = nullptr;
     std::vector<std::unique_ptr<metric_set>> _metric_store;
     metric_set* _metrics = nullptr;
     std::vector<histogram*> _stage_hist;
-    histogram* _worker_hist = nullptr;
     std::vector<histogram*> _pipeline_hist;
     std::vector<std::uint64_t*> _ingest_counts;  // [source index]
     std::vector<std::uint16_t> _source_pipeline; // [source index]
+    std::vector<const node*> _source_node_ptrs;  // [source index]
     std::uint64_t _period_ns = 0;
     std::uint64_t _next_period_mono_ns = ~std::uint64_t{ 0 };
     std::uint64_t _next_period_wall_ns = 0;
