@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/tools/tool_support.h"
 #include "engine/clock.h"
 #include "net/host_port.h"
 #include "net/metrics_hub_codec.h"
@@ -47,18 +48,12 @@ constexpr std::uint64_t period_quiet_ns = 200'000'000;
 constexpr std::size_t max_connections = 256;
 
 [[noreturn]] void die(int code, std::string_view line) {
-    fmt::print(stderr, "ringtail-metrics: {}\n", line);
-    std::exit(code);
+    ringtail::tools::die("ringtail-metrics", code, line);
 }
 
-struct usage_error {
-    std::string message;
-};
+using ringtail::tools::usage_error;
 
-volatile std::sig_atomic_t stop_requested = 0;
-extern "C" void on_stop_signal(int) {
-    stop_requested = 1;
-}
+using ringtail::tools::stop_requested;
 
 std::uint64_t now_ns() {
     return ringtail::clock::monotonic_ns();
@@ -450,16 +445,7 @@ int main(int argc, char** argv) {
     }
     const options& o = *parsed;
 
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    ringtail::tools::block_stop_signals();
 
     std::FILE* json_out = nullptr;
     if (!o.write_file.empty()) {

@@ -31,6 +31,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "cli/tools/tool_support.h"
 #include "engine/clock.h"
 #include "engine/histogram.h"
 #include "net/host_port.h"
@@ -53,18 +54,12 @@ constexpr std::size_t output_buffer_size = 4 * 1024 * 1024;
 constexpr std::size_t max_frame_size = 64 * 1024 * 1024;
 
 [[noreturn]] void die(int code, std::string_view line) {
-    fmt::print(stderr, "ringtail-recv: {}\n", line);
-    std::exit(code);
+    ringtail::tools::die("ringtail-recv", code, line);
 }
 
-struct usage_error {
-    std::string message;
-};
+using ringtail::tools::usage_error;
 
-volatile std::sig_atomic_t stop_requested = 0;
-extern "C" void on_stop_signal(int) {
-    stop_requested = 1;
-}
+using ringtail::tools::stop_requested;
 
 std::uint64_t now_ns() {
     return ringtail::clock::monotonic_ns();
@@ -722,16 +717,7 @@ int main(int argc, char** argv) {
 
     // Stop signals stay blocked except inside ppoll (see receiver::run); SIGPIPE from a closed
     // stdout reader becomes an EPIPE write error instead.
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    ringtail::tools::block_stop_signals();
 
     int out_fd = STDOUT_FILENO;
     if (!o.out_file.empty() && !o.no_write) {

@@ -35,6 +35,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "cli/tools/tool_support.h"
 #include "engine/clock.h"
 #include "net/host_port.h"
 
@@ -53,20 +54,12 @@ constexpr int exit_cant_create = 73;
 constexpr std::uint64_t unlimited = std::numeric_limits<std::uint64_t>::max();
 
 [[noreturn]] void die(int code, std::string_view line) {
-    fmt::print(stderr, "ringtail-send: {}\n", line);
-    std::exit(code);
+    ringtail::tools::die("ringtail-send", code, line);
 }
 
-// Thrown while reading the command line; main turns it into one line and exit 64.
-struct usage_error {
-    std::string message;
-};
+using ringtail::tools::usage_error;
 
-// Set by SIGINT/SIGTERM so that an endless run (-u or -r without -m) still prints its summary.
-volatile std::sig_atomic_t stop_requested = 0;
-extern "C" void on_stop_signal(int) {
-    stop_requested = 1;
-}
+using ringtail::tools::stop_requested;
 
 std::uint64_t now_ns() {
     return ringtail::clock::monotonic_ns();
@@ -656,10 +649,7 @@ int run(const send_options& o) {
         }
     }
 
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal; // no SA_RESTART: a blocked send or sleep returns to check
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
+    ringtail::tools::on_stop_signals(); // no SA_RESTART: a blocked send or sleep returns
 
     std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(o.connect_timeout_s * 1e9);
     std::vector<connection> conns;
