@@ -14,10 +14,12 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "engine/codec.h"
 #include "engine/node.h"
 #include "engine/partition.h"
 #include "engine/result.h"
@@ -232,6 +234,25 @@ public:
     std::unique_ptr<state_table> make_table() const override {
         return std::make_unique<typed_state_table<S>>();
     }
+    bool input_crosses_workers() const override { return has_codec<T>; }
+    void encode_input(const value_box& v, std::string& out) const override {
+        if constexpr (has_codec<T>) {
+            codec<T>::encode(v.template get<T>(), out);
+        }
+    }
+    bool decode_input(std::span<const std::byte> bytes, value_box& out) const override {
+        if constexpr (has_codec<T>) {
+            auto decoded = codec<T>::decode(bytes);
+            if (!decoded) {
+                return false;
+            }
+            out = value_box(std::move(*decoded));
+            return true;
+        } else {
+            return false;
+        }
+    }
+    std::string input_type_name() const override { return typeid(T).name(); }
 
 private:
     K _key;

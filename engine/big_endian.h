@@ -52,6 +52,14 @@ void append(std::string& out, T value) {
     out.append(buf, sizeof u);
 }
 
+// Overwrites sizeof(T) bytes at `p` (a length field filled in once the rest is known).
+template<typename T>
+void write(std::byte* p, T value) {
+    static_assert(std::is_arithmetic_v<T>);
+    auto u = detail::swap_to_big(std::bit_cast<detail::uint_of<T>>(value));
+    std::memcpy(p, &u, sizeof u);
+}
+
 // Appends a `[u32 N][payload]` frame.
 inline void append_frame(std::string& out, std::span<const std::byte> payload) {
     append<std::uint32_t>(out, static_cast<std::uint32_t>(payload.size()));

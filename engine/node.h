@@ -122,6 +122,13 @@ public:
     virtual void ingest(exec_context&, std::span<const std::byte>) const {}
     // Stateful stages only: a fresh, empty table for one partition.
     virtual std::unique_ptr<state_table> make_table() const { return nullptr; }
+    // Stateful stages only: whether the stage's input type has a codec (engine/codec.h), so that
+    // a key_by may route it to another worker; and the input to and from bytes.
+    virtual bool input_crosses_workers() const { return false; }
+    virtual void encode_input(const value_box&, std::string&) const {}
+    virtual bool decode_input(std::span<const std::byte>, value_box&) const { return false; }
+    // The name of the stage's input type for error messages ("" when unknown).
+    virtual std::string input_type_name() const { return {}; }
 
     std::uint32_t id = no_node;
     node_kind kind = node_kind::stateless;

@@ -40,22 +40,47 @@ std::string_view key_bytes(const K& key, std::string& scratch) {
     }
 }
 
-// Which shard owns each partition of each keyed stage, for one worker. Growing and shrinking will
-// rewrite it whole at a barrier; between barriers it is read-only and shared by the shards.
+// Which shard of the cluster owns each partition of each keyed stage. Shards are numbered across
+// the cluster: worker w owns the global shards [first(w), first(w) + shards(w)), in worker order,
+// so every worker computes the same map from the same layout. Growing and shrinking will rewrite
+// it whole at a barrier; between barriers it is read-only and shared by the shards.
 class partition_map {
 public:
     partition_map() = default;
-    // Spreads `partitions` partitions of a stage round-robin over `shards` shards.
-    void assign_round_robin(std::uint32_t node, std::uint32_t partitions, std::uint32_t shards);
+    // The cluster's layout: how many shards each worker runs, and which worker this is. The
+    // default is one worker.
+    void set_layout(std::vector<std::uint32_t> shards_per_worker, std::uint32_t self);
+    // Spreads `partitions` partitions of a stage round-robin over every shard of the cluster.
+    void assign_round_robin(std::uint32_t node, std::uint32_t partitions);
+    // The global shard owning `partition` of keyed stage `node`.
     std::uint32_t owner(std::uint32_t node, std::uint32_t partition) const {
         return _owners[node][partition];
     }
     std::uint32_t partitions(std::uint32_t node) const {
         return node < _owners.size() ? static_cast<std::uint32_t>(_owners[node].size()) : 0;
     }
+    std::uint32_t worker_of(std::uint32_t global_shard) const {
+        return _worker_of_shard[global_shard];
+    }
+    // This worker's shards: global ids first_local() .. first_local() + local_count() - 1.
+    std::uint32_t first_local() const { return _first_local; }
+    std::uint32_t local_count() const { return _local_count; }
+    std::uint32_t total_shards() const {
+        return static_cast<std::uint32_t>(_worker_of_shard.size());
+    }
+    std::uint32_t workers() const { return static_cast<std::uint32_t>(_first_of_worker.size()); }
+    std::uint32_t self() const { return _self; }
+    std::uint32_t first_of(std::uint32_t worker) const { return _first_of_worker[worker]; }
+    std::uint32_t shards_of(std::uint32_t worker) const { return _shards_of_worker[worker]; }
 
 private:
-    std::vector<std::vector<std::uint32_t>> _owners; // [node][partition] -> shard
+    std::vector<std::vector<std::uint32_t>> _owners; // [node][partition] -> global shard
+    std::vector<std::uint32_t> _worker_of_shard;     // [global shard] -> worker
+    std::vector<std::uint32_t> _first_of_worker;
+    std::vector<std::uint32_t> _shards_of_worker;
+    std::uint32_t _self = 0;
+    std::uint32_t _first_local = 0;
+    std::uint32_t _local_count = 0;
 };
 
 } // namespace ringtail

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "engine/clock.h"
+#include "engine/exchange.h"
 #include "engine/log.h"
 #include "engine/metrics_collector.h"
 #include "engine/shard.h"
@@ -19,9 +20,15 @@ runtime::runtime(const application& app, runtime_config config, sink_factory sin
     if (_config.shards == 0) {
         _config.shards = 1;
     }
+    if (_config.cluster_shards.empty()) {
+        _config.cluster_shards = { _config.shards };
+        _config.worker_index = 0;
+    }
+    _config.cluster_shards.at(_config.worker_index) = _config.shards;
+    _map.set_layout(_config.cluster_shards, _config.worker_index);
     for (const auto& n : _app.nodes()) {
         if (n->kind == node_kind::stateful) {
-            _map.assign_round_robin(n->id, n->partitions, _config.shards);
+            _map.assign_round_robin(n->id, n->partitions);
         }
     }
 }
@@ -31,6 +38,7 @@ runtime::~runtime() {
         stop(std::chrono::seconds(5));
     }
     _collector.reset(); // before the shards whose rings it reads
+    _exchange.reset();
 }
 
 void runtime::add_exporter(std::unique_ptr<metrics_exporter> exporter) {
@@ -68,6 +76,26 @@ status runtime::start() {
         }
         _pending_exporters.clear();
     }
+    const bool clustered = _map.workers() > 1;
+    if (clustered) {
+        if (_config.data_transport == nullptr) {
+            return error{ errc::internal, "a cluster worker started without a data channel" };
+        }
+        for (const auto& node : _app.nodes()) {
+            if (node->kind == node_kind::stateful && !node->input_crosses_workers()) {
+                return error{ errc::internal,
+                              "stage '" + node->name +
+                                "': its input type has no ringtail::codec, so a key_by cannot "
+                                "route it to another worker; specialise ringtail::codec<T> "
+                                "(engine/codec.h) or run a single worker" };
+            }
+        }
+        _exchange = std::make_unique<exchange>(*this, *_config.data_transport);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            _to_exchange.push_back(std::make_unique<spsc_ring<envelope>>(_config.ring_capacity));
+            _from_exchange.push_back(std::make_unique<spsc_ring<envelope>>(_config.ring_capacity));
+        }
+    }
     // One ring per ordered pair (from, to), from != to: each has one producer and one consumer.
     _rings.resize(static_cast<std::size_t>(n) * n);
     for (std::uint32_t from = 0; from < n; ++from) {
@@ -84,6 +112,10 @@ status runtime::start() {
             inbound[j] = _rings[j * n + i].get();
             outbound[j] = _rings[i * n + j].get();
         }
+        if (clustered) { // index n: the exchange
+            inbound.push_back(_from_exchange[i].get());
+            outbound.push_back(_to_exchange[i].get());
+        }
         _shards[i]->set_rings(std::move(inbound), std::move(outbound));
         for (std::uint32_t s = 0; s < _app.sink_names().size(); ++s) {
             auto sink = _sink_factory(s, i);
@@ -98,6 +130,15 @@ status runtime::start() {
         int cpu =
           _config.cpus.empty() ? -1 : static_cast<int>(_config.cpus[i % _config.cpus.size()]);
         _shards[i]->start(cpu);
+    }
+    if (_exchange) {
+        std::vector<spsc_ring<envelope>*> from, to;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            from.push_back(_to_exchange[i].get());
+            to.push_back(_from_exchange[i].get());
+        }
+        _exchange->set_rings(std::move(from), std::move(to));
+        _exchange->start(_config.exchange_cpu);
     }
     if (_collector) {
         _collector->start(_config.metrics_cpu);
@@ -130,20 +171,17 @@ runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
         return _stop_report;
     }
     using clock = std::chrono::steady_clock;
-    _stopping.store(true, std::memory_order_release);
-    for (auto& s : _shards) {
-        s->wake();
+    if (_exchange) {
+        _exchange->close_intake();
     }
-    // Drain: every shard quiet (no sources, empty outboxes and inbound rings) and nothing counted
-    // in flight, seen twice in a row so a message moving between shards cannot slip through.
+    stop_admitting();
+    // Drain: every shard quiet (no sources, empty outboxes and inbound rings), the exchange quiet
+    // and nothing counted in flight, seen twice in a row so a message moving between shards
+    // cannot slip through.
     auto drain_deadline = clock::now() + std::chrono::seconds(60);
     int quiet_rounds = 0;
     while (quiet_rounds < 2 && clock::now() < drain_deadline) {
-        bool all_quiet = _in_flight.load(std::memory_order_acquire) == 0;
-        for (auto& s : _shards) {
-            all_quiet = all_quiet && s->quiet();
-        }
-        quiet_rounds = all_quiet ? quiet_rounds + 1 : 0;
+        quiet_rounds = all_quiet() ? quiet_rounds + 1 : 0;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     _stop_report.drained = quiet_rounds >= 2;
@@ -173,6 +211,10 @@ runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
     for (auto& s : _shards) {
         s->join();
     }
+    if (_exchange) {
+        _exchange->notify();
+        _exchange->join();
+    }
     if (_collector) {
         _collector->stop(); // publishes the last, partial period
     }
@@ -183,8 +225,41 @@ runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
     return _stop_report;
 }
 
+void runtime::stop_admitting() {
+    _stopping.store(true, std::memory_order_release);
+    for (auto& s : _shards) {
+        s->wake();
+    }
+}
+
+bool runtime::all_quiet() const {
+    bool quiet = _in_flight.load(std::memory_order_acquire) == 0;
+    for (const auto& s : _shards) {
+        quiet = quiet && s->quiet();
+    }
+    return quiet && (!_exchange || _exchange->quiet());
+}
+
+runtime::drain_state runtime::drain() const {
+    drain_state d;
+    d.quiet = _started && _stopping.load(std::memory_order_acquire) && all_quiet();
+    if (_exchange) {
+        d.remote_sent = _exchange->stats().sent.load(std::memory_order_relaxed);
+        d.remote_received = _exchange->stats().received.load(std::memory_order_relaxed);
+    }
+    return d;
+}
+
 worker_counters runtime::counters() const {
     worker_counters c;
+    if (_exchange) {
+        const auto& x = _exchange->stats();
+        c.remote_sent = x.sent.load(std::memory_order_relaxed);
+        c.remote_received = x.received.load(std::memory_order_relaxed);
+        c.remote_dropped = x.rejected.load(std::memory_order_relaxed) +
+                           x.dropped_lost.load(std::memory_order_relaxed) +
+                           x.dropped_leaving.load(std::memory_order_relaxed);
+    }
     for (const auto& s : _shards) {
         const auto& st = s->stats();
         c.ingested += st.ingested.load(std::memory_order_relaxed);
@@ -258,7 +333,11 @@ std::vector<std::string> runtime::state_keys(std::uint32_t node) const {
     std::vector<std::string> keys;
     const std::uint32_t partitions = _map.partitions(node);
     for (std::uint32_t p = 0; p < partitions; ++p) {
-        if (const auto* t = table(_map.owner(node, p), node, p)) {
+        const std::uint32_t local = _map.owner(node, p) - _map.first_local();
+        if (local >= _map.local_count()) {
+            continue; // another worker's partition
+        }
+        if (const auto* t = table(local, node, p)) {
             auto k = t->keys();
             keys.insert(keys.end(), k.begin(), k.end());
         }

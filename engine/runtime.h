@@ -18,10 +18,12 @@
 #include "engine/result.h"
 #include "engine/shard_io.h"
 #include "engine/spsc_ring.h"
+#include "engine/transport.h"
 
 namespace ringtail {
 
 class shard;
+class exchange;
 class metrics_collector;
 
 struct runtime_config {
@@ -42,6 +44,13 @@ struct runtime_config {
     std::uint64_t metrics_period_ns = 2'000'000'000;
     int metrics_cpu = -1; // core of the metrics thread; -1 = not pinned
     std::string worker_name = "initializer";
+    // In a cluster: how many shards each worker runs (index = worker index; empty = this worker
+    // alone), which one this is, and the data channel to the others (net/ makes it; it must
+    // outlive the runtime). The exchange thread runs the transport, pinned to exchange_cpu.
+    std::vector<std::uint32_t> cluster_shards;
+    std::uint32_t worker_index = 0;
+    transport* data_transport = nullptr;
+    int exchange_cpu = -1;
 };
 
 // Counters summed over shards; each shard writes its own, readers see a recent value.
@@ -53,7 +62,10 @@ struct worker_counters {
     std::uint64_t ring_messages = 0;   // envelopes that crossed a ring
     std::uint64_t sink_writes = 0;     // encoded messages handed to sinks
     std::uint64_t sink_bytes = 0;
-    std::uint64_t tokens_aligned = 0; // barrier tokens seen from every shard, summed over shards
+    std::uint64_t tokens_aligned = 0;  // barrier tokens seen from every shard, summed over shards
+    std::uint64_t remote_sent = 0;     // messages sent to other workers
+    std::uint64_t remote_received = 0; // messages that arrived from other workers
+    std::uint64_t remote_dropped = 0;  // for lost workers, undecodable, or arrived while leaving
 };
 
 // Makes the connection of one shard to one sink (net/ implements it; tests use fakes).
@@ -62,6 +74,8 @@ using sink_factory =
 // Called on a shard when a barrier token has arrived from every shard, i.e. after every message
 // sent to this shard before the barrier was injected.
 using token_callback = std::function<void(std::uint32_t shard, std::uint64_t token)>;
+// Called on the exchange thread when the data connection to another worker is gone.
+using peer_lost_callback = std::function<void(peer_id worker, const std::string& reason)>;
 
 class runtime {
 public:
@@ -82,6 +96,21 @@ public:
     // has come in from every shard.
     void inject_barrier(std::uint64_t id);
     void set_token_callback(token_callback cb);
+    // Before start.
+    void set_peer_lost_callback(peer_lost_callback cb) { _on_peer_lost = std::move(cb); }
+
+    // Thread-safe. Sources stop reading and close; everything already admitted keeps flowing
+    // (the first step of a stop, and of a cluster-wide clean shutdown).
+    void stop_admitting();
+    // Where this worker stands in a drain: quiet when nothing admitted here is left in its rings,
+    // overflow or exchange; the remote counts let a coordinator see that nothing is on the wire
+    // (the sum of sent equals the sum of received over the cluster).
+    struct drain_state {
+        bool quiet = false;
+        std::uint64_t remote_sent = 0;
+        std::uint64_t remote_received = 0;
+    };
+    drain_state drain() const;
 
     // Before start: a destination for every period's merged metrics.
     void add_exporter(std::unique_ptr<metrics_exporter> exporter);
@@ -92,7 +121,8 @@ public:
         bool drained = false;                // nothing admitted was left in the rings
         std::uint64_t undelivered_bytes = 0; // sink bytes the receivers never took
     };
-    // Stops admitting, drains every ring and overflow, flushes sinks (waiting at most
+    // Stops admitting, drains every ring and overflow (in a cluster: drops what other workers
+    // still send, counted: this worker is leaving), flushes sinks (waiting at most
     // `flush_timeout` for receivers), then stops the shard threads. Idempotent.
     stop_report stop(std::chrono::milliseconds flush_timeout = std::chrono::seconds(30));
 
@@ -122,16 +152,23 @@ public:
 
 private:
     friend class shard;
+    friend class exchange;
+    bool all_quiet() const;
 
     const application& _app;
     runtime_config _config;
     sink_factory _sink_factory;
     partition_map _map;
     token_callback _on_token;
+    peer_lost_callback _on_peer_lost;
     // The rings between every ordered pair of shards, [from * shards + to]; declared before the
     // shards, which use them, so they outlive the shards.
     std::vector<std::unique_ptr<spsc_ring<envelope>>> _rings;
+    // In a cluster: the rings from each shard to the exchange and back, [shard].
+    std::vector<std::unique_ptr<spsc_ring<envelope>>> _to_exchange;
+    std::vector<std::unique_ptr<spsc_ring<envelope>>> _from_exchange;
     std::vector<std::unique_ptr<shard>> _shards;
+    std::unique_ptr<exchange> _exchange; // after the shards: destroyed (joined) first
     std::unique_ptr<metric_catalog> _catalog;
     std::vector<std::unique_ptr<metrics_exporter>> _pending_exporters;
     std::unique_ptr<metrics_collector> _collector;

@@ -10,9 +10,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <hwloc.h>
-
 #include "engine/clock.h"
+#include "engine/detail/pin_thread.h"
+#include "engine/exchange.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
 
@@ -20,24 +20,6 @@ namespace ringtail {
 namespace {
 
 constexpr std::size_t ring_burst = 64;
-
-void pin_to(int cpu, std::uint32_t index) {
-    hwloc_topology_t topo;
-    if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0) {
-        log::warn("shard {}: cannot read the CPU topology; running unpinned", index);
-        return;
-    }
-    hwloc_bitmap_t set = hwloc_bitmap_alloc();
-    hwloc_bitmap_only(set, static_cast<unsigned>(cpu));
-    if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_THREAD) != 0) {
-        log::warn("shard {}: cannot pin to core {} ({}); running unpinned", index, cpu,
-                  std::strerror(errno));
-    } else {
-        log::debug("shard {} pinned to core {}", index, cpu);
-    }
-    hwloc_bitmap_free(set);
-    hwloc_topology_destroy(topo);
-}
 
 } // namespace
 
@@ -197,6 +179,15 @@ std::vector<std::string> shard::keys_of(std::uint32_t node) const {
     return keys;
 }
 
+void shard::notify() {
+    // Pairs with the fence in sleep_until_woken: either this shard sees the producer's ring update
+    // before it sleeps, or the producer sees the sleeping flag and wakes it.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (_sleeping.load(std::memory_order_relaxed)) {
+        wake();
+    }
+}
+
 void shard::wake() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
@@ -213,12 +204,14 @@ void shard::deliver(std::uint32_t node, value_box&& v) {
 }
 
 void shard::route(std::uint32_t node, std::uint32_t partition, value_box&& v) {
-    const std::uint32_t owner = _rt._map.owner(node, partition);
-    if (owner == _index) {
+    const partition_map& map = _rt._map;
+    const std::uint32_t local = map.owner(node, partition) - map.first_local();
+    if (local == _index) {
         _nodes[node]->process(*this, std::move(v), partition);
         return;
     }
-    auto& box = _outboxes[owner];
+    // Another worker's partition: to the exchange, the outbox after the local shards'.
+    auto& box = _outboxes[local < map.local_count() ? local : map.local_count()];
     box.items.push_back(envelope{ node, partition, _current_ingest_ns, envelope_kind::data,
                                   _current_pipeline, std::move(v) });
     ++_in_flight_delta;
@@ -277,7 +270,7 @@ void shard::run(int cpu) {
     std::string name = "rt-shard-" + std::to_string(_index);
     ::pthread_setname_np(::pthread_self(), name.c_str());
     if (cpu >= 0) {
-        pin_to(cpu, _index);
+        detail::pin_thread(cpu, "shard " + std::to_string(_index));
     }
     const bool busy = _rt._config.busy_poll;
     const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
@@ -350,8 +343,9 @@ std::size_t shard::run_commands() {
             cmds[i].task(*this);
         } else {
             on_token(cmds[i].barrier);
-            // Forward the token behind everything already queued for each peer.
-            for (std::size_t dst = 0; dst < _outboxes.size(); ++dst) {
+            // Forward the token behind everything already queued for each peer shard (tokens do
+            // not cross workers yet).
+            for (std::size_t dst = 0; dst < _rt._shards.size(); ++dst) {
                 if (_outbound[dst] != nullptr) {
                     _outboxes[dst].items.push_back(
                       envelope{ _index, 0, cmds[i].barrier, envelope_kind::barrier, 0, {} });
@@ -443,12 +437,10 @@ std::size_t shard::flush_outboxes() {
         }
         if (n != 0) {
             moved += n;
-            shard& peer = *_rt._shards[dst];
-            // Pairs with the fence in sleep_until_woken: either the peer sees our ring update
-            // before it sleeps, or we see its sleeping flag and wake it.
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (peer._sleeping.load(std::memory_order_relaxed)) {
-                peer.wake();
+            if (dst < _rt._shards.size()) {
+                _rt._shards[dst]->notify();
+            } else {
+                _rt._exchange->notify();
             }
         }
     }

@@ -32,7 +32,7 @@ public:
     ~shard() override;
 
     // Wiring, before start: the ring this shard reads from shard `from`, and the ring it writes to
-    // shard `to` (nullptr for itself).
+    // shard `to` (nullptr for itself); in a cluster one more of each, last, for the exchange.
     void set_rings(std::vector<spsc_ring<envelope>*> inbound,
                    std::vector<spsc_ring<envelope>*> outbound);
     void add_sink(std::unique_ptr<sink_output> sink);
@@ -57,6 +57,8 @@ public:
     // Keys held by stateful stage `node` in the partitions this shard owns (this shard only).
     std::vector<std::string> keys_of(std::uint32_t node) const;
     void wake();
+    // After pushing into one of this shard's inbound rings: wakes it if it sleeps.
+    void notify();
 
     // Read by the runtime while stopping.
     bool quiet() const { return _quiet.load(std::memory_order_acquire); }

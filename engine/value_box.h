@@ -71,6 +71,11 @@ public:
         }
     }
 
+    template<typename T>
+    const T& get() const {
+        return const_cast<value_box*>(this)->get<T>();
+    }
+
     void reset() noexcept {
         if (_ops != nullptr) {
             _ops->destroy(_buf);

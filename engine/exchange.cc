@@ -1,0 +1,303 @@
+// The exchange loop: shards' rings -> frames per peer within credit; frames -> shards' rings.
+#include "engine/exchange.h"
+
+#include <cerrno>
+#include <cstring>
+#include <pthread.h>
+#include <stdexcept>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "engine/clock.h"
+#include "engine/detail/pin_thread.h"
+#include "engine/log.h"
+#include "engine/remote_codec.h"
+#include "engine/runtime.h"
+#include "engine/shard.h"
+
+namespace ringtail {
+namespace {
+constexpr std::size_t ring_burst = 256;
+} // namespace
+
+exchange::exchange(runtime& rt, transport& t)
+  : _rt(rt)
+  , _transport(t) {
+    _epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    _wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (_epoll_fd < 0 || _wake_fd < 0) {
+        throw std::runtime_error(std::string("cannot create the exchange's epoll/eventfd: ") +
+                                 std::strerror(errno));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
+    if (int fd = _transport.wait_fd(); fd >= 0) {
+        epoll_event tev{};
+        tev.events = EPOLLIN;
+        ::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, fd, &tev);
+    }
+    const auto peers = _transport.peer_count();
+    _frame.resize(peers);
+    _frame_count.assign(peers, 0);
+    _grants.assign(peers, 0);
+    _lost.assign(peers, false);
+    for (auto& f : _frame) {
+        f.reserve(_transport.max_body_bytes());
+    }
+}
+
+exchange::~exchange() {
+    join();
+    ::close(_wake_fd);
+    ::close(_epoll_fd);
+}
+
+void exchange::set_rings(std::vector<spsc_ring<envelope>*> from_shards,
+                         std::vector<spsc_ring<envelope>*> to_shards) {
+    _from_shards = std::move(from_shards);
+    _to_shards = std::move(to_shards);
+    _outbound.resize(_from_shards.size());
+    _inbound.resize(_to_shards.size());
+}
+
+void exchange::start(int cpu) {
+    _thread = std::thread([this, cpu] { run(cpu); });
+}
+
+void exchange::join() {
+    if (_thread.joinable()) {
+        _thread.join();
+    }
+}
+
+void exchange::notify() {
+    // Pairs with the fence in sleep_until_woken: either we see the sleeping flag, or the exchange
+    // sees the ring update before it sleeps.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (_sleeping.load(std::memory_order_relaxed)) {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
+    }
+}
+
+void exchange::run(int cpu) {
+    ::pthread_setname_np(::pthread_self(), "rt-exchange");
+    if (cpu >= 0) {
+        detail::pin_thread(cpu, "exchange");
+    }
+    const bool busy = _rt._config.busy_poll;
+    const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
+    std::uint64_t idle_since = clock::now_ns();
+    while (!_rt._quit.load(std::memory_order_acquire)) {
+        _now_ns = clock::now_ns();
+        std::size_t work = _transport.poll(*this);
+        work += deliver_inbound();
+        work += send_outbound();
+        if (_in_flight_delta != 0) {
+            _rt._in_flight.fetch_add(_in_flight_delta, std::memory_order_acq_rel);
+            _in_flight_delta = 0;
+        }
+        update_quiet();
+        if (work != 0) {
+            idle_since = _now_ns;
+            continue;
+        }
+        if (busy || _now_ns - idle_since < spin_ns) {
+            continue;
+        }
+        bool short_wait = false;
+        for (const auto& q : _inbound) {
+            short_wait = short_wait || !q.empty();
+        }
+        for (const auto& q : _outbound) {
+            short_wait = short_wait || !q.empty();
+        }
+        sleep_until_woken(short_wait);
+        idle_since = clock::now_ns();
+    }
+    update_quiet();
+}
+
+std::size_t exchange::send_outbound() {
+    const partition_map& map = _rt._map;
+    const auto& nodes = _rt._app.nodes();
+    const std::size_t max_body = _transport.max_body_bytes();
+    std::size_t work = 0;
+    for (std::size_t s = 0; s < _from_shards.size(); ++s) {
+        queue& q = _outbound[s];
+        if (q.empty()) {
+            q.clear();
+            std::size_t n = _from_shards[s]->consume_burst_sc(
+              ring_burst, [&](envelope&& e) { q.items.push_back(std::move(e)); });
+            if (n == 0) {
+                continue;
+            }
+            work += n;
+        }
+        // In order; a message for a peer without credit holds back the rest of this shard's queue
+        // (per-peer order needs only that nothing overtakes it; credit comes back as that peer
+        // drains, which it always does).
+        while (!q.empty()) {
+            envelope& e = q.items[q.head];
+            if (e.kind != envelope_kind::data) {
+                // Tokens stay within a worker until barriers cross workers (checkpoints).
+                ++q.head;
+                --_in_flight_delta;
+                continue;
+            }
+            const peer_id peer = map.worker_of(map.owner(e.node, e.partition));
+            if (_lost[peer] || !_transport.peer_alive(peer)) {
+                ++q.head;
+                --_in_flight_delta;
+                bump(_stats.dropped_lost);
+                continue;
+            }
+            if (_transport.credit(peer) <= _frame_count[peer]) {
+                break;
+            }
+            std::string& body = _frame[peer];
+            if (!body.empty() && body.size() + remote::message_header_size + 64 > max_body) {
+                flush_frame(peer);
+                if (_transport.credit(peer) == 0) {
+                    break;
+                }
+            }
+            remote::append_message(body, *nodes[e.node], e, _now_ns);
+            ++_frame_count[peer];
+            e.value.reset();
+            ++q.head;
+            --_in_flight_delta;
+            ++work;
+        }
+    }
+    for (peer_id p = 0; p < _frame.size(); ++p) {
+        if (_frame_count[p] != 0) {
+            flush_frame(p);
+        }
+    }
+    return work;
+}
+
+void exchange::flush_frame(peer_id peer) {
+    std::string& body = _frame[peer];
+    _transport.send(peer, std::as_bytes(std::span(body.data(), body.size())), _frame_count[peer]);
+    bump(_stats.sent, _frame_count[peer]);
+    body.clear();
+    _frame_count[peer] = 0;
+}
+
+void exchange::on_messages(peer_id peer, std::span<const std::byte> body, std::uint32_t count) {
+    bump(_stats.received, count);
+    if (_intake_closed.load(std::memory_order_relaxed)) {
+        bump(_stats.dropped_leaving, count);
+        _transport.grant(peer, count);
+        return;
+    }
+    const partition_map& map = _rt._map;
+    const std::uint32_t first = map.first_local();
+    const std::uint32_t local = map.local_count();
+    std::uint32_t misrouted = 0;
+    auto c = remote::decode_messages(body, count, _rt._app.nodes(), _now_ns, [&](envelope&& e) {
+        const std::uint32_t s = map.owner(e.node, e.partition) - first;
+        if (s >= local) {
+            ++misrouted; // not ours: the peer's partition map differs (a bug, never delivered)
+            return;
+        }
+        _inbound[s].items.push_back(std::move(e));
+        _inbound[s].from.push_back(peer);
+        ++_in_flight_delta;
+    });
+    const std::uint32_t dropped = c.rejected + misrouted;
+    if (dropped != 0) {
+        bump(_stats.rejected, dropped);
+        _transport.grant(peer, dropped);
+        log::warn("exchange: {} message(s) from worker {} could not be delivered (bad stage, "
+                  "partition or value)",
+                  dropped, peer);
+    }
+}
+
+std::size_t exchange::deliver_inbound() {
+    std::size_t work = 0;
+    for (std::size_t s = 0; s < _inbound.size(); ++s) {
+        queue& q = _inbound[s];
+        if (q.empty()) {
+            continue;
+        }
+        const std::size_t n =
+          _to_shards[s]->push_burst_sp(q.items.data() + q.head, q.items.size() - q.head);
+        if (n == 0) {
+            continue;
+        }
+        for (std::size_t i = q.head; i < q.head + n; ++i) {
+            ++_grants[q.from[i]];
+        }
+        q.head += n;
+        if (q.empty()) {
+            q.clear();
+        }
+        work += n;
+        _rt._shards[s]->notify();
+    }
+    if (work != 0) {
+        for (peer_id p = 0; p < _grants.size(); ++p) {
+            if (_grants[p] != 0) {
+                _transport.grant(p, _grants[p]);
+                _grants[p] = 0;
+            }
+        }
+    }
+    return work;
+}
+
+void exchange::on_peer_lost(peer_id peer, const std::string& reason) {
+    if (peer >= _lost.size() || _lost[peer]) {
+        return;
+    }
+    _lost[peer] = true;
+    _frame[peer].clear();
+    bump(_stats.dropped_lost, _frame_count[peer]);
+    _frame_count[peer] = 0;
+    if (_rt._on_peer_lost) {
+        _rt._on_peer_lost(peer, reason);
+    }
+}
+
+bool exchange::rings_pending() const {
+    for (auto* r : _from_shards) {
+        if (!r->empty_sc()) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void exchange::update_quiet() {
+    bool quiet = _transport.pending_bytes() == 0 && !rings_pending();
+    for (const auto& q : _outbound) {
+        quiet = quiet && q.empty();
+    }
+    for (const auto& q : _inbound) {
+        quiet = quiet && q.empty();
+    }
+    _quiet.store(quiet, std::memory_order_release);
+}
+
+void exchange::sleep_until_woken(bool short_wait) {
+    _sleeping.store(true, std::memory_order_relaxed);
+    // Pairs with the fence in notify().
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (rings_pending() || _rt._quit.load(std::memory_order_acquire)) {
+        _sleeping.store(false, std::memory_order_relaxed);
+        return;
+    }
+    epoll_event events[8];
+    ::epoll_wait(_epoll_fd, events, 8, short_wait ? 1 : 5);
+    _sleeping.store(false, std::memory_order_relaxed);
+    std::uint64_t v;
+    [[maybe_unused]] auto n = ::read(_wake_fd, &v, sizeof v);
+}
+
+} // namespace ringtail

@@ -1,0 +1,63 @@
+#include "net/crc32c.h"
+
+#include <cstring>
+
+#include <boost/crc.hpp>
+
+namespace ringtail::net {
+namespace {
+
+using boost_crc32c = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* p, std::size_t n,
+                                                             std::uint32_t crc) {
+    std::uint64_t c = ~crc;
+    while (n >= 8) {
+        std::uint64_t v;
+        std::memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    auto c32 = static_cast<std::uint32_t>(c);
+    while (n > 0) {
+        c32 = __builtin_ia32_crc32qi(c32, *p);
+        ++p;
+        --n;
+    }
+    return ~c32;
+}
+
+bool have_sse42() {
+    static const bool yes = __builtin_cpu_supports("sse4.2");
+    return yes;
+}
+#endif
+
+} // namespace
+
+std::uint32_t crc32c_portable(std::span<const std::byte> bytes, std::uint32_t crc) {
+    // Resuming: Boost takes the register in the unreflected form of the initial value, before
+    // the final XOR.
+    std::uint32_t reg = crc ^ 0xFFFFFFFFu;
+    std::uint32_t unreflected = 0;
+    for (int i = 0; i < 32; ++i) {
+        unreflected |= ((reg >> i) & 1u) << (31 - i);
+    }
+    boost_crc32c c(unreflected);
+    c.process_bytes(bytes.data(), bytes.size());
+    return c.checksum();
+}
+
+std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc) {
+#if defined(__x86_64__)
+    if (have_sse42()) {
+        return crc32c_sse42(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+                            crc);
+    }
+#endif
+    return crc32c_portable(bytes, crc);
+}
+
+} // namespace ringtail::net

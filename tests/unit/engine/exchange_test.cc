@@ -1,0 +1,390 @@
+// Workers of one cluster in one process: runtimes joined by an in-memory transport, so that
+// routing across workers, the exchange's credit flow control, per-key order and the loss of a
+// peer are tested without sockets.
+#include "engine/exchange.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/big_endian.h"
+#include "engine/runtime.h"
+#include "tests/unit/engine/engine_fakes.h"
+
+namespace ringtail {
+namespace {
+
+using testing::collected;
+using testing::fake_sink;
+using testing::fake_source;
+
+// The wire between in-memory transports: one queue per receiving worker.
+struct memory_wire {
+    struct frame {
+        peer_id from;
+        bool credit;
+        std::uint32_t count;
+        std::string body;
+    };
+    struct inbox {
+        std::mutex mu;
+        std::deque<frame> frames;
+        int event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        bool closed = false;
+        ~inbox() { ::close(event_fd); }
+    };
+    explicit memory_wire(std::uint32_t workers) {
+        for (std::uint32_t i = 0; i < workers; ++i) {
+            inboxes.push_back(std::make_unique<inbox>());
+        }
+    }
+    void post(peer_id to, frame f) {
+        auto& in = *inboxes[to];
+        std::lock_guard lock(in.mu);
+        in.frames.push_back(std::move(f));
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(in.event_fd, &one, sizeof one);
+    }
+    std::vector<std::unique_ptr<inbox>> inboxes;
+};
+
+class memory_transport final : public transport {
+public:
+    memory_transport(memory_wire& wire, peer_id self, std::uint32_t initial_credit)
+      : _wire(wire)
+      , _self(self)
+      , _credit(wire.inboxes.size(), initial_credit)
+      , _alive(wire.inboxes.size(), true) {}
+    std::uint32_t peer_count() const override {
+        return static_cast<std::uint32_t>(_wire.inboxes.size());
+    }
+    int wait_fd() const override { return _wire.inboxes[_self]->event_fd; }
+    std::size_t poll(transport_events& events) override {
+        auto& in = *_wire.inboxes[_self];
+        std::deque<memory_wire::frame> frames;
+        {
+            std::lock_guard lock(in.mu);
+            frames.swap(in.frames);
+            std::uint64_t v;
+            [[maybe_unused]] auto n = ::read(in.event_fd, &v, sizeof v);
+        }
+        for (auto& f : frames) {
+            if (f.credit) {
+                _credit[f.from] += f.count;
+            } else if (f.count == ~std::uint32_t{ 0 }) {
+                if (_alive[f.from]) {
+                    _alive[f.from] = false;
+                    events.on_peer_lost(f.from, "connection closed");
+                }
+            } else if (_alive[f.from]) {
+                events.on_messages(f.from, std::as_bytes(std::span(f.body.data(), f.body.size())),
+                                   f.count);
+            }
+        }
+        return frames.size();
+    }
+    std::uint32_t credit(peer_id peer) const override { return _alive[peer] ? _credit[peer] : 0; }
+    void send(peer_id peer, std::span<const std::byte> body, std::uint32_t count) override {
+        EXPECT_LE(count, _credit[peer]);
+        EXPECT_LE(body.size(), max_body_bytes());
+        _credit[peer] -= count;
+        max_frame_count = std::max(max_frame_count, count);
+        _wire.post(peer, { _self, false, count,
+                           std::string(reinterpret_cast<const char*>(body.data()), body.size()) });
+    }
+    std::size_t max_body_bytes() const override { return 4096; }
+    void grant(peer_id peer, std::uint32_t count) override {
+        _wire.post(peer, { _self, true, count, {} });
+    }
+    std::size_t pending_bytes() const override { return 0; }
+    bool peer_alive(peer_id peer) const override { return _alive[peer]; }
+
+    std::uint32_t max_frame_count = 0;
+
+private:
+    memory_wire& _wire;
+    peer_id _self;
+    std::vector<std::uint32_t> _credit;
+    std::vector<bool> _alive;
+};
+
+// sequence-like app: [u64 value][key]; state = last value per key; out "key value last\n".
+struct record {
+    std::uint64_t value;
+    std::string key;
+};
+struct last_value {
+    std::uint64_t value = 0;
+};
+
+} // namespace
+
+template<>
+struct codec<record> {
+    static void encode(const record& r, std::string& out) {
+        be::append<std::uint64_t>(out, r.value);
+        out.append(r.key);
+    }
+    static std::optional<record> decode(std::span<const std::byte> b) {
+        if (b.size() < 8) {
+            return std::nullopt;
+        }
+        return record{ be::read<std::uint64_t>(b.data()),
+                       std::string(reinterpret_cast<const char*>(b.data()) + 8, b.size() - 8) };
+    }
+};
+
+namespace {
+
+application make_sequence() {
+    application app{ "seq" };
+    app
+      .source("in",
+              [](std::span<const std::byte> p) -> std::optional<record> {
+                  return codec<record>::decode(p);
+              })
+      .key_by([](const record& r) -> const std::string& { return r.key; })
+      .to_state<last_value>("last",
+                            [](const record& r, last_value& s) {
+                                std::string out = r.key + " " + std::to_string(r.value) + " " +
+                                                  std::to_string(s.value) + "\n";
+                                s.value = r.value;
+                                return out;
+                            })
+      .to_sink("out", [](const std::string& s) { return s; });
+    return app;
+}
+
+std::string encode_record(std::uint64_t value, const std::string& key) {
+    std::string s;
+    codec<record>::encode(record{ value, key }, s);
+    return s;
+}
+
+// A cluster of runtimes in this process; worker w's shard s writes to sinks[w].
+struct cluster {
+    cluster(const application& app, std::vector<std::uint32_t> shards, std::uint32_t credit)
+      : wire(static_cast<std::uint32_t>(shards.size())) {
+        for (std::uint32_t w = 0; w < shards.size(); ++w) {
+            sinks.push_back(std::make_unique<collected>());
+            transports.push_back(std::make_unique<memory_transport>(wire, w, credit));
+            runtime_config cfg;
+            cfg.shards = shards[w];
+            cfg.cluster_shards = shards;
+            cfg.worker_index = w;
+            cfg.data_transport = transports.back().get();
+            cfg.metrics_period_ns = 0;
+            cfg.in_flight_budget = 1024;
+            auto* out = sinks.back().get();
+            runtimes.push_back(
+              std::make_unique<runtime>(app, cfg, [out](std::uint32_t, std::uint32_t) {
+                  return std::make_unique<fake_sink>(*out);
+              }));
+            runtimes.back()->set_peer_lost_callback([this, w](peer_id p, const std::string& why) {
+                std::lock_guard lock(mu);
+                lost.push_back({ w, p, why });
+            });
+        }
+    }
+    void start() {
+        for (auto& rt : runtimes) {
+            ASSERT_TRUE(rt->start());
+        }
+    }
+    // The cluster-wide clean stop: everyone stops admitting; once every worker is quiet and the
+    // messages sent equal those received (nothing on the wire), everyone stops.
+    void drain_and_stop(std::chrono::seconds timeout = std::chrono::seconds(30)) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        bool sources_done = false;
+        while (!sources_done && std::chrono::steady_clock::now() < deadline) {
+            sources_done = true;
+            for (auto& rt : runtimes) {
+                sources_done =
+                  sources_done && rt->counters().ingested == ingest_expected[&rt - &runtimes[0]];
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        for (auto& rt : runtimes) {
+            rt->stop_admitting();
+        }
+        int rounds = 0;
+        while (rounds < 2 && std::chrono::steady_clock::now() < deadline) {
+            bool quiet = true;
+            std::uint64_t sent = 0, received = 0;
+            for (auto& rt : runtimes) {
+                auto d = rt->drain();
+                quiet = quiet && d.quiet;
+                sent += d.remote_sent;
+                received += d.remote_received;
+            }
+            rounds = quiet && sent == received ? rounds + 1 : 0;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        EXPECT_EQ(rounds, 2) << "the cluster did not drain";
+        for (auto& rt : runtimes) {
+            auto report = rt->stop(std::chrono::seconds(5));
+            EXPECT_TRUE(report.drained);
+        }
+    }
+    memory_wire wire;
+    std::vector<std::unique_ptr<collected>> sinks;
+    std::vector<std::unique_ptr<memory_transport>> transports;
+    std::vector<std::unique_ptr<runtime>> runtimes;
+    std::vector<std::uint64_t> ingest_expected = std::vector<std::uint64_t>(8, 0);
+    std::mutex mu;
+    struct loss {
+        std::uint32_t at;
+        peer_id peer;
+        std::string reason;
+    };
+    std::vector<loss> lost;
+};
+
+// Every key's values must arrive in the order one source sent them, each exactly once, and every
+// key's state must live on exactly one worker.
+void check_sequence(cluster& c, std::uint32_t keys, std::uint64_t per_key) {
+    std::map<std::string, std::vector<std::uint64_t>> seen;
+    std::map<std::string, std::uint32_t> worker_of_key;
+    for (std::uint32_t w = 0; w < c.sinks.size(); ++w) {
+        for (const auto& write : c.sinks[w]->writes) {
+            auto a = write.find(' ');
+            auto b = write.find(' ', a + 1);
+            std::string key = write.substr(0, a);
+            std::uint64_t value = std::stoull(write.substr(a + 1, b - a - 1));
+            std::uint64_t last = std::stoull(write.substr(b + 1));
+            auto& values = seen[key];
+            EXPECT_EQ(last, values.empty() ? 0 : values.back()) << key;
+            values.push_back(value);
+            auto [it, fresh] = worker_of_key.emplace(key, w);
+            EXPECT_EQ(it->second, w) << "key " << key << " processed on two workers";
+        }
+    }
+    ASSERT_EQ(seen.size(), keys);
+    for (auto& [key, values] : seen) {
+        ASSERT_EQ(values.size(), per_key) << key;
+        for (std::uint64_t i = 0; i < per_key; ++i) {
+            ASSERT_EQ(values[i], i + 1) << key;
+        }
+    }
+}
+
+TEST(RuntimeCluster, KeysRouteAcrossWorkersInOrder) {
+    for (auto shards : std::vector<std::vector<std::uint32_t>>{ { 1, 1 }, { 2, 1 }, { 1, 1, 2 } }) {
+        auto app = make_sequence();
+        cluster c(app, shards, 16384);
+        c.start();
+        // Each key is fed by exactly one worker's source, so its values must stay in order; the
+        // keys land on every worker.
+        constexpr std::uint32_t keys = 60;
+        constexpr std::uint64_t per_key = 300;
+        std::vector<std::vector<std::string>> payloads(shards.size());
+        for (std::uint64_t v = 1; v <= per_key; ++v) {
+            for (std::uint32_t k = 0; k < keys; ++k) {
+                payloads[k % shards.size()].push_back(encode_record(v, "k" + std::to_string(k)));
+            }
+        }
+        for (std::uint32_t w = 0; w < shards.size(); ++w) {
+            c.ingest_expected[w] = payloads[w].size();
+            c.runtimes[w]->adopt_on(0, std::make_unique<fake_source>(payloads[w]));
+        }
+        c.drain_and_stop();
+        check_sequence(c, keys, per_key);
+        std::uint64_t remote = 0;
+        for (auto& rt : c.runtimes) {
+            remote += rt->counters().remote_received;
+            EXPECT_EQ(rt->counters().remote_dropped, 0u);
+            EXPECT_GT(rt->counters().sink_writes, 0u) << "every worker owns some keys";
+        }
+        EXPECT_GT(remote, 0u);
+    }
+}
+
+TEST(RuntimeCluster, SmallCreditWindowStillDeliversEverything) {
+    auto app = make_sequence();
+    cluster c(app, { 1, 1 }, 4);
+    c.start();
+    std::vector<std::string> payloads;
+    for (std::uint64_t v = 1; v <= 2000; ++v) {
+        for (std::uint32_t k = 0; k < 10; ++k) {
+            payloads.push_back(encode_record(v, "key" + std::to_string(k)));
+        }
+    }
+    c.ingest_expected[0] = payloads.size();
+    c.runtimes[0]->adopt_on(0, std::make_unique<fake_source>(payloads));
+    c.drain_and_stop();
+    check_sequence(c, 10, 2000);
+    EXPECT_LE(c.transports[0]->max_frame_count, 4u);
+}
+
+TEST(RuntimeCluster, LostPeerIsReportedAndItsMessagesDropped) {
+    auto app = make_sequence();
+    cluster c(app, { 1, 1 }, 64);
+    c.start();
+    // Worker 1 vanishes: worker 0's transport reports it; what worker 0 routes there is dropped
+    // and counted, and worker 0 still stops cleanly.
+    c.wire.post(0, { 1, false, ~std::uint32_t{ 0 }, {} });
+    std::vector<std::string> payloads;
+    for (std::uint32_t k = 0; k < 200; ++k) {
+        payloads.push_back(encode_record(1, "k" + std::to_string(k)));
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::lock_guard lock(c.mu);
+        if (!c.lost.empty()) {
+            break;
+        }
+    }
+    c.runtimes[0]->adopt_on(0, std::make_unique<fake_source>(payloads));
+    while (c.runtimes[0]->counters().ingested < payloads.size() &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    auto report = c.runtimes[0]->stop(std::chrono::seconds(5));
+    EXPECT_TRUE(report.drained);
+    c.runtimes[1]->stop(std::chrono::seconds(5));
+    {
+        std::lock_guard lock(c.mu);
+        ASSERT_EQ(c.lost.size(), 1u);
+        EXPECT_EQ(c.lost[0].at, 0u);
+        EXPECT_EQ(c.lost[0].peer, 1u);
+        EXPECT_EQ(c.lost[0].reason, "connection closed");
+    }
+    auto counters = c.runtimes[0]->counters();
+    EXPECT_EQ(counters.sink_writes + counters.remote_dropped, payloads.size());
+    EXPECT_GT(counters.remote_dropped, 0u);
+}
+
+TEST(RuntimeCluster, AStageWithoutCodecCannotRunInACluster) {
+    struct opaque {
+        std::string s;
+        std::vector<int> v;
+    };
+    application app{ "nocodec" };
+    app
+      .source(
+        "in",
+        [](std::span<const std::byte> p) {
+            return opaque{ std::string(reinterpret_cast<const char*>(p.data()), p.size()), {} };
+        })
+      .key_by([](const opaque& o) -> const std::string& { return o.s; })
+      .to_state<last_value>("st", [](const opaque& o, last_value&) { return o.s; })
+      .to_sink("out", [](const std::string& s) { return s; });
+    cluster c(app, { 1, 1 }, 16);
+    auto s = c.runtimes[0]->start();
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.err().message.find("has no ringtail::codec"), std::string::npos);
+}
+
+} // namespace
+} // namespace ringtail
