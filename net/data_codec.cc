@@ -1,0 +1,256 @@
+// Encoding and the out-of-line checks of the data-channel frame.
+#include "net/data_codec.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "engine/big_endian.h"
+#include "engine/log.h"
+#include "net/crc32c.h"
+
+namespace ringtail::net {
+namespace {
+
+// Offsets in a frame.
+constexpr std::size_t magic_at = 4;
+constexpr std::size_t version_at = 5;
+constexpr std::size_t type_at = 6;
+constexpr std::size_t flags_at = 7;
+constexpr std::size_t crc_at = 8;
+constexpr std::size_t seq_at = 12;
+constexpr std::size_t count_at = 20;
+// The checksum covers everything from seq on.
+constexpr std::size_t checked_from = seq_at;
+
+void require(bool condition, const char* what) {
+    if (!condition) {
+        log::error("data_codec: {}", what);
+        std::abort();
+    }
+}
+
+bool known_type(std::uint8_t type) {
+    return type >= static_cast<std::uint8_t>(data_frame_type::hello) &&
+           type <= static_cast<std::uint8_t>(data_frame_type::bye);
+}
+
+// What is wrong with a frame of this type, count and body size, or nullptr if nothing. No two
+// types accept the same (count is 0, body is empty) pair, which is what lets a corrupted type byte
+// be caught although the checksum does not cover it.
+const char* shape_problem(data_frame_type type, std::uint32_t count, std::size_t body_bytes) {
+    switch (type) {
+        case data_frame_type::hello:
+            if (count != 0 || body_bytes != data_hello_body_bytes) {
+                return "a HELLO frame has count 0 and a 16-byte body";
+            }
+            return nullptr;
+        case data_frame_type::data:
+            if (count == 0 || body_bytes == 0) {
+                return "a DATA frame carries at least one message";
+            }
+            return nullptr;
+        case data_frame_type::credit:
+            if (count == 0 || body_bytes != 0) {
+                return "a CREDIT frame grants at least one message and has no body";
+            }
+            return nullptr;
+        case data_frame_type::bye:
+            if (count != 0 || body_bytes != 0) {
+                return "a BYE frame has count 0 and no body";
+            }
+            return nullptr;
+    }
+    return "unknown frame type";
+}
+
+// Big-endian stores into a header being filled in place.
+template<typename U>
+void put(std::string& out, std::size_t at, U v) {
+    for (std::size_t i = 0; i < sizeof(U); ++i) {
+        out[at + i] = static_cast<char>(v >> (8 * (sizeof(U) - 1 - i)));
+    }
+}
+
+} // namespace
+
+std::string_view to_string(data_frame_type type) {
+    switch (type) {
+        case data_frame_type::hello:
+            return "HELLO";
+        case data_frame_type::data:
+            return "DATA";
+        case data_frame_type::credit:
+            return "CREDIT";
+        case data_frame_type::bye:
+            return "BYE";
+    }
+    return "?";
+}
+
+std::string_view to_string(data_decode_error error) {
+    switch (error) {
+        case data_decode_error::none:
+            return "none";
+        case data_decode_error::bad_magic:
+            return "bad magic";
+        case data_decode_error::bad_version:
+            return "bad version";
+        case data_decode_error::bad_checksum:
+            return "bad checksum";
+        case data_decode_error::unknown_type:
+            return "unknown type";
+        case data_decode_error::malformed:
+            return "malformed";
+        case data_decode_error::oversized:
+            return "oversized";
+        case data_decode_error::short_header:
+            return "short header";
+    }
+    return "?";
+}
+
+std::size_t begin_data_frame(std::string& out) {
+    std::size_t start = out.size();
+    out.append(data_frame_header_bytes, '\0');
+    return start;
+}
+
+void finish_data_frame(std::string& out, std::size_t start, data_frame_type type, std::uint64_t seq,
+                       std::uint32_t count) {
+    require(start <= out.size() && out.size() - start >= data_frame_header_bytes,
+            "finish_data_frame without begin_data_frame");
+    std::size_t frame_bytes = out.size() - start;
+    require(frame_bytes - 4 <= std::numeric_limits<std::uint32_t>::max(), "frame too large");
+    require(shape_problem(type, count, frame_bytes - data_frame_header_bytes) == nullptr,
+            "a frame that breaks its type's rules (count or body)");
+    put<std::uint32_t>(out, start, static_cast<std::uint32_t>(frame_bytes - 4));
+    out[start + magic_at] = static_cast<char>(data_frame_magic);
+    out[start + version_at] = static_cast<char>(data_frame_version);
+    out[start + type_at] = static_cast<char>(type);
+    out[start + flags_at] = 0;
+    put<std::uint64_t>(out, start + seq_at, seq);
+    put<std::uint32_t>(out, start + count_at, count);
+    auto checked =
+      std::as_bytes(std::span(out.data() + start + checked_from, frame_bytes - checked_from));
+    put<std::uint32_t>(out, start + crc_at, crc32c(checked));
+}
+
+void append_data_frame(std::string& out, data_frame_type type, std::uint64_t seq,
+                       std::uint32_t count, std::span<const std::byte> body) {
+    std::size_t start = begin_data_frame(out);
+    out.append(reinterpret_cast<const char*>(body.data()), body.size());
+    finish_data_frame(out, start, type, seq, count);
+}
+
+void append_hello_frame(std::string& out, std::uint64_t seq, const data_hello& hello) {
+    std::size_t start = begin_data_frame(out);
+    be::append<std::uint64_t>(out, hello.cluster_token);
+    be::append<std::uint32_t>(out, hello.worker_index);
+    be::append<std::uint32_t>(out, hello.worker_count);
+    finish_data_frame(out, start, data_frame_type::hello, seq, 0);
+}
+
+std::optional<data_hello> parse_hello(const data_frame& frame) {
+    if (frame.type != data_frame_type::hello || frame.body.size() != data_hello_body_bytes) {
+        return std::nullopt;
+    }
+    data_hello hello;
+    hello.cluster_token = be::read<std::uint64_t>(frame.body.data());
+    hello.worker_index = be::read<std::uint32_t>(frame.body.data() + 8);
+    hello.worker_count = be::read<std::uint32_t>(frame.body.data() + 12);
+    return hello;
+}
+
+data_frame_decoder::data_frame_decoder(std::size_t max_frame_bytes)
+  : _max_frame_bytes(max_frame_bytes) {
+    require(max_frame_bytes >= data_frame_header_bytes,
+            "max_frame_bytes must hold at least a frame header");
+}
+
+bool data_frame_decoder::check_prefix(const std::byte* prefix, std::size_t& frame_bytes) {
+    auto magic = static_cast<std::uint8_t>(prefix[magic_at]);
+    auto version = static_cast<std::uint8_t>(prefix[version_at]);
+    auto type = static_cast<std::uint8_t>(prefix[type_at]);
+    auto flags = static_cast<std::uint8_t>(prefix[flags_at]);
+    std::uint32_t len = be::read<std::uint32_t>(prefix);
+    // Magic and version first: what follows them may mean something else in another format.
+    if (magic != data_frame_magic) {
+        fail(
+          data_decode_error::bad_magic,
+          fmt::format("not a Ringtail data-channel frame (magic byte 0x{:02x}, expected 0x{:02x})",
+                      magic, data_frame_magic));
+        return false;
+    }
+    if (version != data_frame_version) {
+        fail(data_decode_error::bad_version,
+             fmt::format("data-channel version {}, this build speaks {}", version,
+                         data_frame_version));
+        return false;
+    }
+    if (len < data_frame_min_len) {
+        fail(data_decode_error::short_header,
+             fmt::format("frame length {} is shorter than the {}-byte header after it", len,
+                         data_frame_min_len));
+        return false;
+    }
+    if (std::size_t{ len } + 4 > _max_frame_bytes) {
+        fail(data_decode_error::oversized,
+             fmt::format("frame of {} bytes is larger than the limit of {}", std::size_t{ len } + 4,
+                         _max_frame_bytes));
+        return false;
+    }
+    if (!known_type(type)) {
+        fail(data_decode_error::unknown_type, fmt::format("unknown frame type {}", type));
+        return false;
+    }
+    if (flags != 0) {
+        fail(data_decode_error::malformed,
+             fmt::format("flags 0x{:02x} set, and version {} defines none", flags,
+                         data_frame_version));
+        return false;
+    }
+    frame_bytes = std::size_t{ len } + 4;
+    return true;
+}
+
+bool data_frame_decoder::check_frame(std::span<const std::byte> bytes, data_frame& frame) {
+    std::uint32_t want = be::read<std::uint32_t>(bytes.data() + crc_at);
+    std::uint32_t have = crc32c(bytes.subspan(checked_from));
+    if (want != have) {
+        fail(data_decode_error::bad_checksum,
+             fmt::format("bad checksum (0x{:08x}, computed 0x{:08x})", want, have));
+        return false;
+    }
+    frame.type = static_cast<data_frame_type>(bytes[type_at]);
+    frame.seq = be::read<std::uint64_t>(bytes.data() + seq_at);
+    frame.count = be::read<std::uint32_t>(bytes.data() + count_at);
+    frame.body = bytes.subspan(data_frame_header_bytes);
+    if (const char* problem = shape_problem(frame.type, frame.count, frame.body.size())) {
+        fail(data_decode_error::malformed,
+             fmt::format("{} frame with count {} and {} body bytes: {}", to_string(frame.type),
+                         frame.count, frame.body.size(), problem));
+        return false;
+    }
+    return true;
+}
+
+void data_frame_decoder::fail(data_decode_error error, std::string message) {
+    _error = error;
+    _error_message = std::move(message);
+    // Nothing after an error is decoded, so the held bytes can go.
+    std::vector<std::byte>{}.swap(_buf);
+}
+
+void data_frame_decoder::reset_frame() {
+    _frame_bytes = 0;
+    if (_buf.capacity() > keep_capacity) {
+        std::vector<std::byte>{}.swap(_buf);
+    } else {
+        _buf.clear();
+    }
+}
+
+} // namespace ringtail::net
