@@ -1,6 +1,7 @@
 // The external channel's requests turned into replies (JSON built with nlohmann-json).
 #include "cli/external_requests.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <unistd.h>
@@ -74,26 +75,53 @@ std::vector<std::string> external_requests::stateless_stages() const {
     return out;
 }
 
+json external_requests::stateless_partitions(bool counts) const {
+    // Every shard runs every stateless stage (there is no stateless routing), so a stateless
+    // stage's partitions on a worker are its shards, numbered over the cluster.
+    const partition_map& map = _rt.partitions();
+    const std::vector<std::string> live =
+      _cluster ? _cluster->live_workers() : std::vector<std::string>{ _worker };
+    json out = json::object();
+    for (std::uint32_t w = 0; w < map.workers(); ++w) {
+        const std::string name = _cluster ? _cluster->workers()[w].name : _worker;
+        if (std::find(live.begin(), live.end(), name) == live.end()) {
+            continue; // a worker that left: its shards run nothing any more
+        }
+        if (counts) {
+            out[name] = map.shards_of(w);
+            continue;
+        }
+        json ids = json::array();
+        for (std::uint32_t s = 0; s < map.shards_of(w); ++s) {
+            ids.push_back(map.first_of(w) + s);
+        }
+        out[name] = ids;
+    }
+    return out;
+}
+
+std::optional<json> external_requests::cluster_state(bool counts) {
+    if (_cluster != nullptr && _running.load(std::memory_order_acquire)) {
+        return _cluster->gather_state(counts, _keys_timeout + std::chrono::seconds(5));
+    }
+    auto keys = state_keys();
+    if (!keys) {
+        return std::nullopt;
+    }
+    json stages = json::object();
+    for (auto& s : *keys) {
+        stages[s.stage] = counts ? json(s.keys.size()) : json(std::move(s.keys));
+    }
+    return json{ { _worker, stages } };
+}
+
 external_outcome external_requests::handle(std::uint16_t id, std::string_view body,
                                            const std::string& peer) {
-    // Every shard runs every stateless stage (there is no stateless routing), so a stateless
-    // stage's partitions on this worker are its shards: ids 0..shard_count-1.
-    const std::uint32_t shards = _rt.shard_count();
-    auto stateless_ids = [&] {
-        json ids = json::array();
-        for (std::uint32_t s = 0; s < shards; ++s) {
-            ids.push_back(s);
-        }
-        return ids;
-    };
-    auto keys_or_close = [&](external_outcome& closed) {
-        auto keys = state_keys();
-        if (!keys) {
-            closed = external_outcome::close("the shards did not list their state within " +
-                                             std::to_string(_keys_timeout.count()) +
-                                             " ms; query again later");
-        }
-        return keys;
+    const bool running = _running.load(std::memory_order_acquire);
+    auto not_answered = [&] {
+        return external_outcome::close("not every worker listed its state within " +
+                                       std::to_string(_keys_timeout.count()) +
+                                       " ms; query again later");
     };
 
     switch (static_cast<external_msg>(id)) {
@@ -106,22 +134,30 @@ external_outcome external_requests::handle(std::uint16_t id, std::string_view bo
                       peer);
             return external_outcome::none();
         case external_msg::clean_shutdown:
-            log::info("external channel: CleanShutdown from {}: stopping", peer);
-            _hooks.request_stop();
+            log::info("external channel: CleanShutdown from {}: stopping{}", peer,
+                      _cluster ? " the whole cluster" : "");
+            if (_cluster != nullptr && running) {
+                _cluster->request_shutdown();
+            } else {
+                _hooks.request_stop();
+            }
             return external_outcome::none();
         case external_msg::shrink_request:
-            // Query or not: a cluster of one worker built without growing/shrinking.
             return external_outcome::reply(to_id(external_msg::shrink_error_reply),
                                            "shrinking is not available in this build yet");
-        case external_msg::cluster_status_query:
-            if (!_running.load(std::memory_order_acquire)) {
+        case external_msg::cluster_status_query: {
+            if (!running) {
                 return external_outcome::reply(to_id(external_msg::cluster_status_not_initialized),
                                                "");
             }
+            std::vector<std::string> names =
+              _cluster ? _cluster->live_workers() : std::vector<std::string>{ _worker };
+            const bool processing = _cluster ? _cluster->processing() : _rt.processing();
             return reply(external_msg::cluster_status_reply,
-                         json{ { "worker_count", 1 },
-                               { "worker_names", json::array({ _worker }) },
-                               { "processing_messages", _rt.processing() } });
+                         json{ { "worker_count", names.size() },
+                               { "worker_names", names },
+                               { "processing_messages", processing } });
+        }
         case external_msg::source_ids_query: {
             json ids = json::array();
             for (const auto& name : _rt.app().source_names()) {
@@ -135,18 +171,25 @@ external_outcome external_requests::handle(std::uint16_t id, std::string_view bo
         case external_msg::partition_query:
         case external_msg::partition_count_query: {
             const bool counts = id == to_id(external_msg::partition_count_query);
-            external_outcome closed;
-            auto keys = keys_or_close(closed);
-            if (!keys) {
-                return closed;
+            auto gathered = cluster_state(counts);
+            if (!gathered) {
+                return not_answered();
             }
+            // {worker: {stage: x}} -> {stage: {worker: x}}, every stage listed.
             json state = json::object();
-            for (const auto& s : *keys) {
-                state[s.stage] = json{ { _worker, counts ? json(s.keys.size()) : json(s.keys) } };
+            for (const auto& n : _rt.app().nodes()) {
+                if (n->kind == node_kind::stateful) {
+                    state[n->name] = json::object();
+                }
+            }
+            for (auto& [worker, stages] : gathered->items()) {
+                for (auto& [stage, x] : stages.items()) {
+                    state[stage][worker] = x;
+                }
             }
             json stateless = json::object();
             for (const auto& name : stateless_stages()) {
-                stateless[name] = json{ { _worker, counts ? json(shards) : stateless_ids() } };
+                stateless[name] = stateless_partitions(counts);
             }
             return reply(
               counts ? external_msg::partition_count_query_reply
@@ -154,35 +197,33 @@ external_outcome external_requests::handle(std::uint16_t id, std::string_view bo
               json{ { "state_partitions", state }, { "stateless_partitions", stateless } });
         }
         case external_msg::state_entity_query:
-        case external_msg::state_entity_count_query:
-        case external_msg::cluster_state_entity_count_query: {
-            external_outcome closed;
-            auto keys = keys_or_close(closed);
+        case external_msg::state_entity_count_query: {
+            auto keys = state_keys();
             if (!keys) {
-                return closed;
+                return not_answered();
             }
+            const bool list = id == to_id(external_msg::state_entity_query);
             json stages = json::object();
             for (const auto& s : *keys) {
-                stages[s.stage] = id == to_id(external_msg::state_entity_query)
-                                    ? json(s.keys)
-                                    : json(s.keys.size());
+                stages[s.stage] = list ? json(s.keys) : json(s.keys.size());
             }
-            if (id == to_id(external_msg::state_entity_query)) {
-                return reply(external_msg::state_entity_query_reply, stages);
+            return reply(list ? external_msg::state_entity_query_reply
+                              : external_msg::state_entity_count_query_reply,
+                         stages);
+        }
+        case external_msg::cluster_state_entity_count_query: {
+            auto gathered = cluster_state(true);
+            if (!gathered) {
+                return not_answered();
             }
-            if (id == to_id(external_msg::state_entity_count_query)) {
-                return reply(external_msg::state_entity_count_query_reply, stages);
-            }
-            // Gathered over the cluster: this worker is all of it.
-            return reply(external_msg::cluster_state_entity_count_query_reply,
-                         json{ { _worker, stages } });
+            return reply(external_msg::cluster_state_entity_count_query_reply, *gathered);
         }
         case external_msg::stateless_partition_query:
         case external_msg::stateless_partition_count_query: {
             const bool counts = id == to_id(external_msg::stateless_partition_count_query);
             json stateless = json::object();
             for (const auto& name : stateless_stages()) {
-                stateless[name] = json{ { _worker, counts ? json(shards) : stateless_ids() } };
+                stateless[name] = stateless_partitions(counts);
             }
             return reply(counts ? external_msg::stateless_partition_count_query_reply
                                 : external_msg::stateless_partition_query_reply,

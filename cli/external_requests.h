@@ -1,5 +1,5 @@
-// Answers the external channel's requests (WIRE.md §3) from the running worker's state, as a
-// cluster of one worker.
+// Answers the external channel's requests (WIRE.md §3) from the running worker's state and, in a
+// cluster, from every worker's (gathered through the initializer).
 #pragma once
 
 #include <atomic>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/runtime.h"
+#include "net/cluster.h"
 #include "net/external_channel.h"
 
 namespace ringtail::cli {
@@ -32,6 +33,8 @@ public:
                       std::chrono::milliseconds keys_timeout = std::chrono::seconds(2));
 
     void mark_running() { _running.store(true, std::memory_order_release); }
+    // Before mark_running: this worker is a member of `cluster` (which outlives this object).
+    void set_cluster(net::cluster_member* cluster) { _cluster = cluster; }
 
     net::external_outcome handle(std::uint16_t id, std::string_view body, const std::string& peer);
 
@@ -40,12 +43,18 @@ private:
     std::optional<std::vector<runtime::stage_keys>> state_keys();
     // The stateless stages' names, in declaration order.
     std::vector<std::string> stateless_stages() const;
+    // {worker: [stateless partition ids]} (the shards of each worker, numbered over the cluster)
+    // or {worker: count}.
+    nlohmann::json stateless_partitions(bool counts) const;
+    // Every worker's state: {worker: {stage: [keys] | count}}; nullopt when not all answered.
+    std::optional<nlohmann::json> cluster_state(bool counts);
 
     runtime& _rt;
     std::string _worker;
     hooks _hooks;
     std::chrono::milliseconds _keys_timeout;
     std::atomic<bool> _running{ false };
+    net::cluster_member* _cluster = nullptr;
 };
 
 } // namespace ringtail::cli

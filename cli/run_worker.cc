@@ -19,6 +19,7 @@
 #include "engine/log.h"
 #include "engine/runtime.h"
 #include "net/acceptor.h"
+#include "net/cluster.h"
 #include "net/external_channel.h"
 #include "net/http_endpoint.h"
 #include "net/metrics_hub_client.h"
@@ -175,6 +176,41 @@ int run_worker(int argc, char** argv, application& app) {
         listen_fds.push_back(fd.value());
     }
 
+    // In a cluster: form it (this blocks until every worker is there and the data mesh is up).
+    const bool clustered =
+      (o.cluster_initializer && o.worker_count > 1) || (!o.cluster_initializer && o.control);
+    std::unique_ptr<net::cluster_member> member;
+    if (clustered) {
+        if (auto r = runtime::check_routable(app); !r) {
+            return fail(r.err());
+        }
+        net::cluster_config cc;
+        cc.initializer = o.cluster_initializer;
+        cc.name = o.name;
+        // A worker's -w is checked against the initializer's; 1 (the default) means not given.
+        cc.worker_count = o.cluster_initializer || o.worker_count > 1 ? o.worker_count : 0;
+        cc.control = *o.control;
+        cc.my_control = o.my_control;
+        cc.data = o.cluster_initializer ? *o.data : *o.my_data;
+        cc.app_name = app.name();
+        cc.app_fingerprint = net::app_fingerprint(app);
+        cc.shards = cores->shards;
+        cc.interrupted = [&stop_signals] {
+            timespec zero{};
+            siginfo_t info;
+            return ::sigtimedwait(&stop_signals, &info, &zero) > 0;
+        };
+        auto formed = net::cluster_member::form(cc);
+        if (!formed) {
+            if (formed.err().message == net::formation_interrupted) {
+                log::info("{}", net::formation_interrupted);
+                return 0;
+            }
+            return fail(formed.err());
+        }
+        member = std::move(formed.value());
+    }
+
     runtime_config cfg;
     cfg.shards = cores->shards;
     cfg.cpus = cores->shard_cpus;
@@ -182,6 +218,12 @@ int run_worker(int argc, char** argv, application& app) {
     cfg.metrics_period_ns = static_cast<std::uint64_t>(o.metrics_period_ms) * 1'000'000;
     cfg.metrics_cpu = o.metrics_core ? static_cast<int>(*o.metrics_core) : -1;
     cfg.worker_name = o.name;
+    if (member) {
+        cfg.cluster_shards = member->shards_per_worker();
+        cfg.worker_index = member->self();
+        cfg.data_transport = &member->transport();
+        cfg.exchange_cpu = o.control_core ? static_cast<int>(*o.control_core) : -1;
+    }
     runtime rt(app, cfg, [&](std::uint32_t sink, std::uint32_t) -> std::unique_ptr<sink_output> {
         return std::make_unique<net::tcp_sink>(o.out[sink], app.sink_names()[sink]);
     });
@@ -210,6 +252,7 @@ int run_worker(int argc, char** argv, application& app) {
     std::unique_ptr<net::external_channel> external;
     if (o.external) {
         requests = std::make_unique<external_requests>(rt, o.name);
+        requests->set_cluster(member.get());
         auto channel = net::external_channel::open(
           *o.external,
           [r = requests.get()](std::uint16_t id, std::string_view body, const std::string& peer) {
@@ -221,8 +264,24 @@ int run_worker(int argc, char** argv, application& app) {
         external = std::move(channel.value());
         log::info("external channel on {}:{}", o.external->host, external->bound_port());
     }
+    if (member) {
+        rt.set_peer_lost_callback([m = member.get()](peer_id peer, const std::string& reason) {
+            m->report_data_peer_lost(peer, reason);
+        });
+    }
     if (auto s = rt.start(); !s) {
         return fail(s.err());
+    }
+    if (member) {
+        // Every worker's runtime is up before any source opens.
+        if (auto s = member->start(rt); !s) {
+            rt.stop(std::chrono::seconds(1));
+            if (s.err().message == net::formation_interrupted) {
+                log::info("{}", net::formation_interrupted);
+                return 0;
+            }
+            return fail(s.err());
+        }
     }
 
     std::vector<std::uint32_t> max_sizes;
@@ -247,19 +306,38 @@ int run_worker(int argc, char** argv, application& app) {
     log::info("worker '{}' of '{}' running: {} compute thread(s), poll mode {}", o.name, app.name(),
               cfg.shards, cfg.busy_poll ? "busy" : "adaptive");
 
+    // Until SIGINT/SIGTERM, or (in a cluster) until the cluster-wide clean shutdown has drained.
     int sig = 0;
-    ::sigwait(&stop_signals, &sig);
-    log::info("{} received: stopping (draining in-flight messages, flushing sinks)",
-              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    while (sig <= 0 && !(member && member->finished())) {
+        timespec tick{ 0, 100'000'000 };
+        siginfo_t info;
+        sig = ::sigtimedwait(&stop_signals, &info, &tick);
+    }
+    if (sig > 0) {
+        log::info("{} received: stopping (draining in-flight messages, flushing sinks)",
+                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+        if (member) {
+            member->leave(); // the others report this worker as stopped
+        }
+    }
     acceptor.stop();
     // No control request may touch the runtime while it stops.
     external.reset();
     auto report = rt.stop(std::chrono::seconds(30));
+    if (member) {
+        member->transport().say_goodbye(); // the exchange thread has stopped: ours now
+        member->stop();
+    }
     auto c = rt.counters();
     log::info("stopped: {} messages in, {} out ({} bytes), {} rejected by decoders, {} "
               "connections closed for bad framing, {} filtered",
               c.ingested, c.sink_writes, c.sink_bytes, c.decode_errors, c.protocol_errors,
               c.filtered);
+    if (member) {
+        log::info("data channel: {} messages sent to other workers, {} received, {} dropped "
+                  "(lost workers, undecodable, or arrived while leaving)",
+                  c.remote_sent, c.remote_received, c.remote_dropped);
+    }
     if (report.undelivered_bytes != 0) {
         log::error("{} bytes of sink output were never taken by a receiver",
                    report.undelivered_bytes);

@@ -66,16 +66,20 @@ const option_spec specs[] = {
     {"data", 'd', kind::value, group::wallaroo, "h:p", "",
      "initializer only: data-channel listen address (required with -t)", scope::everywhere, ""},
     {"my-control", 'x', kind::value, group::wallaroo, "h:p", "",
-     "joining worker: its own control listen address (not in this build yet)", scope::everywhere,
-     ""},
+     "other workers: their own control listen address (optional; port 0 = any)",
+     scope::everywhere, ""},
     {"my-data", 'y', kind::value, group::wallaroo, "h:p", "",
-     "joining worker: its own data listen address (not in this build yet)", scope::everywhere, ""},
+     "other workers: their own data listen address (required; port 0 = any)", scope::everywhere,
+     ""},
     {"external", 'e', kind::value, group::wallaroo, "h:p", "",
      "external-channel listen address (WIRE.md §3; port 0 = any)", scope::everywhere, ""},
     {"worker-count", 'w', kind::value, group::wallaroo, "n", "1",
-     "initializer: total workers including itself (only 1 in this build)", scope::everywhere, ""},
+     "initializer: total workers including itself (others: checked against it if given)",
+     scope::everywhere, ""},
     {"name", 'n', kind::value, group::wallaroo, "s", "initializer",
-     "worker name; the initializer is always named 'initializer'", scope::everywhere, ""},
+     "worker name (required for workers other than the initializer, which is always named "
+     "'initializer')",
+     scope::everywhere, ""},
     {"metrics", 'm', kind::value, group::wallaroo, "h:p", "",
      "monitoring-hub address (WIRE.md §5), optional", scope::everywhere, ""},
     {"cluster-initializer", 't', kind::flag, group::wallaroo, "", "false",
@@ -669,43 +673,79 @@ worker_options typed_options(const settings& st) {
     return o;
 }
 
-// This build runs one worker, the initializer, with kernel sockets and no resilience yet; refuse
-// the rest clearly rather than start something that silently ignores it.
+// Who this worker is: the initializer (-t), another worker of a cluster (--control without -t), or
+// a worker alone (neither). Each role takes its own addresses; a mix is a usage error.
+void check_cluster_roles(const settings& st, const worker_options& o) {
+    if (o.cluster_initializer) {
+        if (!o.data) {
+            fail(exit_usage, "--cluster-initializer (-t) needs --data host:port, the "
+                             "initializer's data address");
+        }
+        if (o.worker_count > 1 && !o.control) {
+            fail(exit_usage, "--cluster-initializer (-t) with --worker-count " +
+                               std::to_string(o.worker_count) +
+                               " needs --control host:port, where the other workers connect");
+        }
+        if (o.name != "initializer") {
+            st.bad_value("name", "the initializer is always named 'initializer'; drop --name");
+        }
+        for (const char* own : { "my-control", "my-data" }) {
+            if (st.is_set(own)) {
+                fail(exit_usage, st.where(own) + ": --" + own +
+                                   " is for workers other than the initializer (it listens on "
+                                   "--control and --data); drop it");
+            }
+        }
+        return;
+    }
+    if (o.data) {
+        fail(exit_usage,
+             "--data is only for the initializer (-t); drop " + st.where("data") + " or add -t");
+    }
+    if (o.control) {
+        // Another worker of a cluster: it needs a name and its own data address.
+        if (!st.is_set("name")) {
+            fail(exit_usage, "--name is required for a worker that is not the initializer (-t); "
+                             "give each worker a unique name");
+        }
+        if (o.name == "initializer") {
+            st.bad_value("name", "'initializer' is the initializer's name; choose another");
+        }
+        if (!o.my_data) {
+            fail(exit_usage, "--my-data host:port is required for a worker that is not the "
+                             "initializer: other workers send it data there");
+        }
+        return;
+    }
+    // A worker alone.
+    if (o.worker_count > 1) {
+        fail(exit_usage, "--worker-count " + std::to_string(o.worker_count) +
+                           " needs -t --control --data (the initializer) or --control (another "
+                           "worker)");
+    }
+    if (o.name != "initializer") {
+        st.bad_value("name", "a worker without --control runs alone and is always named "
+                             "'initializer'; add --control to join a cluster, or drop --name");
+    }
+    for (const char* own : { "my-control", "my-data" }) {
+        if (st.is_set(own)) {
+            fail(exit_usage, st.where(own) + ": --" + own +
+                               " needs --control, the initializer's control address");
+        }
+    }
+}
+
+// Features not built yet are refused clearly rather than started and silently ignored.
 void check_available(const settings& st, const worker_options& o) {
     if (!o.eal_args.empty()) {
         fail(exit_usage, "-- " + join(o.eal_args, " ") +
                            ": EAL arguments (the DPDK transport) are not available in this "
                            "build yet");
     }
-    if (o.worker_count > 1) {
-        st.unavailable("worker-count", "clusters of more than one worker are");
-    }
     if (o.join) {
         st.unavailable("join", "joining a running cluster is");
     }
-    if (o.my_control) {
-        st.unavailable("my-control", "workers other than the initializer are");
-    }
-    if (o.my_data) {
-        st.unavailable("my-data", "workers other than the initializer are");
-    }
-    if (o.control && !o.cluster_initializer) {
-        fail(exit_usage, st.where("control") +
-                           " without -t: joining a cluster as a worker is not available in "
-                           "this build yet");
-    }
-    if (o.data && !o.cluster_initializer) {
-        fail(exit_usage,
-             "--data is only for the initializer (-t); drop " + st.where("data") + " or add -t");
-    }
-    if (o.cluster_initializer && !o.data) {
-        fail(exit_usage,
-             "--cluster-initializer (-t) needs --data host:port, the initializer's data address");
-    }
-    if (o.name != "initializer") {
-        st.bad_value("name", "only the initializer runs in this build and it is always named "
-                             "'initializer'; drop --name");
-    }
+    check_cluster_roles(st, o);
     if (o.run_with_resilience) {
         st.unavailable("run-with-resilience", "checkpoints, event log and recovery are");
     }

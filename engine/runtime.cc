@@ -81,14 +81,8 @@ status runtime::start() {
         if (_config.data_transport == nullptr) {
             return error{ errc::internal, "a cluster worker started without a data channel" };
         }
-        for (const auto& node : _app.nodes()) {
-            if (node->kind == node_kind::stateful && !node->input_crosses_workers()) {
-                return error{ errc::internal,
-                              "stage '" + node->name +
-                                "': its input type has no ringtail::codec, so a key_by cannot "
-                                "route it to another worker; specialise ringtail::codec<T> "
-                                "(engine/codec.h) or run a single worker" };
-            }
+        if (auto r = check_routable(_app); !r) {
+            return r;
         }
         _exchange = std::make_unique<exchange>(*this, *_config.data_transport);
         for (std::uint32_t i = 0; i < n; ++i) {
@@ -144,6 +138,19 @@ status runtime::start() {
         _collector->start(_config.metrics_cpu);
     }
     _started = true;
+    return ok_status();
+}
+
+status runtime::check_routable(const application& app) {
+    for (const auto& node : app.nodes()) {
+        if (node->kind == node_kind::stateful && !node->input_crosses_workers()) {
+            return error{ errc::internal,
+                          "stage '" + node->name +
+                            "': its input type has no ringtail::codec, so a key_by cannot route "
+                            "it to another worker; specialise ringtail::codec<T> "
+                            "(engine/codec.h) or run a single worker" };
+        }
+    }
     return ok_status();
 }
 

@@ -87,6 +87,10 @@ public:
     // Builds the shards, makes the sink connections and starts the shard threads.
     status start();
 
+    // Whether every keyed stage's input can be routed to another worker (has a ringtail::codec);
+    // the error names the first stage that cannot.
+    static status check_routable(const application& app);
+
     // Thread-safe. Hands an I/O handler (an accepted source connection) to a shard, round-robin.
     void adopt(std::unique_ptr<io_handler> handler);
     void adopt_on(std::uint32_t shard, std::unique_ptr<io_handler> handler);

@@ -25,20 +25,31 @@ constexpr std::size_t value_size = sizeof(std::uint64_t);
 
 } // namespace
 
+// A record crosses workers (key_by routes it to its key's owner) as its input bytes.
+template<>
+struct ringtail::codec<record> {
+    static void encode(const record& r, std::string& out) {
+        ringtail::be::append<std::uint64_t>(out, r.value);
+        out.append(r.key);
+    }
+    static std::optional<record> decode(std::span<const std::byte> p) {
+        if (p.size() < value_size) {
+            return std::nullopt;
+        }
+        return record{ ringtail::be::read<std::uint64_t>(p.data()),
+                       std::string(reinterpret_cast<const char*>(p.data()) + value_size,
+                                   p.size() - value_size) };
+    }
+};
+
 int main(int argc, char** argv) {
     namespace be = ringtail::be;
     return ringtail::cli::run_worker(argc, argv, "sequence", [](ringtail::application& app) {
         app
-          .source(
-            "Sequence",
-            [](std::span<const std::byte> p) -> std::optional<record> {
-                if (p.size() < value_size) {
-                    return std::nullopt; // rejected: dropped and counted
-                }
-                return record{ be::read<std::uint64_t>(p.data()),
-                               std::string(reinterpret_cast<const char*>(p.data()) + value_size,
-                                           p.size() - value_size) };
-            })
+          .source("Sequence",
+                  [](std::span<const std::byte> p) -> std::optional<record> {
+                      return ringtail::codec<record>::decode(p); // nullopt: dropped and counted
+                  })
           .key_by([](const record& r) -> const std::string& { return r.key; })
           .to_state<last_value>("last value",
                                 [](const record& r, last_value& last) {

@@ -240,9 +240,10 @@ class CommandLineTest(harness.ProcessTestCase):
         self.assert_fails(self.run_app("word_count", *self.wc_args("--metrics-core", "4000")),
                           64, "--metrics-core: core 4000")
 
-    def test_worker_count_not_available(self):
+    def test_worker_count_without_a_role(self):
+        # More than one worker needs -t (initializer) or --control (another worker).
         self.assert_fails(self.run_app("word_count", *self.wc_args("--worker-count", "3")), 64,
-                          "not available in this build yet")
+                          "needs -t --control --data")
 
     def test_join_not_available(self):
         self.assert_fails(self.run_app("word_count", *self.wc_args("--join", "127.0.0.1:1")), 64)

@@ -433,6 +433,9 @@ private:
             return true;
         }
         if (n <= 0) {
+            if (!_o.framed && c.filled > 0) {
+                consume_raw(c, true); // the held tail of the last line
+            }
             if (n < 0) {
                 fmt::print(stderr, "ringtail-recv: connection from {} failed: {}\n", c.peer,
                            std::strerror(errno));
@@ -453,19 +456,37 @@ private:
         return _o.framed ? consume_frames(c) : consume_raw(c);
     }
 
-    bool consume_raw(connection& c) {
+    // Raw bytes are passed on a line at a time: with several connections (one per shard and
+    // worker), their text lines come out whole rather than cut into each other. A tail without
+    // a newline waits for the rest, for the connection's end, for 64 KiB, or for --expect.
+    bool consume_raw(connection& c, bool closing = false) {
         std::size_t take = c.filled;
+        const bool completes = _o.expect && _written + c.filled >= *_o.expect;
+        if (!closing && !completes) {
+            const void* nl = ::memrchr(c.in.data(), '\n', c.filled);
+            if (nl != nullptr) {
+                take = static_cast<std::size_t>(static_cast<const char*>(nl) - c.in.data()) + 1;
+            } else if (c.filled < raw_hold_max) {
+                take = 0;
+            }
+        }
         if (_o.expect) {
             take = static_cast<std::size_t>(std::min<std::uint64_t>(take, *_o.expect - _written));
         }
         _out.append(c.in.data(), take);
         _written += take;
-        c.filled = 0;
+        if (completes || take == c.filled) {
+            c.filled = 0;
+        } else {
+            std::memmove(c.in.data(), c.in.data() + take, c.filled - take);
+            c.filled -= take;
+        }
         if (_o.expect && _written >= *_o.expect) {
             _done = true;
         }
         return true;
     }
+    static constexpr std::size_t raw_hold_max = 64 * 1024;
 
     bool consume_frames(connection& c) {
         const char* base = c.in.data();

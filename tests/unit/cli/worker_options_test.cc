@@ -431,11 +431,7 @@ TEST(worker_options, unavailable_features_are_refused) {
     const std::string init = "-t";
     const std::string data = "--data=127.0.0.1:6001";
     const std::vector<std::vector<std::string>> cases{
-        { init, data, "--worker-count", "3" },
         { "-j", "127.0.0.1:6000" },
-        { "-x", "127.0.0.1:0" },
-        { "--my-data", "127.0.0.1:0" },
-        { "-c", "127.0.0.1:6000" },
         { "--run-with-resilience" },
         { "--log-rotation" },
         { "-l", "1000000" },
@@ -456,9 +452,6 @@ TEST(worker_options, unavailable_features_are_refused) {
         expect_error(r, 64, "not available in this build yet");
         EXPECT_TRUE(r.err_line.ends_with("not available in this build yet")) << r.err_line;
     }
-    expect_error(parse({ in, out, init, data, "-w", "3" }), 64,
-                 "--worker-count 3: clusters of more than one worker are not available in this "
-                 "build yet");
     // From the environment the line names the variable.
     expect_error(parse({ in, out }, one_source_app(), { { "RINGTAIL_JOIN", "127.0.0.1:6000" } }),
                  64, "RINGTAIL_JOIN=127.0.0.1:6000: joining a running cluster is not available");
@@ -501,6 +494,39 @@ TEST(worker_options, initializer_rules) {
     auto named = parse({ in, out, "-n", "initializer" });
     ASSERT_FALSE(named.exit_now) << named.err_line;
     EXPECT_EQ(named.options.name, "initializer");
+}
+
+TEST(worker_options, cluster_roles) {
+    const std::string in = "--in=127.0.0.1:7000";
+    const std::string out = "--out=127.0.0.1:7002";
+    // The initializer of three.
+    auto init = parse({ in, out, "-t", "-w", "3", "-c", "127.0.0.1:6000", "-d", "127.0.0.1:6001" });
+    ASSERT_FALSE(init.exit_now) << init.err_line;
+    EXPECT_TRUE(init.options.cluster_initializer);
+    EXPECT_EQ(init.options.worker_count, 3u);
+    expect_error(parse({ in, out, "-t", "-w", "3", "-d", "127.0.0.1:6001" }), 64,
+                 "needs --control host:port");
+    expect_error(parse({ in, out, "-t", "-w", "2", "-c", "127.0.0.1:6000", "-d", "127.0.0.1:6001",
+                         "-y", "127.0.0.1:0" }),
+                 64, "--my-data is for workers other than the initializer");
+    // Another worker: --control, --name and --my-data; --my-control and -w optional.
+    auto w = parse({ in, out, "-c", "127.0.0.1:6000", "-n", "w2", "-x", "127.0.0.1:0", "-y",
+                     "127.0.0.1:0", "-w", "3" });
+    ASSERT_FALSE(w.exit_now) << w.err_line;
+    EXPECT_EQ(w.options.name, "w2");
+    EXPECT_EQ(w.options.control, (net::host_port{ "127.0.0.1", 6000 }));
+    EXPECT_EQ(w.options.my_data, (net::host_port{ "127.0.0.1", 0 }));
+    expect_error(parse({ in, out, "-c", "127.0.0.1:6000", "-y", "127.0.0.1:0" }), 64,
+                 "--name is required for a worker that is not the initializer");
+    expect_error(parse({ in, out, "-c", "127.0.0.1:6000", "-n", "initializer", "-y", "h:1" }), 64,
+                 "'initializer' is the initializer's name");
+    expect_error(parse({ in, out, "-c", "127.0.0.1:6000", "-n", "w2" }), 64,
+                 "--my-data host:port is required");
+    expect_error(parse({ in, out, "-c", "127.0.0.1:6000", "-n", "w2", "-y", "h:1", "-d", "h:2" }),
+                 64, "--data is only for the initializer");
+    // Alone: no cluster options.
+    expect_error(parse({ in, out, "-w", "2" }), 64, "--worker-count 2 needs -t --control --data");
+    expect_error(parse({ in, out, "-y", "127.0.0.1:0" }), 64, "needs --control");
 }
 
 TEST(worker_options, bad_values_are_usage_errors) {
