@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The main demo: builds Ringtail if needed, starts a word_count worker, a receiver and a sender
-# that streams a real text (the GPL-3 licence Debian installs, repeated), then prints the top word
-# counts, the throughput and the worker's own per-stage latencies; then runs passthrough at a
+# The main demo: builds Ringtail if needed, starts a word_count cluster of two workers (the
+# initializer and worker2: each word's count lives on one of them, and words cross the data
+# channel to their owner), a receiver, and two senders (one per worker) that stream a real text
+# (the GPL-3 licence Debian installs, repeated). It prints the top word counts, the throughput,
+# where the keys live (the external channel's queries) and the initializer's own per-stage
+# latencies, then stops the whole cluster with a CleanShutdown; then it runs passthrough at a
 # constant rate with latency stamps and prints the end-to-end latency table (measured from each
 # message's intended send time, so stalls are not hidden).
 #
@@ -17,7 +20,7 @@ while [ $# -gt 0 ]; do
         --lines) lines=$2; shift 2 ;;
         --threads) threads="--threads $2"; shift 2 ;;
         --rate) rate=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 64 ;;
     esac
 done
@@ -36,27 +39,33 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 in_port=$(free_port)
+in2_port=$(free_port)
 out_port=$(free_port)
 metrics_port=$(free_port)
+control_port=$(free_port)
+data_port=$(free_port)
+external_port=$(free_port)
 
+half=$((lines / 2))
+lines=$((half * 2))
 # The exact output word_count must produce (WIRE.md §6 word rules): the receiver exits when it has
-# it all, which ends the throughput measurement.
-expected_bytes=$(python3 - "$corpus" "$lines" <<'PY'
+# it all, which ends the throughput measurement. Each sender sends the first `half` lines; a
+# word seen n times in all yields the lines "w => 1" .. "w => n", whatever the interleaving.
+expected_bytes=$(python3 - "$corpus" "$half" <<'PY'
 import sys
 punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 text = open(sys.argv[1], "rb").read().decode("utf-8")
 rows = text.split("\n")
 if rows and rows[-1] == "":
     rows.pop()
-counts, total = {}, 0
+counts = {}
 for i in range(int(sys.argv[2])):
     line = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in rows[i % len(rows)])
     for w in line.split(" "):
         w = w.strip(punct)
         if w:
-            counts[w] = counts.get(w, 0) + 1
-            total += len(f"{w} => {counts[w]}\n".encode())
-print(total)
+            counts[w] = counts.get(w, 0) + 2  # two senders
+print(sum(len(f"{w} => {k}\n".encode()) for w, n in counts.items() for k in range(1, n + 1)))
 PY
 )
 "$bin/ringtail-recv" -l "127.0.0.1:$out_port" --out "$work/counts.txt" --ready-file "$work/recv.port" \
@@ -64,20 +73,34 @@ PY
 recv_pid=$!; pids+=("$recv_pid")
 for _ in $(seq 100); do [ -s "$work/recv.port" ] && break; sleep 0.05; done
 
+# The initializer (-t) waits for one more worker (-w 2) on its control address; worker2 connects
+# there, the data channel between them is built, and both start processing together.
 # shellcheck disable=SC2086
-"$bin/word_count" --in "127.0.0.1:$in_port" --out "127.0.0.1:$out_port" $threads \
+"$bin/word_count" -t -w 2 -c "127.0.0.1:$control_port" -d "127.0.0.1:$data_port" \
+    --in "127.0.0.1:$in_port" --out "127.0.0.1:$out_port" -e "127.0.0.1:$external_port" $threads \
     --metrics-listen "127.0.0.1:$metrics_port" --metrics-period 500 2>"$work/worker.log" &
 worker_pid=$!; pids+=("$worker_pid")
-for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$in_port") 2>/dev/null && break
-    kill -0 "$worker_pid" 2>/dev/null || { cat "$work/worker.log"; exit 1; }
-    sleep 0.05
+# shellcheck disable=SC2086
+"$bin/word_count" -c "127.0.0.1:$control_port" -n worker2 -y 127.0.0.1:0 \
+    --in "127.0.0.1:$in2_port" --out "127.0.0.1:$out_port" $threads --metrics-period 0 \
+    2>"$work/worker2.log" &
+worker2_pid=$!; pids+=("$worker2_pid")
+for port in "$in_port" "$in2_port"; do
+    for _ in $(seq 400); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        kill -0 "$worker_pid" 2>/dev/null || { cat "$work/worker.log"; exit 1; }
+        kill -0 "$worker2_pid" 2>/dev/null || { cat "$work/worker2.log"; exit 1; }
+        sleep 0.05
+    done
 done
 
-echo "word_count worker on 127.0.0.1:$in_port -> receiver on 127.0.0.1:$out_port"
-echo "sending $lines lines of $corpus (repeated)..."
+echo "word_count cluster: initializer on 127.0.0.1:$in_port, worker2 on 127.0.0.1:$in2_port -> receiver on 127.0.0.1:$out_port"
+echo "sending $lines lines of $corpus (repeated), half to each worker..."
 start=$(date +%s.%N)
-"$bin/ringtail-send" -h "127.0.0.1:$in_port" -f "$corpus" -r -m "$lines" 2>"$work/send.log"
+"$bin/ringtail-send" -h "127.0.0.1:$in_port" -f "$corpus" -r -m "$half" 2>"$work/send.log" &
+send_pid=$!
+"$bin/ringtail-send" -h "127.0.0.1:$in2_port" -f "$corpus" -r -m "$half" 2>"$work/send2.log"
+wait "$send_pid"
 wait "$recv_pid"  # exits once it has every byte the word counts should produce
 end=$(date +%s.%N)
 # A second receiver takes the sink's output from here on (the sink reconnects to it). Keep the
@@ -92,20 +115,28 @@ import json, sys, urllib.request
 s = json.load(urllib.request.urlopen(f"http://{sys.argv[1]}/status", timeout=5))
 rows = [(p["name"], "start-to-end", p["latency"]) for p in s["pipelines"]]
 rows += [(st["name"], st["category"], st) for st in s["stages"]]
-print(f"worker's own latencies over its last {s['period_ms']} ms period (from /status):")
+print(f"initializer's own latencies over its last {s['period_ms']} ms period (from /status):")
 print(f"  {'stage / pipeline':<20} {'category':<13} {'count':>8} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9}")
 def us(ns): return f"{ns/1000:.1f}us" if ns < 10_000_000 else f"{ns/1e6:.1f}ms"
 for name, cat, l in rows:
     print(f"  {name:<20} {cat:<13} {l['count']:>8} {us(l['p50_ns']):>9} {us(l['p99_ns']):>9} "
           f"{us(l['p999_ns']):>9} {us(l['max_ns']):>9}")
 PY
-# SIGTERM drains everything in flight and flushes the sink before the worker exits.
-kill -TERM "$worker_pid"
+echo
+echo "where the keys live (external channel: cluster-status-query, cluster-state-entity-count-query):"
+echo "  $("$bin/ringtail-ctl" -e "127.0.0.1:$external_port" -t cluster-status-query --json)"
+echo "  $("$bin/ringtail-ctl" -e "127.0.0.1:$external_port" -t cluster-state-entity-count-query --json)"
+# CleanShutdown: every worker stops its sources, the cluster drains (nothing left in a ring or on
+# the data channel), sinks flush, and both workers exit 0.
+"$bin/ringtail-ctl" -e "127.0.0.1:$external_port" -t clean-shutdown
 wait "$worker_pid"
+wait "$worker2_pid"
 kill -TERM "$recv_pid"; wait "$recv_pid" || true
 
 echo
-echo "worker: $(grep -o 'stopped:.*' "$work/worker.log")"
+echo "initializer: $(grep -o 'stopped:.*' "$work/worker.log")"
+echo "worker2:     $(grep -o 'stopped:.*' "$work/worker2.log")"
+echo "data channel (initializer): $(grep -o 'data channel:.*sent.*' "$work/worker.log")"
 python3 - "$work/counts.txt" "$lines" "$start" "$end" <<'PY'
 import sys
 counts = {}

@@ -73,12 +73,13 @@ if [ $quick -eq 0 ]; then
         build build-asan -DRINGTAIL_SANITIZE=address -DRINGTAIL_PERF=OFF; then
         ASAN_OPTIONS=detect_leaks=1 run_ctest asan build-asan -j2 -LE integration
     fi
-    # 3. TSan: the ring stress tests, the multi-shard runtime and metrics hand-off tests, and
-    #    every net test (acceptor, HTTP, hub client and external-channel threads).
+    # 3. TSan: the ring stress tests, the multi-shard and multi-worker runtime tests (exchange),
+    #    the metrics hand-off, and every net test (acceptor, HTTP, hub client, external channel,
+    #    control connection, socket transport and data mesh).
     if RINGTAIL_TARGETS="engine_unit_tests net_unit_tests" \
         build build-tsan -DRINGTAIL_SANITIZE=thread -DRINGTAIL_PERF=OFF; then
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-            run_ctest tsan build-tsan -j2 -LE integration -R 'Stress|Runtime|Metrics|Application|^[a-z_]+\.'
+            run_ctest tsan build-tsan -j2 -LE integration -R 'Stress|Runtime|Metrics|Application|Control|SocketTransport|DataMesh|^[a-z_]+\.'
     fi
     # 4. Fuzz targets (clang, libFuzzer), short seeded runs.
     if CC=clang CXX=clang++ RINGTAIL_TARGETS="fuzz_targets" \

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""The cost of the socket data channel between workers, measured side by side in one run.
+
+Throughput (messages/s, medians of --reps, cases interleaved in every repetition):
+  sequence   1 worker x 2 threads  vs  2 workers x 1 thread (the same cores in all)
+  word_count 1 worker x 2 threads  vs  2 workers x 1 thread
+Two senders run at once, one per source address (with one worker, both go to its one source).
+sequence keys are split between the senders by parity, so a key always comes from one sender;
+each key's state lives on one shard of one worker, so about half the messages cross the data
+channel with two workers. A case's time runs from the senders' start until the receiver has every
+expected frame (sequence) or byte (word_count): the worker's whole path is in it.
+
+Latency (µs, without coordinated omission): a 2-worker sequence cluster; one sender at --rate
+messages/s to worker 1's source, every message a fresh key ([u64 intended_send_ns][u64 seq] from
+`ringtail-send --rate --latency`). A key owned by worker 1 is processed there and leaves by worker
+1's sink; a key owned by worker 2 crosses the data channel and leaves by worker 2's sink. Each sink
+has its own ringtail-recv --latency, so both classes are measured in the same run: the difference
+is the cost of crossing.
+
+Usage (from the repository root):
+  scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
+Environment: BUILD_DIR (default build). Results: results/cluster-<date>/ (summary.json,
+table.txt, logs/).
+"""
+
+import argparse
+import collections
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GPL = "/usr/share/common-licenses/GPL-3"
+PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Run:
+    def __init__(self, out_dir, bin_dir):
+        self.out_dir = out_dir
+        self.bin = bin_dir
+        self.logs = os.path.join(out_dir, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        self.procs = []
+
+    def start(self, name, args, stdout=None):
+        err = open(os.path.join(self.logs, name + ".log"), "wb")
+        out = stdout if stdout is not None else err
+        p = subprocess.Popen([os.path.join(self.bin, args[0])] + args[1:], stdout=out, stderr=err)
+        p.log_path = err.name
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs = []
+
+
+def wait_log(path, text, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(path, "rb") as f:
+            if text.encode() in f.read():
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"cluster.py: FAILED: '{text}' never appeared in {path}")
+
+
+def start_cluster(run, app, source, workers, threads, outs, tag, extra=()):
+    """Starts `workers` workers of `app`; outs[i] is worker i's sink port. Returns the source ports
+    and the worker processes, once every worker runs."""
+    ins = [free_port() for _ in range(workers)]
+    common = ["--metrics-period", "0", "-T", str(threads), *extra]
+    procs = []
+    if workers == 1:
+        procs.append(run.start(f"{tag}-w1", [app, "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
+                                             f"127.0.0.1:{outs[0]}", *common]))
+    else:
+        ctrl = free_port()
+        procs.append(run.start(f"{tag}-w1", [
+            app, "-t", "-w", str(workers), "-c", f"127.0.0.1:{ctrl}", "-d",
+            f"127.0.0.1:{free_port()}", "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
+            f"127.0.0.1:{outs[0]}", *common]))
+        for i in range(1, workers):
+            procs.append(run.start(f"{tag}-w{i + 1}", [
+                app, "-c", f"127.0.0.1:{ctrl}", "-n", f"w{i + 1}", "-y", "127.0.0.1:0", "--in",
+                f"{source}@127.0.0.1:{ins[i]}", "--out", f"127.0.0.1:{outs[i]}", *common]))
+    for p in procs:
+        wait_log(p.log_path, "running:")
+    return ins, procs
+
+
+def sequence_file(path, keys, offset, per_file):
+    """Binary [u32 8+k][u64 value][key] records for keys offset, offset+2, ... (values rising)."""
+    with open(path, "wb") as f:
+        n = 0
+        value = 1
+        while n < per_file:
+            for k in range(offset, keys, 2):
+                key = b"key%05d" % k
+                f.write(struct.pack(">IQ", 8 + len(key), value) + key)
+                n += 1
+            value += 1
+    return n
+
+
+def timed_case(run, tag, app, source, workers, threads, files, send_args, expect, framed):
+    recv_port = free_port()
+    recv = run.start(f"{tag}-recv", ["ringtail-recv", "-l", f"127.0.0.1:{recv_port}", "-n",
+                                     "--expect", str(expect), *(["-f"] if framed else []),
+                                     "--timeout", "60"])
+    time.sleep(0.2)
+    ins, procs = start_cluster(run, app, source, workers, threads, [recv_port] * workers, tag)
+    ports = [ins[i % len(ins)] for i in range(len(files))]
+    t0 = time.monotonic()
+    senders = [run.start(f"{tag}-send{i}", ["ringtail-send", "-h", f"127.0.0.1:{ports[i]}",
+                                            "-f", files[i], *send_args[i]])
+               for i in range(len(files))]
+    for s in senders:
+        if s.wait(timeout=300) != 0:
+            raise SystemExit(f"cluster.py: FAILED: sender of {tag} exited {s.returncode}")
+    if recv.wait(timeout=300) != 0:
+        raise SystemExit(f"cluster.py: FAILED: receiver of {tag} exited {recv.returncode} "
+                         f"(log {recv.log_path})")
+    elapsed = time.monotonic() - t0
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        if p.wait(timeout=60) != 0:
+            raise SystemExit(f"cluster.py: FAILED: worker of {tag} exited {p.returncode} "
+                             f"(log {p.log_path})")
+    run.stop_all()
+    return elapsed
+
+
+def latency_case(run, rate, duration, warmup):
+    """2-worker sequence: local vs crossing latency, measured in the same run."""
+    recv_ports = [free_port(), free_port()]
+    prefixes = [os.path.join(run.out_dir, "latency-local"), os.path.join(run.out_dir,
+                                                                         "latency-crossing")]
+    recvs = [run.start(f"lat-recv{i}", ["ringtail-recv", "-l", f"127.0.0.1:{recv_ports[i]}",
+                                        "-f", "--latency", prefixes[i], "--warmup", str(warmup),
+                                        "--timeout", str(duration + 30)])
+             for i in range(2)]
+    time.sleep(0.2)
+    ins, procs = start_cluster(run, "sequence", "Sequence", 2, 1, recv_ports, "lat")
+    total = int(rate * (duration + warmup))
+    sender = run.start("lat-send", ["ringtail-send", "-h", f"127.0.0.1:{ins[0]}", "--rate",
+                                    str(rate), "--latency", "-m", str(total)])
+    if sender.wait(timeout=duration + warmup + 60) != 0:
+        raise SystemExit("cluster.py: FAILED: latency sender failed")
+    time.sleep(1)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(timeout=60)
+    for r in recvs:
+        r.send_signal(signal.SIGINT)
+        r.wait(timeout=30)
+    run.stop_all()
+    out = {}
+    for name, prefix in zip(("local", "crossing"), prefixes):
+        with open(prefix + ".json") as f:
+            out[name] = json.load(f)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=2_000_000, help="sequence messages")
+    ap.add_argument("--lines", type=int, default=200_000, help="word_count lines")
+    ap.add_argument("--rate", type=int, default=20_000, help="latency: messages/s")
+    ap.add_argument("--duration", type=int, default=5, help="latency: seconds measured")
+    ap.add_argument("--warmup", type=int, default=1, help="latency: seconds not measured")
+    ap.add_argument("--quick", action="store_true", help="small sizes, 1 repetition")
+    a = ap.parse_args()
+    if a.quick:
+        a.reps, a.messages, a.lines, a.duration = 1, 100_000, 10_000, 2
+    bin_dir = os.path.join(ROOT, os.environ.get("BUILD_DIR", "build"), "bin")
+    out_dir = os.path.join(ROOT, "results", "cluster-" + time.strftime("%Y%m%d-%H%M%S"))
+    run = Run(out_dir, bin_dir)
+
+    keys = 1000
+    seq_files = [os.path.join(out_dir, f"seq{i}.bin") for i in range(2)]
+    per_file = 100_000
+    for i in range(2):
+        sequence_file(seq_files[i], keys, i, per_file)
+    half = a.messages // 2
+    with open(GPL) as f:
+        gpl = [l.rstrip("\n") for l in f]
+    half_lines = a.lines // 2
+    # Two senders each repeat the file from its start: the output is that of each sender's lines
+    # counted together, computed on the combined sequence (order across senders does not change
+    # the byte total, since every count value 1..n of a word appears once).
+    wc_counts = collections.Counter()
+    wc_bytes = 0
+    for _ in range(2):
+        for i in range(half_lines):
+            for w in gpl[i % len(gpl)].lower().split(" "):
+                w = w.strip(PUNCT)
+                if w:
+                    wc_counts[w] += 1
+                    wc_bytes += len(w) + 4 + len(str(wc_counts[w])) + 1
+
+    cases = [
+        ("sequence, 1 worker x 2 threads", "sequence", "Sequence", 1, 2, "seq", a.messages),
+        ("sequence, 2 workers x 1 thread", "sequence", "Sequence", 2, 1, "seq", a.messages),
+        ("word_count, 1 worker x 2 threads", "word_count", "Split and Count", 1, 2, "wc",
+         2 * half_lines),
+        ("word_count, 2 workers x 1 thread", "word_count", "Split and Count", 2, 1, "wc",
+         2 * half_lines),
+    ]
+    times = collections.defaultdict(list)
+    for rep in range(a.reps):
+        for label, app, source, workers, threads, kind, count in cases:
+            tag = f"r{rep}-{app}-w{workers}"
+            if kind == "seq":
+                files = seq_files
+                send = [["-y", "-r", "-m", str(half)]] * 2
+                expect, framed = 2 * half, True
+            else:
+                files = [GPL, GPL]
+                send = [["-r", "-m", str(half_lines)]] * 2
+                expect, framed = wc_bytes, False
+            t = timed_case(run, tag, app, source, workers, threads, files, send, expect, framed)
+            times[label].append(count / t)
+            print(f"  rep {rep + 1}: {label}: {count / t:,.0f} msgs/s", flush=True)
+    lat = latency_case(run, a.rate, a.duration, a.warmup)
+
+    summary = {"throughput": {k: {"median": statistics.median(v), "all": v}
+                              for k, v in times.items()},
+               "latency": lat, "reps": a.reps, "messages": a.messages, "lines": a.lines,
+               "rate": a.rate, "duration": a.duration}
+    rows = ["| case | msgs/s (median) | x 1 worker |", "|---|---|---|"]
+    for label, app, *_ in cases:
+        base = statistics.median(times[f"{app}, 1 worker x 2 threads"])
+        m = statistics.median(times[label])
+        rows.append(f"| {label} | {m:,.0f} | {m / base:.2f} |")
+    rows += ["", f"latency, 2-worker sequence at {a.rate} msgs/s for {a.duration} s (µs):",
+             "| path | count | p50 | p90 | p99 | p99.9 | p99.99 | max |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in ("local", "crossing"):
+        j = lat[name]
+        cells = " | ".join(f"{j[k + '_us']:,.0f}"
+                           for k in ("p50", "p90", "p99", "p999", "p9999", "max"))
+        rows.append(f"| {name} | {j['count']} | {cells} |")
+    table = "\n".join(rows)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(os.path.join(out_dir, "table.txt"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(f"results in {out_dir}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
