@@ -27,6 +27,7 @@ import collections
 import json
 import random
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -700,6 +701,40 @@ class ClusterTest(harness.ProcessTestCase):
         members = [init, w2]
         self.wait_formed(members, 2)
         self.clean_shutdown(w2, members)
+
+    def test_foreign_bytes_on_the_control_port(self):
+        # Something that is not a Ringtail worker connects to the initializer's control address
+        # while the cluster forms: each connection is closed with one warn line naming what was
+        # wrong, nothing is applied, and the real worker still forms the cluster. (Strangers on
+        # the data address are refused by the mesh builder: tests/unit/net/data_mesh_test.cc.)
+        for attempt in range(4):
+            ctrl, data = harness.free_port(), harness.free_port()
+            init = self.launch("word_count", "initializer", 2, ctrl, data)
+            harness.wait_until(lambda: init.lines_with("waiting for 1 more worker")
+                               or not init.running(), FORM_DEADLINE_S,
+                               what="the initializer's waiting line")
+            if init.running():
+                break
+        self.assertTrue(init.running(), init.log())
+        garbage = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 4
+        with socket.create_connection(("127.0.0.1", ctrl)) as c:
+            c.sendall(garbage)
+            harness.wait_until(lambda: init.lines_with("not a Ringtail control-channel frame"),
+                               10, what="the control channel's refusal line")
+        # A well-framed control message from another version is refused too.
+        with socket.create_connection(("127.0.0.1", ctrl)) as c:
+            c.sendall(struct.pack(">IBBBBI", 10, 0xC7, 9, 1, 0, 0) + b"{}")
+            harness.wait_until(lambda: init.lines_with("control-channel version 9"), 10,
+                               what="the version refusal line")
+        w2 = self.launch("word_count", "w2", 2, ctrl)
+        members = [init, w2]
+        self.wait_formed(members, 2)
+        self.assertEqual(len(init.lines_with("not a Ringtail control-channel frame")), 1,
+                         init.log())
+        counts, _ = self.send_text_everywhere(members, lines_each=50)
+        self.wait_word_counts(members, counts)
+        self.clean_shutdown(w2, members)
+        self.assert_word_counts(members, counts)
 
     def test_usage_errors(self):
         app = harness.binary("word_count")
