@@ -24,19 +24,8 @@ constexpr std::size_t ring_burst = 256;
 exchange::exchange(runtime& rt, transport& t)
   : _rt(rt)
   , _transport(t) {
-    _epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-    _wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (_epoll_fd < 0 || _wake_fd < 0) {
-        throw std::runtime_error(std::string("cannot create the exchange's epoll/eventfd: ") +
-                                 std::strerror(errno));
-    }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
     if (int fd = _transport.wait_fd(); fd >= 0) {
-        epoll_event tev{};
-        tev.events = EPOLLIN;
-        ::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, fd, &tev);
+        _wakeup.watch(fd);
     }
     const auto peers = _transport.peer_count();
     _frame.resize(peers);
@@ -50,8 +39,6 @@ exchange::exchange(runtime& rt, transport& t)
 
 exchange::~exchange() {
     join();
-    ::close(_wake_fd);
-    ::close(_epoll_fd);
 }
 
 void exchange::set_rings(std::vector<spsc_ring<envelope>*> from_shards,
@@ -73,13 +60,7 @@ void exchange::join() {
 }
 
 void exchange::notify() {
-    // Pairs with the fence in sleep_until_woken: either we see the sleeping flag, or the exchange
-    // sees the ring update before it sleeps.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (_sleeping.load(std::memory_order_relaxed)) {
-        std::uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
-    }
+    _wakeup.notify();
 }
 
 void exchange::run(int cpu) {
@@ -286,18 +267,8 @@ void exchange::update_quiet() {
 }
 
 void exchange::sleep_until_woken(bool short_wait) {
-    _sleeping.store(true, std::memory_order_relaxed);
-    // Pairs with the fence in notify().
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (rings_pending() || _rt._quit.load(std::memory_order_acquire)) {
-        _sleeping.store(false, std::memory_order_relaxed);
-        return;
-    }
-    epoll_event events[8];
-    ::epoll_wait(_epoll_fd, events, 8, short_wait ? 1 : 5);
-    _sleeping.store(false, std::memory_order_relaxed);
-    std::uint64_t v;
-    [[maybe_unused]] auto n = ::read(_wake_fd, &v, sizeof v);
+    _wakeup.sleep(short_wait,
+                  [this] { return rings_pending() || _rt._quit.load(std::memory_order_acquire); });
 }
 
 } // namespace ringtail

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/detail/wakeup.h"
 #include "engine/envelope.h"
 #include "engine/spsc_ring.h"
 #include "engine/transport.h"
@@ -34,7 +35,7 @@ public:
     void join();         // after the runtime's quit flag is set
 
     // Called by a shard after it pushed into its ring to the exchange: wakes the exchange when it
-    // sleeps (pairs with the fence in sleep_until_woken).
+    // sleeps.
     void notify();
     // From now on received messages are dropped and counted: this worker is leaving the cluster
     // and will not process them. Thread-safe.
@@ -95,12 +96,10 @@ private:
     std::vector<bool> _lost;                 // [peer]
     std::int64_t _in_flight_delta = 0;
     std::uint64_t _now_ns = 0;
-    int _epoll_fd = -1;
-    int _wake_fd = -1;
+    detail::wakeup _wakeup;
     counters _stats;
     std::atomic<bool> _intake_closed{ false };
     std::atomic<bool> _quiet{ true };
-    alignas(64) std::atomic<bool> _sleeping{ false };
     std::thread _thread;
 };
 

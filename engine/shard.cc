@@ -27,16 +27,6 @@ shard::shard(runtime& rt, std::uint32_t index)
   : _rt(rt)
   , _index(index)
   , _nodes(rt._app.nodes()) {
-    _epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-    _wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (_epoll_fd < 0 || _wake_fd < 0) {
-        throw std::runtime_error(std::string("cannot create a shard's epoll/eventfd: ") +
-                                 std::strerror(errno));
-    }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = nullptr;
-    ::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
     _tables.resize(_nodes.size());
     for (const auto& n : _nodes) {
         if (n->kind == node_kind::stateful) {
@@ -118,8 +108,6 @@ shard::~shard() {
     join();
     _handlers.clear();
     _sinks.clear();
-    ::close(_wake_fd);
-    ::close(_epoll_fd);
 }
 
 void shard::set_rings(std::vector<spsc_ring<envelope>*> inbound,
@@ -180,17 +168,11 @@ std::vector<std::string> shard::keys_of(std::uint32_t node) const {
 }
 
 void shard::notify() {
-    // Pairs with the fence in sleep_until_woken: either this shard sees the producer's ring update
-    // before it sleeps, or the producer sees the sleeping flag and wakes it.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (_sleeping.load(std::memory_order_relaxed)) {
-        wake();
-    }
+    _wakeup.notify();
 }
 
 void shard::wake() {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
+    _wakeup.wake();
 }
 
 bool shard::stopping() const {
@@ -457,20 +439,9 @@ bool shard::inbound_pending() const {
 }
 
 void shard::sleep_until_woken(bool short_wait) {
-    _sleeping.store(true, std::memory_order_relaxed);
-    // Pairs with the fence in flush_outboxes of every producer (see there).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (inbound_pending() || _rt._quit.load(std::memory_order_acquire)) {
-        _sleeping.store(false, std::memory_order_relaxed);
-        return;
-    }
-    // Bounded even without events, so admission (which other shards' progress frees) and
-    // stop requests are seen within a few milliseconds.
-    epoll_event events[32];
-    ::epoll_wait(_epoll_fd, events, 32, short_wait ? 1 : 5);
-    _sleeping.store(false, std::memory_order_relaxed);
-    std::uint64_t v;
-    [[maybe_unused]] auto n = ::read(_wake_fd, &v, sizeof v);
+    _wakeup.sleep(short_wait, [this] {
+        return inbound_pending() || _rt._quit.load(std::memory_order_acquire);
+    });
 }
 
 void shard::update_quiet() {

@@ -14,6 +14,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include "engine/detail/wakeup.h"
 #include "engine/envelope.h"
 #include "engine/metrics.h"
 #include "engine/node.h"
@@ -82,7 +83,7 @@ public:
     void count_decode_error(std::uint32_t) override { bump(_stats.decode_errors); }
 
     // shard_context
-    int epoll_fd() const override { return _epoll_fd; }
+    int epoll_fd() const override { return _wakeup.epoll_fd(); }
     std::uint32_t shard_index() const override { return _index; }
     bool can_admit() const override { return _admit; }
     bool stopping() const override;
@@ -155,10 +156,8 @@ private:
     std::atomic<std::uint64_t> _dropped_periods{ 0 };
     bool _admit = true;
     bool _sinks_closing = false;
-    int _epoll_fd = -1;
-    int _wake_fd = -1;
+    detail::wakeup _wakeup;
     counters _stats;
-    alignas(64) std::atomic<bool> _sleeping{ false };
     std::atomic<bool> _quiet{ false };
     std::atomic<bool> _sinks_done{ false };
     std::atomic<std::uint64_t> _sink_pending{ 0 };

@@ -87,12 +87,13 @@ class ExternalChannelTest(harness.ProcessTestCase):
         return json.loads(r.stdout)
 
     def send_text(self, lines):
+        before = len(self.sink.lines())  # a second call waits for its own words too
         with socket.create_connection(("127.0.0.1", self.worker.port), timeout=5) as s:
             s.sendall(b"".join(frame(l) for l in lines))
         counts = harness.count_words(lines)
         total = sum(counts.values())
-        self.sink.wait_for(lambda k: len(k.lines()) >= total, timeout=20,
-                           what=f"{total} counted words")
+        self.sink.wait_for(lambda k: len(k.lines()) >= before + total, timeout=20,
+                           what=f"{total} more counted words")
         return counts
 
     def random_lines(self, rng, n=200):

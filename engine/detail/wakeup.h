@@ -1,0 +1,64 @@
+// How a poll-loop thread (a shard, the exchange) sleeps when idle and is woken by producers: an
+// epoll instance holding an eventfd (and whatever fds the owner adds), and a flag that producers
+// read after publishing into the owner's rings.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <sys/epoll.h>
+
+namespace ringtail::detail {
+
+class wakeup {
+public:
+    // Throws std::runtime_error when the epoll instance or the eventfd cannot be made.
+    wakeup();
+    ~wakeup();
+    wakeup(const wakeup&) = delete;
+    wakeup& operator=(const wakeup&) = delete;
+
+    // The epoll instance: the owner registers more fds here (data.ptr nullptr: an event only
+    // wakes the owner, which then polls what it owns).
+    int epoll_fd() const { return _epoll_fd; }
+    // Adds `fd` for readability (level-triggered).
+    void watch(int fd);
+
+    // Producer side, after publishing into one of the owner's rings: wakes the owner if it
+    // sleeps. The fence pairs with the one in sleep(): either the owner sees the ring update
+    // before it sleeps, or the producer sees the sleeping flag.
+    void notify() {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (_sleeping.load(std::memory_order_relaxed)) {
+            wake();
+        }
+    }
+    // Wakes the owner whether or not it sleeps (commands, stop requests).
+    void wake();
+
+    // Owner side: sleeps until woken, an fd is ready, or 1 ms (short_wait) / 5 ms have passed.
+    // `pending()` is checked after the sleeping flag is raised, so work published before a
+    // producer's notify() is never slept through. The bound keeps admission and stop requests,
+    // which no fd announces, visible within a few milliseconds.
+    template<typename Pending>
+    void sleep(bool short_wait, Pending&& pending) {
+        _sleeping.store(true, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst); // pairs with notify()
+        if (pending()) {
+            _sleeping.store(false, std::memory_order_relaxed);
+            return;
+        }
+        epoll_event events[32];
+        ::epoll_wait(_epoll_fd, events, 32, short_wait ? 1 : 5);
+        _sleeping.store(false, std::memory_order_relaxed);
+        drain();
+    }
+
+private:
+    void drain(); // resets the eventfd
+
+    int _epoll_fd = -1;
+    int _wake_fd = -1;
+    alignas(64) std::atomic<bool> _sleeping{ false };
+};
+
+} // namespace ringtail::detail
