@@ -19,8 +19,8 @@ is the cost of crossing.
 
 Usage (from the repository root):
   scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
-Environment: BUILD_DIR (default build). Results: results/cluster-<date>/ (summary.json,
-table.txt, logs/).
+Environment: RINGTAIL_BIN_DIR (the binaries; default BUILD_DIR/bin, BUILD_DIR default build).
+Results: --out DIR (default results/cluster-<date>/): summary.json, table.txt, logs/.
 """
 
 import argparse
@@ -192,11 +192,13 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="latency: seconds measured")
     ap.add_argument("--warmup", type=int, default=1, help="latency: seconds not measured")
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 repetition")
+    ap.add_argument("--out", help="results folder (default results/cluster-<date>)")
     a = ap.parse_args()
     if a.quick:
         a.reps, a.messages, a.lines, a.duration = 1, 100_000, 10_000, 2
-    bin_dir = os.path.join(ROOT, os.environ.get("BUILD_DIR", "build"), "bin")
-    out_dir = os.path.join(ROOT, "results", "cluster-" + time.strftime("%Y%m%d-%H%M%S"))
+    bin_dir = os.environ.get("RINGTAIL_BIN_DIR") or os.path.join(
+        ROOT, os.environ.get("BUILD_DIR", "build"), "bin")
+    out_dir = a.out or os.path.join(ROOT, "results", "cluster-" + time.strftime("%Y%m%d-%H%M%S"))
     run = Run(out_dir, bin_dir)
 
     keys = 1000

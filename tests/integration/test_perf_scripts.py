@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Shape tests of the latency perf scripts: scripts/perf/latency.sh, sweep.sh and compare.sh.
+"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh and cluster.py.
 
 They run short measurements of passthrough (seconds, not figures to quote) and check what the
 scripts write: files, JSON keys, percentile order, counts, plots, and one-line errors for bad
@@ -19,6 +19,7 @@ SCRIPTS = os.path.join(ROOT, "scripts", "perf")
 LATENCY = os.path.join(SCRIPTS, "latency.sh")
 SWEEP = os.path.join(SCRIPTS, "sweep.sh")
 COMPARE = os.path.join(SCRIPTS, "compare.sh")
+CLUSTER = os.path.join(SCRIPTS, "cluster.py")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUMMARY_KEYS = {"rate_asked", "rate_achieved", "count", "messages_received", "p50_us", "p90_us",
@@ -144,6 +145,31 @@ class PerfScriptsTest(unittest.TestCase):
         self.assertIn("run-a", text)
         self.assertIn("run-b", text)
         self.assertRegex(text, r"p99 µs .* [0-9.]+x")
+
+    def test_cluster_quick(self):
+        # 1 worker against 2 workers, and local against crossing latency, in one short run.
+        out = os.path.join(self.dir, "cluster")
+        r = run("python3", CLUSTER, "--quick", "--out", out, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr.decode() + r.stdout.decode())
+        with open(os.path.join(out, "summary.json")) as f:
+            s = json.load(f)
+        self.assertEqual(set(s["throughput"]), {
+            "sequence, 1 worker x 2 threads", "sequence, 2 workers x 1 thread",
+            "word_count, 1 worker x 2 threads", "word_count, 2 workers x 1 thread"})
+        for case in s["throughput"].values():
+            self.assertGreater(case["median"], 0)
+        # Fresh keys spread over both workers: each path carries a good share of the messages.
+        local, crossing = s["latency"]["local"], s["latency"]["crossing"]
+        total = local["count"] + crossing["count"]
+        self.assertGreater(total, 0)
+        for path in (local, crossing):
+            self.assertGreater(path["count"], total // 4)
+            self.assertEqual(path["bad_stamps"], 0)
+            values = [path[k] for k in PERCENTILES]
+            self.assertEqual(values, sorted(values))
+        with open(os.path.join(out, "table.txt")) as f:
+            table = f.read()
+        self.assertIn("| crossing |", table)
 
     def test_bad_inputs(self):
         out = os.path.join(self.dir, "bad")
