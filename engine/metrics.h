@@ -87,6 +87,9 @@ struct worker_totals {
     std::uint64_t ring_messages = 0;
     std::uint64_t sink_writes = 0;
     std::uint64_t sink_bytes = 0;
+    std::uint64_t remote_sent = 0;     // messages sent to other workers (data channel)
+    std::uint64_t remote_received = 0; // messages that arrived from other workers
+    std::uint64_t remote_dropped = 0;  // for lost workers, undecodable, or arrived while leaving
 };
 
 // What exporters see every period: every shard's set merged.

@@ -68,8 +68,10 @@ status runtime::start() {
         _collector = std::make_unique<metrics_collector>(
           *_catalog, std::move(shards), _config.metrics_period_ns, [this] {
               auto c = counters();
-              return worker_totals{ c.ingested,      c.decode_errors, c.protocol_errors, c.filtered,
-                                    c.ring_messages, c.sink_writes,   c.sink_bytes };
+              return worker_totals{ c.ingested,      c.decode_errors, c.protocol_errors,
+                                    c.filtered,      c.ring_messages, c.sink_writes,
+                                    c.sink_bytes,    c.remote_sent,   c.remote_received,
+                                    c.remote_dropped };
           });
         for (auto& e : _pending_exporters) {
             _collector->add_exporter(std::move(e));

@@ -248,6 +248,16 @@ std::string http_endpoint::render_metrics() const {
                    base, t.sink_writes);
     append_counter(out, "ringtail_sink_bytes_total", "Bytes written to sinks since start.", base,
                    t.sink_bytes);
+    append_counter(out, "ringtail_remote_sent_total",
+                   "Messages sent to other workers over the data channel since start.", base,
+                   t.remote_sent);
+    append_counter(out, "ringtail_remote_received_total",
+                   "Messages received from other workers over the data channel since start.", base,
+                   t.remote_received);
+    append_counter(out, "ringtail_remote_dropped_total",
+                   "Data-channel messages dropped (lost worker, undecodable, or arrived while "
+                   "leaving) since start.",
+                   base, t.remote_dropped);
     append_counter(out, "ringtail_metrics_dropped_periods_total",
                    "Shard metric periods lost because the metrics thread lagged.", base,
                    p.dropped_periods);
@@ -305,7 +315,10 @@ std::string http_endpoint::render_status() const {
                     { "filtered", t.filtered },
                     { "ring_messages", t.ring_messages },
                     { "sink_writes", t.sink_writes },
-                    { "sink_bytes", t.sink_bytes } };
+                    { "sink_bytes", t.sink_bytes },
+                    { "remote_sent", t.remote_sent },
+                    { "remote_received", t.remote_received },
+                    { "remote_dropped", t.remote_dropped } };
     // Rates over the time between the last two snapshots (one period when none was skipped).
     nlohmann::json rates = nlohmann::json::object();
     if (p.has_previous) {

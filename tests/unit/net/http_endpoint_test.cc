@@ -72,6 +72,9 @@ metrics_snapshot make_snapshot(const metric_catalog& catalog, std::uint64_t end_
     s.totals.filtered = 3 * scale;
     s.totals.sink_writes = 900 * scale;
     s.totals.sink_bytes = 9000 * scale;
+    s.totals.remote_sent = 40 * scale;
+    s.totals.remote_received = 50 * scale;
+    s.totals.remote_dropped = 6 * scale;
     return s;
 }
 
@@ -204,6 +207,9 @@ TEST_F(HttpEndpoint, MetricsAreCountersAndCumulativeHistograms) {
     EXPECT_EQ(counter(s1, "ringtail_filtered_total"), "3");
     EXPECT_EQ(counter(s1, "ringtail_sink_writes_total"), "900");
     EXPECT_EQ(counter(s1, "ringtail_sink_bytes_total"), "9000");
+    EXPECT_EQ(counter(s1, "ringtail_remote_sent_total"), "40");
+    EXPECT_EQ(counter(s1, "ringtail_remote_received_total"), "50");
+    EXPECT_EQ(counter(s1, "ringtail_remote_dropped_total"), "6");
 
     // Histograms: per label set, buckets in le order, cumulative, +Inf == _count.
     const std::vector<std::string> le_order{ "1e-06", "1e-05", "0.0001", "0.001",
@@ -274,6 +280,9 @@ TEST_F(HttpEndpoint, StatusIsJsonWithRates) {
     EXPECT_EQ(j["shards"], 2);
     EXPECT_EQ(j["totals"]["ingested"], 3000);
     EXPECT_EQ(j["totals"]["sink_writes"], 2700);
+    EXPECT_EQ(j["totals"]["remote_sent"], 120);
+    EXPECT_EQ(j["totals"]["remote_received"], 150);
+    EXPECT_EQ(j["totals"]["remote_dropped"], 18);
     // (3000 - 1000) over 2 s.
     EXPECT_DOUBLE_EQ(j["rates"]["ingested_per_s"].get<double>(), 1000.0);
     ASSERT_EQ(j["pipelines"].size(), 1u);
