@@ -1,0 +1,154 @@
+// libFuzzer target for go-back-N: a sender and a receiver driven by fuzzer-chosen events (send,
+// ack values, clock steps, frames received) must keep their invariants: never more outstanding
+// than the window, frames resent in order and only after their timeout, delivered seqs strictly
+// consecutive, and acks that never pass what was sent.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "net/go_back_n.h"
+
+namespace {
+
+using ringtail::net::gbn_config;
+using ringtail::net::gbn_no_deadline;
+using ringtail::net::gbn_receiver;
+using ringtail::net::gbn_sender;
+
+void check(bool condition) {
+    if (!condition) {
+        std::abort();
+    }
+}
+
+// Reads the input a byte at a time; 0 once it runs out.
+struct input {
+    const std::uint8_t* data;
+    std::size_t size;
+    std::uint8_t byte() {
+        if (size == 0) {
+            return 0;
+        }
+        --size;
+        return *data++;
+    }
+    std::uint64_t u64() {
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i) {
+            v = v << 8 | byte();
+        }
+        return v;
+    }
+};
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    input in{ data, size };
+    gbn_config config;
+    config.window_frames = 1 + in.byte() % 64;
+    config.rto_initial_ns = 1 + in.byte() * 10;
+    config.rto_max_ns = config.rto_initial_ns << (in.byte() % 8);
+    config.max_timeouts = 1 + in.byte() % 10;
+    config.ack_delay_ns = in.byte() * 10;
+    // The held frame is its own seq, so that every resend can be checked against its number.
+    gbn_sender<std::uint64_t> tx(config);
+    gbn_receiver rx(config);
+    std::uint64_t now = 0;
+    std::uint64_t last_delivered = 0;
+    std::uint64_t bad_acks = 0;
+
+    while (in.size > 0) {
+        std::uint64_t last_acked = tx.last_acked();
+        std::size_t outstanding = tx.outstanding();
+        switch (in.byte() % 6) {
+            case 0: { // send
+                if (tx.window_open()) {
+                    tx.sent(tx.next_seq(), now);
+                    check(tx.outstanding() == outstanding + 1);
+                }
+                break;
+            }
+            case 1: { // an arbitrary ack: near the window, or anything at all
+                std::uint8_t b = in.byte();
+                std::uint64_t ack = b < 200 ? last_acked + b % 40 - 8 : in.u64();
+                std::size_t released = tx.acked(ack, now);
+                if (ack >= tx.next_seq()) {
+                    check(released == 0 && tx.bad_acks() == ++bad_acks);
+                } else if (ack <= last_acked) {
+                    check(released == 0);
+                } else {
+                    check(released == ack - last_acked && tx.last_acked() == ack);
+                    // Progress resets the backoff, unless the peer was already given up on.
+                    check(tx.unreachable() ||
+                          (tx.consecutive_timeouts() == 0 && tx.rto_ns() == config.rto_initial_ns));
+                }
+                break;
+            }
+            case 2: { // the clock moves; timeouts fire
+                now += std::uint64_t{ in.byte() } * in.byte();
+                std::uint64_t deadline = tx.next_deadline_ns();
+                bool was_unreachable = tx.unreachable();
+                std::uint64_t expect_seq = last_acked + 1;
+                std::size_t resent =
+                  tx.poll(now, [&](const std::uint64_t& held, std::uint64_t seq) {
+                      check(held == seq && seq == expect_seq);
+                      ++expect_seq;
+                  });
+                check(resent == 0 || (resent == outstanding && expect_seq == tx.next_seq()));
+                check(resent == 0 || (now >= deadline && !was_unreachable));
+                if (was_unreachable) {
+                    check(tx.unreachable() && resent == 0);
+                }
+                break;
+            }
+            case 3: { // the receiver gets a frame that was sent: in order, a duplicate, or early
+                if (tx.next_seq() == 1) {
+                    break;
+                }
+                std::uint64_t seq = rx.expected_seq() + in.byte() % 8;
+                seq = seq < 4 ? 1 : seq - 4;
+                if (seq >= tx.next_seq()) {
+                    seq = tx.next_seq() - 1;
+                }
+                std::uint64_t expected = rx.expected_seq();
+                auto v = rx.received(seq, now);
+                if (seq == expected) {
+                    check(v == gbn_receiver::verdict::deliver);
+                    check(seq == last_delivered + 1);
+                    last_delivered = seq;
+                } else {
+                    check(v != gbn_receiver::verdict::deliver);
+                    check(rx.ack_due(now)); // a duplicate or a gap is answered at once
+                }
+                check(rx.cumulative_ack() == last_delivered);
+                break;
+            }
+            case 4: { // the receiver's ack reaches the sender
+                if (rx.ack_due(now) || in.byte() % 2 == 0) {
+                    std::uint64_t ack = rx.cumulative_ack();
+                    check(ack < tx.next_seq());
+                    tx.acked(ack, now);
+                    check(tx.last_acked() >= ack || tx.last_acked() == last_acked);
+                    rx.ack_sent();
+                    check(!rx.ack_due(now));
+                }
+                break;
+            }
+            case 5: { // a short step, for the delayed ack
+                now += in.byte();
+                if (rx.next_ack_deadline_ns() != gbn_no_deadline) {
+                    check(rx.ack_due(now) == (now >= rx.next_ack_deadline_ns()));
+                }
+                break;
+            }
+        }
+        check(tx.outstanding() <= config.window_frames);
+        check(tx.last_acked() + tx.outstanding() + 1 == tx.next_seq());
+        check(tx.rto_ns() >= config.rto_initial_ns && tx.rto_ns() <= config.rto_max_ns);
+        check(!tx.unreachable() || tx.consecutive_timeouts() >= config.max_timeouts);
+        check(rx.cumulative_ack() < tx.next_seq());
+        check(rx.delivered() == last_delivered);
+    }
+    return 0;
+}

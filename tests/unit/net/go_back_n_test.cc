@@ -1,0 +1,498 @@
+// Tests of go-back-N on a fake clock: windows, acks, timeouts with backoff, unreachable peers,
+// receiver verdicts and ack timing, and a whole simulated link through fault injectors that lose,
+// duplicate, reorder and corrupt data-channel frames.
+#include "net/go_back_n.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/big_endian.h"
+#include "net/data_codec.h"
+#include "net/fault_injector.h"
+
+namespace ringtail::net {
+namespace {
+
+using verdict = gbn_receiver::verdict;
+
+std::uint64_t test_seed() {
+    if (const char* s = std::getenv("RINGTAIL_TEST_SEED")) {
+        return std::strtoull(s, nullptr, 10);
+    }
+    return std::random_device{}();
+}
+
+gbn_config small_config() {
+    gbn_config c;
+    c.window_frames = 4;
+    c.rto_initial_ns = 1000;
+    c.rto_max_ns = 8000;
+    c.max_timeouts = 5;
+    c.ack_delay_ns = 100;
+    return c;
+}
+
+// What poll() resent, as (frame, seq) pairs.
+struct resent_log {
+    std::vector<std::pair<std::string, std::uint64_t>> frames;
+    auto callback() {
+        return [this](const std::string& f, std::uint64_t seq) { frames.emplace_back(f, seq); };
+    }
+};
+
+TEST(go_back_n, in_order_delivery_and_acks) {
+    gbn_sender<std::string> tx(small_config());
+    gbn_receiver rx(small_config());
+    EXPECT_EQ(tx.next_seq(), 1u);
+    EXPECT_EQ(rx.cumulative_ack(), 0u);
+    for (std::uint64_t i = 1; i <= 3; ++i) {
+        std::uint64_t seq = tx.next_seq();
+        EXPECT_EQ(seq, i);
+        tx.sent("f" + std::to_string(seq), 10);
+        EXPECT_EQ(rx.received(seq, 20), verdict::deliver);
+        EXPECT_EQ(rx.cumulative_ack(), seq);
+    }
+    EXPECT_EQ(tx.outstanding(), 3u);
+    EXPECT_EQ(tx.acked(rx.cumulative_ack(), 30), 3u);
+    EXPECT_EQ(tx.outstanding(), 0u);
+    EXPECT_EQ(tx.last_acked(), 3u);
+    EXPECT_EQ(tx.next_deadline_ns(), gbn_no_deadline);
+    EXPECT_EQ(rx.delivered(), 3u);
+    EXPECT_EQ(rx.duplicates(), 0u);
+    EXPECT_EQ(rx.out_of_order(), 0u);
+}
+
+TEST(go_back_n, window_fills_and_reopens_on_ack) {
+    gbn_sender<std::string> tx(small_config());
+    for (int i = 0; i < 4; ++i) {
+        ASSERT_TRUE(tx.window_open());
+        tx.sent("x", 0);
+    }
+    EXPECT_FALSE(tx.window_open());
+    EXPECT_EQ(tx.outstanding(), 4u);
+    EXPECT_EQ(tx.acked(1, 10), 1u);
+    EXPECT_TRUE(tx.window_open());
+    tx.sent("y", 10);
+    EXPECT_FALSE(tx.window_open());
+    EXPECT_EQ(tx.next_seq(), 6u);
+    EXPECT_EQ(tx.acked(5, 20), 4u);
+    EXPECT_EQ(tx.outstanding(), 0u);
+    EXPECT_TRUE(tx.window_open());
+}
+
+TEST(go_back_n, sending_with_the_window_closed_aborts) {
+    gbn_sender<std::string> tx(small_config());
+    for (int i = 0; i < 4; ++i) {
+        tx.sent("x", 0);
+    }
+    EXPECT_DEATH(tx.sent("y", 0), "window closed");
+}
+
+TEST(go_back_n, timeout_resends_everything_outstanding_in_order_with_backoff) {
+    gbn_config c = small_config();
+    c.max_timeouts = 100;
+    gbn_sender<std::string> tx(c);
+    tx.sent("a", 0);
+    tx.sent("b", 50);
+    tx.sent("c", 60);
+    EXPECT_EQ(tx.next_deadline_ns(), 1000u); // armed by the first frame
+    resent_log log;
+    EXPECT_EQ(tx.poll(999, log.callback()), 0u);
+    EXPECT_TRUE(log.frames.empty());
+    EXPECT_EQ(tx.poll(1000, log.callback()), 3u);
+    std::vector<std::pair<std::string, std::uint64_t>> want{ { "a", 1 }, { "b", 2 }, { "c", 3 } };
+    EXPECT_EQ(log.frames, want);
+    EXPECT_EQ(tx.rto_ns(), 2000u);
+    EXPECT_EQ(tx.next_deadline_ns(), 3000u);
+    EXPECT_EQ(tx.outstanding(), 3u); // resending holds nothing more
+
+    // Doubling up to the cap: 2000, 4000, 8000, 8000, ...
+    std::uint64_t now = 1000;
+    std::vector<std::uint64_t> rtos;
+    for (int i = 0; i < 5; ++i) {
+        now = tx.next_deadline_ns();
+        log.frames.clear();
+        EXPECT_EQ(tx.poll(now, log.callback()), 3u);
+        EXPECT_EQ(log.frames, want);
+        rtos.push_back(tx.rto_ns());
+    }
+    EXPECT_EQ(rtos, (std::vector<std::uint64_t>{ 4000, 8000, 8000, 8000, 8000 }));
+    EXPECT_EQ(tx.timeouts(), 6u);
+    EXPECT_EQ(tx.retransmissions(), 18u);
+    EXPECT_FALSE(tx.unreachable());
+}
+
+TEST(go_back_n, progress_resets_the_backoff) {
+    gbn_sender<std::string> tx(small_config());
+    tx.sent("a", 0);
+    tx.sent("b", 0);
+    resent_log log;
+    EXPECT_EQ(tx.poll(1000, log.callback()), 2u);
+    EXPECT_EQ(tx.poll(3000, log.callback()), 2u);
+    EXPECT_EQ(tx.consecutive_timeouts(), 2u);
+    EXPECT_EQ(tx.rto_ns(), 4000u);
+    EXPECT_EQ(tx.acked(1, 3500), 1u);
+    EXPECT_EQ(tx.consecutive_timeouts(), 0u);
+    EXPECT_EQ(tx.rto_ns(), 1000u);
+    // The timer restarts from the ack for what is left.
+    EXPECT_EQ(tx.next_deadline_ns(), 4500u);
+    log.frames.clear();
+    EXPECT_EQ(tx.poll(4500, log.callback()), 1u);
+    ASSERT_EQ(log.frames.size(), 1u);
+    EXPECT_EQ(log.frames[0].second, 2u);
+}
+
+TEST(go_back_n, unreachable_after_max_timeouts_without_progress) {
+    gbn_config c = small_config(); // max_timeouts 5
+    gbn_sender<std::string> tx(c);
+    for (int i = 0; i < 4; ++i) {
+        tx.sent("x", 0);
+    }
+    resent_log log;
+    std::uint64_t expected_at = 0;
+    std::uint64_t rto = c.rto_initial_ns;
+    for (std::uint32_t i = 0; i < c.max_timeouts; ++i) {
+        expected_at += rto;
+        rto = std::min(rto * 2, c.rto_max_ns);
+    }
+    // 1000 + 2000 + 4000 + 8000 + 8000: the 5th timeout gives up instead of resending.
+    EXPECT_EQ(expected_at, 23'000u);
+    std::uint64_t now = 0;
+    while (!tx.unreachable()) {
+        ASSERT_LT(now, 1'000'000u);
+        now += 100;
+        tx.poll(now, log.callback());
+        EXPECT_EQ(tx.outstanding(), 4u); // nothing more is held while it retries
+        EXPECT_FALSE(tx.window_open());
+    }
+    EXPECT_EQ(now, expected_at);
+    EXPECT_EQ(tx.timeouts(), 5u);
+    EXPECT_EQ(log.frames.size(), 16u); // 4 retries of 4 frames
+    EXPECT_EQ(tx.next_deadline_ns(), gbn_no_deadline);
+    EXPECT_EQ(tx.poll(now + 1'000'000, log.callback()), 0u);
+    // A late ack releases frames but does not revive the peer.
+    EXPECT_EQ(tx.acked(4, now + 1), 4u);
+    EXPECT_TRUE(tx.unreachable());
+    EXPECT_EQ(tx.consecutive_timeouts(), 5u);
+}
+
+TEST(go_back_n, stale_and_future_acks) {
+    gbn_sender<std::string> tx(small_config());
+    EXPECT_EQ(tx.acked(1, 0), 0u); // nothing sent: an ack for 1 is from the future
+    EXPECT_EQ(tx.bad_acks(), 1u);
+    EXPECT_EQ(tx.acked(0, 0), 0u); // acknowledges nothing, harmlessly
+    EXPECT_EQ(tx.stale_acks(), 1u);
+    tx.sent("a", 0);
+    tx.sent("b", 0);
+    tx.sent("c", 0);
+    EXPECT_EQ(tx.acked(4, 10), 0u);
+    EXPECT_EQ(tx.acked(~std::uint64_t{ 0 }, 10), 0u);
+    EXPECT_EQ(tx.bad_acks(), 3u);
+    EXPECT_EQ(tx.outstanding(), 3u);
+    EXPECT_EQ(tx.acked(2, 10), 2u);
+    EXPECT_EQ(tx.acked(1, 11), 0u); // a reordered older ack
+    EXPECT_EQ(tx.acked(2, 12), 0u); // a duplicated ack
+    EXPECT_EQ(tx.stale_acks(), 3u);
+    EXPECT_EQ(tx.outstanding(), 1u);
+    EXPECT_EQ(tx.acked(3, 13), 1u);
+    EXPECT_EQ(tx.bad_acks(), 3u);
+}
+
+TEST(go_back_n, held_frames_are_released_on_ack) {
+    // A lifetime-tracking frame: what the DPDK back end's mbuf handle will be.
+    struct tracked {
+        int* live;
+        explicit tracked(int* l)
+          : live(l) {
+            ++*live;
+        }
+        tracked(tracked&& o) noexcept
+          : live(std::exchange(o.live, nullptr)) {}
+        tracked& operator=(tracked&&) = delete;
+        ~tracked() {
+            if (live != nullptr) {
+                --*live;
+            }
+        }
+    };
+    int live = 0;
+    {
+        gbn_sender<tracked> tx(small_config());
+        for (int i = 0; i < 4; ++i) {
+            tx.sent(tracked(&live), 0);
+        }
+        EXPECT_EQ(live, 4);
+        tx.acked(3, 1);
+        EXPECT_EQ(live, 1);
+        tx.sent(tracked(&live), 2);
+        EXPECT_EQ(live, 2);
+    }
+    EXPECT_EQ(live, 0);
+}
+
+TEST(go_back_n, duplicate_and_out_of_order_verdicts_owe_an_ack_at_once) {
+    gbn_receiver rx(small_config()); // ack_delay 100
+    EXPECT_FALSE(rx.ack_due(0));
+    EXPECT_EQ(rx.next_ack_deadline_ns(), gbn_no_deadline);
+    EXPECT_EQ(rx.received(1, 0), verdict::deliver);
+    EXPECT_FALSE(rx.ack_due(0));
+    rx.ack_sent();
+    EXPECT_EQ(rx.received(1, 10), verdict::duplicate);
+    EXPECT_TRUE(rx.ack_due(10));
+    EXPECT_EQ(rx.next_ack_deadline_ns(), 0u);
+    rx.ack_sent();
+    EXPECT_FALSE(rx.ack_due(10));
+    EXPECT_EQ(rx.received(3, 20), verdict::out_of_order);
+    EXPECT_TRUE(rx.ack_due(20));
+    EXPECT_EQ(rx.cumulative_ack(), 1u);
+    rx.ack_sent();
+    EXPECT_EQ(rx.received(0, 30), verdict::duplicate); // seq 0 is never sent
+    EXPECT_EQ(rx.received(2, 40), verdict::deliver);
+    EXPECT_EQ(rx.received(3, 40), verdict::deliver);
+    EXPECT_EQ(rx.cumulative_ack(), 3u);
+    EXPECT_EQ(rx.delivered(), 3u);
+    EXPECT_EQ(rx.duplicates(), 2u);
+    EXPECT_EQ(rx.out_of_order(), 1u);
+}
+
+TEST(go_back_n, delayed_ack_after_ack_delay) {
+    gbn_config c = small_config();
+    c.window_frames = 64;
+    gbn_receiver rx(c);
+    EXPECT_EQ(rx.received(1, 1000), verdict::deliver);
+    EXPECT_EQ(rx.next_ack_deadline_ns(), 1100u);
+    EXPECT_EQ(rx.received(2, 1050), verdict::deliver); // covered by the same ack, same deadline
+    EXPECT_FALSE(rx.ack_due(1099));
+    EXPECT_TRUE(rx.ack_due(1100));
+    rx.ack_sent();
+    EXPECT_FALSE(rx.ack_due(5000));
+    EXPECT_EQ(rx.received(3, 6000), verdict::deliver);
+    EXPECT_FALSE(rx.ack_due(6099));
+    EXPECT_TRUE(rx.ack_due(6100));
+}
+
+TEST(go_back_n, half_a_window_delivered_owes_an_ack_at_once) {
+    gbn_config c = small_config();
+    c.window_frames = 8;
+    gbn_receiver rx(c);
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+        rx.received(seq, 0);
+        EXPECT_FALSE(rx.ack_due(0));
+    }
+    rx.received(4, 0);
+    EXPECT_TRUE(rx.ack_due(0));
+}
+
+// --- A whole link over fault injectors ---------------------------------------------------------
+
+std::span<const std::byte> as_span(std::string_view s) {
+    return std::as_bytes(std::span(s.data(), s.size()));
+}
+
+// One datagram that must hold exactly one well-formed frame: what a UDP back end gets. A fresh
+// decoder per datagram, since one bad datagram says nothing about the next.
+struct datagram_frame {
+    data_frame_type type;
+    std::uint64_t seq;
+    std::uint32_t count;
+    std::string body;
+};
+std::optional<datagram_frame> decode_datagram(std::string_view datagram) {
+    data_frame_decoder decoder;
+    std::optional<datagram_frame> out;
+    int frames = 0;
+    auto error = decoder.feed(as_span(datagram), [&](const data_frame& f) {
+        ++frames;
+        out = datagram_frame{ f.type, f.seq, f.count,
+                              std::string(reinterpret_cast<const char*>(f.body.data()),
+                                          f.body.size()) };
+    });
+    if (error != data_decode_error::none || decoder.mid_frame() || frames != 1) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+// In these tests an ack travels as a CREDIT frame whose seq field is the cumulative ack: the
+// codec's checksum covers it, and CREDIT has the bodiless shape an ack needs.
+std::string ack_frame(std::uint64_t cumulative_ack) {
+    std::string out;
+    append_data_frame(out, data_frame_type::credit, cumulative_ack, 1);
+    return out;
+}
+
+struct link_result {
+    std::uint64_t finished_at_ns = 0;
+    std::uint64_t delivered_messages = 0;
+    std::uint64_t corrupt_data = 0;
+    std::uint64_t corrupt_acks = 0;
+    std::size_t max_outstanding = 0;
+    std::size_t max_link_held = 0;
+    bool unreachable = false;
+};
+
+// A sends `messages` u64 messages (0, 1, 2, ...) to B, up to `per_frame` in a DATA frame and at
+// most `burst` frames per clock step; B checks each arrives exactly once and in order and acks
+// cumulatively. Runs until everything is acknowledged, A gives up, or `limit_ns` passes.
+link_result run_link(const gbn_config& gbn, fault_injector& a_to_b, fault_injector& b_to_a,
+                     std::uint64_t messages, std::uint32_t per_frame, std::uint64_t limit_ns,
+                     bool b_acks = true) {
+    constexpr std::uint64_t step_ns = 5'000;
+    constexpr int burst = 16;
+    gbn_sender<std::string> a(gbn);
+    gbn_receiver b(gbn);
+    link_result r;
+    std::uint64_t next_message = 0; // the next one A sends
+    std::uint64_t expected = 0;     // the next one B must receive
+    std::string body;
+    for (std::uint64_t now = 0; now <= limit_ns; now += step_ns) {
+        // A: acks first, then timeouts, then new frames.
+        b_to_a.deliver_due(now, [&](std::string&& datagram) {
+            auto f = decode_datagram(datagram);
+            if (!f || f->type != data_frame_type::credit) {
+                ++r.corrupt_acks;
+                return;
+            }
+            a.acked(f->seq, now);
+        });
+        a.poll(now, [&](const std::string& frame, std::uint64_t) { a_to_b.submit(frame, now); });
+        if (a.unreachable()) {
+            r.unreachable = true;
+            r.finished_at_ns = now;
+            break;
+        }
+        for (int i = 0; i < burst && a.window_open() && next_message < messages; ++i) {
+            auto count = static_cast<std::uint32_t>(
+              std::min<std::uint64_t>(per_frame, messages - next_message));
+            body.clear();
+            for (std::uint32_t m = 0; m < count; ++m) {
+                be::append<std::uint64_t>(body, next_message++);
+            }
+            std::string frame;
+            append_data_frame(frame, data_frame_type::data, a.next_seq(), count, as_span(body));
+            a.sent(frame, now);
+            a_to_b.submit(std::move(frame), now);
+        }
+        r.max_outstanding = std::max(r.max_outstanding, a.outstanding());
+        EXPECT_LE(a.outstanding(), gbn.window_frames);
+
+        // B: decode, check, deliver, ack.
+        a_to_b.deliver_due(now, [&](std::string&& datagram) {
+            auto f = decode_datagram(datagram);
+            if (!f || f->type != data_frame_type::data) {
+                ++r.corrupt_data;
+                return;
+            }
+            if (b.received(f->seq, now) != verdict::deliver) {
+                return;
+            }
+            ASSERT_EQ(f->body.size(), std::size_t{ f->count } * 8);
+            for (std::uint32_t m = 0; m < f->count; ++m) {
+                std::uint64_t v = be::read<std::uint64_t>(
+                  reinterpret_cast<const std::byte*>(f->body.data()) + 8 * m);
+                ASSERT_EQ(v, expected) << "message out of order, lost or duplicated";
+                ++expected;
+                ++r.delivered_messages;
+            }
+        });
+        if (b_acks && b.ack_due(now)) {
+            b_to_a.submit(ack_frame(b.cumulative_ack()), now);
+            b.ack_sent();
+        }
+        r.max_link_held = std::max(r.max_link_held, a_to_b.held() + b_to_a.held());
+        if (next_message == messages && a.outstanding() == 0) {
+            if (r.finished_at_ns == 0) {
+                r.finished_at_ns = now;
+            }
+            // Run on until the links are empty, so that every corrupted frame is seen.
+            if (a_to_b.held() == 0 && b_to_a.held() == 0) {
+                break;
+            }
+        }
+    }
+    return r;
+}
+
+TEST(go_back_n, simulated_lossy_link_delivers_every_message_once_in_order) {
+    std::uint64_t seed = test_seed();
+    SCOPED_TRACE("RINGTAIL_TEST_SEED=" + std::to_string(seed));
+    std::printf("RINGTAIL_TEST_SEED=%llu\n", static_cast<unsigned long long>(seed));
+    fault_config faults;
+    faults.loss = 0.05;
+    faults.duplicate = 0.01;
+    faults.reorder = 0.10;
+    faults.corrupt = 0.001;
+    faults.delay_ns = 20'000;
+    faults.jitter_ns = 10'000;
+    faults.seed = seed;
+    fault_injector a_to_b(faults);
+    faults.seed = seed ^ 0x9e3779b97f4a7c15ULL;
+    fault_injector b_to_a(faults);
+    gbn_config gbn; // the defaults: window 256, RTO 2 ms .. 200 ms, 8 timeouts
+    constexpr std::uint64_t messages = 200'000;
+    // Go-back-N pays a whole RTO for every frame lost or reordered (about 15 % of them here), so
+    // this takes about 36 simulated seconds; a limit of 60 catches a protocol that stalls.
+    constexpr std::uint64_t limit_ns = 60'000'000'000;
+    link_result r = run_link(gbn, a_to_b, b_to_a, messages, 8, limit_ns);
+
+    std::printf("finished at %.3f s simulated; data frames submitted %llu, lost %llu, corrupted "
+                "%llu (caught %llu), duplicated %llu, reordered %llu; max outstanding %zu\n",
+                static_cast<double>(r.finished_at_ns) / 1e9,
+                static_cast<unsigned long long>(a_to_b.submitted()),
+                static_cast<unsigned long long>(a_to_b.dropped()),
+                static_cast<unsigned long long>(a_to_b.corrupted()),
+                static_cast<unsigned long long>(r.corrupt_data),
+                static_cast<unsigned long long>(a_to_b.duplicated()),
+                static_cast<unsigned long long>(a_to_b.reordered()), r.max_outstanding);
+    EXPECT_FALSE(r.unreachable);
+    EXPECT_GT(r.finished_at_ns, 0u) << "not finished within the simulated time limit";
+    EXPECT_EQ(r.delivered_messages, messages);
+    // Every corrupted frame failed its checks (CRC-32C catches any one-bit error), and was
+    // counted: on each side, exactly as many as the injector corrupted.
+    EXPECT_GT(a_to_b.corrupted(), 0u);
+    EXPECT_EQ(r.corrupt_data, a_to_b.corrupted());
+    EXPECT_EQ(r.corrupt_acks, b_to_a.corrupted());
+    EXPECT_GT(a_to_b.dropped(), 0u);
+    EXPECT_GT(a_to_b.reordered(), 0u);
+    EXPECT_GT(a_to_b.duplicated(), 0u);
+    EXPECT_LE(r.max_outstanding, gbn.window_frames);
+    EXPECT_EQ(a_to_b.overflowed(), 0u);
+    EXPECT_EQ(b_to_a.overflowed(), 0u);
+    // What is in flight on the links is bounded by the window and its retransmissions.
+    EXPECT_LE(r.max_link_held, 8u * gbn.window_frames);
+}
+
+TEST(go_back_n, peer_that_stops_acking_is_unreachable_in_bounded_time) {
+    fault_config faults;
+    faults.delay_ns = 20'000;
+    fault_injector a_to_b(faults);
+    fault_injector b_to_a(faults);
+    gbn_config gbn;
+    // Sum of the RTOs before giving up: 2, 4, ..., 128, 200 ms.
+    std::uint64_t expected_ns = 0;
+    std::uint64_t rto = gbn.rto_initial_ns;
+    for (std::uint32_t i = 0; i < gbn.max_timeouts; ++i) {
+        expected_ns += rto;
+        rto = std::min(rto * 2, gbn.rto_max_ns);
+    }
+    EXPECT_EQ(expected_ns, 454'000'000u);
+    link_result r = run_link(gbn, a_to_b, b_to_a, 1'000'000, 4, 10'000'000'000, false);
+    EXPECT_TRUE(r.unreachable);
+    // The first frame went out at 0; A notices on the first step at or after the last deadline.
+    EXPECT_GE(r.finished_at_ns, expected_ns);
+    EXPECT_LT(r.finished_at_ns, expected_ns + 5'000);
+    EXPECT_EQ(r.max_outstanding, gbn.window_frames);
+    // Only the first window was ever sent: the retries added nothing new.
+    EXPECT_EQ(a_to_b.submitted(), gbn.window_frames * std::uint64_t{ gbn.max_timeouts });
+}
+
+} // namespace
+} // namespace ringtail::net
