@@ -34,7 +34,7 @@ void require(bool condition, const char* what) {
 
 bool known_type(std::uint8_t type) {
     return type >= static_cast<std::uint8_t>(data_frame_type::hello) &&
-           type <= static_cast<std::uint8_t>(data_frame_type::bye);
+           type <= static_cast<std::uint8_t>(data_frame_type::ack);
 }
 
 // What is wrong with a frame of this type, count and body size, or nullptr if nothing. No two
@@ -62,6 +62,11 @@ const char* shape_problem(data_frame_type type, std::uint32_t count, std::size_t
                 return "a BYE frame has count 0 and no body";
             }
             return nullptr;
+        case data_frame_type::ack:
+            if (count != 0 || body_bytes != data_ack_body_bytes) {
+                return "an ACK frame has count 0 and a 24-byte body";
+            }
+            return nullptr;
     }
     return "unknown frame type";
 }
@@ -86,6 +91,8 @@ std::string_view to_string(data_frame_type type) {
             return "CREDIT";
         case data_frame_type::bye:
             return "BYE";
+        case data_frame_type::ack:
+            return "ACK";
     }
     return "?";
 }
@@ -162,6 +169,23 @@ std::optional<data_hello> parse_hello(const data_frame& frame) {
     hello.worker_index = be::read<std::uint32_t>(frame.body.data() + 8);
     hello.worker_count = be::read<std::uint32_t>(frame.body.data() + 12);
     return hello;
+}
+
+void append_ack_frame(std::string& out, const data_ack& ack) {
+    std::size_t start = begin_data_frame(out);
+    be::append<std::uint64_t>(out, ack.ack);
+    be::append<std::uint64_t>(out, ack.credit_limit);
+    be::append<std::uint64_t>(out, ack.echo_ns);
+    finish_data_frame(out, start, data_frame_type::ack, 0, 0);
+}
+
+std::optional<data_ack> parse_ack(const data_frame& frame) {
+    if (frame.type != data_frame_type::ack || frame.body.size() != data_ack_body_bytes) {
+        return std::nullopt;
+    }
+    return data_ack{ be::read<std::uint64_t>(frame.body.data()),
+                     be::read<std::uint64_t>(frame.body.data() + 8),
+                     be::read<std::uint64_t>(frame.body.data() + 16) };
 }
 
 data_frame_decoder::data_frame_decoder(std::size_t max_frame_bytes)

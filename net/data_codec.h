@@ -6,12 +6,16 @@
 //   [u32 crc32c of every byte after the crc field][u64 seq][u32 count][body]
 // Types: HELLO (body: u64 cluster_token, u32 sender worker index, u32 worker count), DATA (count
 // messages encoded back to back in the body), CREDIT (count messages granted, no body), BYE (the
-// sender leaves cleanly, no body). seq counts the frames of one direction of one connection from 0.
+// sender leaves cleanly, no body), ACK (datagram back ends only; body: u64 cumulative ack of DATA
+// seqs, u64 credit limit = messages the sender may have sent in all, u64 echo of a sender clock).
+// Over TCP seq counts the frames of one direction of one connection from 0; over datagrams it
+// numbers DATA frames for go-back-N (net/go_back_n.h) and is 0 on the others.
 //
 // The checksum does not cover len, magic, version, type or flags. len is checked by framing (a
 // wrong one moves the checksum window), magic and version by value, and type and flags by the
 // rules each type's frame must follow: HELLO has count 0 and a 16-byte body, DATA a count above 0
-// and a body, CREDIT a count above 0 and no body, BYE count 0 and no body, flags are 0. No two
+// and a body, CREDIT a count above 0 and no body, BYE count 0 and no body, ACK count 0 and a
+// 24-byte body, flags are 0. No two
 // types share a shape, so a corrupted type byte is caught too.
 #pragma once
 
@@ -37,7 +41,8 @@ inline constexpr std::size_t data_hello_body_bytes = 16;
 inline constexpr std::size_t data_hello_frame_bytes =
   data_frame_header_bytes + data_hello_body_bytes;
 
-enum class data_frame_type : std::uint8_t { hello = 1, data = 2, credit = 3, bye = 4 };
+enum class data_frame_type : std::uint8_t { hello = 1, data = 2, credit = 3, bye = 4, ack = 5 };
+inline constexpr std::size_t data_ack_body_bytes = 24;
 
 std::string_view to_string(data_frame_type type);
 
@@ -72,6 +77,17 @@ void finish_data_frame(std::string& out, std::size_t start, data_frame_type type
                        std::uint32_t count);
 
 void append_hello_frame(std::string& out, std::uint64_t seq, const data_hello& hello);
+
+// The body of an ACK frame (datagram back ends): cumulative, so a lost ACK is made good by the
+// next one.
+struct data_ack {
+    std::uint64_t ack = 0;          // every DATA frame up to this seq arrived in order
+    std::uint64_t credit_limit = 0; // messages the peer may have sent in all, from the start
+    std::uint64_t echo_ns = 0;      // free for round-trip measurement; 0 when unused
+    friend bool operator==(const data_ack&, const data_ack&) = default;
+};
+void append_ack_frame(std::string& out, const data_ack& ack);
+std::optional<data_ack> parse_ack(const data_frame& frame);
 // The HELLO carried by `frame`; nullopt if it is not a well-formed HELLO.
 std::optional<data_hello> parse_hello(const data_frame& frame);
 

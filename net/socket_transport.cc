@@ -320,6 +320,10 @@ bool socket_transport::on_frame(peer_id id, const data_frame& frame, transport_e
         case data_frame_type::hello:
             lose_peer(id, "corrupt frame: a HELLO after the handshake", true);
             return false;
+        case data_frame_type::ack:
+            // TCP is reliable: only the datagram back ends acknowledge frames.
+            lose_peer(id, "corrupt frame: an ACK on a stream connection", true);
+            return false;
     }
     return false;
 }

@@ -268,7 +268,7 @@ TEST(data_codec, bad_checksum_is_refused) {
 }
 
 TEST(data_codec, unknown_type_and_flags_are_refused) {
-    for (std::uint8_t type : { 0, 5, 255 }) {
+    for (std::uint8_t type : { 0, 6, 255 }) {
         data_frame_decoder decoder;
         collector got;
         std::string frame = raw_frame(type, 0, 1, "x");
@@ -296,6 +296,8 @@ TEST(data_codec, each_type_keeps_its_shape) {
         { 3, 1, "x" },                  // CREDIT with a body
         { 4, 1, "" },                   // BYE with a count
         { 4, 0, "x" },                  // BYE with a body
+        { 5, 1, std::string(24, 'a') }, // ACK with a count
+        { 5, 0, std::string(16, 'a') }, // ACK body of a HELLO's size
     };
     for (const auto& c : cases) {
         data_frame_decoder decoder;
@@ -305,6 +307,24 @@ TEST(data_codec, each_type_keeps_its_shape) {
           << "type " << int(c.type) << " count " << c.count << " body " << c.body.size();
         EXPECT_TRUE(got.frames.empty());
     }
+}
+
+TEST(data_codec, ack_round_trip) {
+    std::string stream;
+    const data_ack sent{ 0x0102030405060708ull, 99, 123456789 };
+    append_ack_frame(stream, sent);
+    EXPECT_EQ(stream.size(), data_frame_header_bytes + data_ack_body_bytes);
+    data_frame_decoder decoder;
+    std::optional<data_ack> got;
+    EXPECT_EQ(decoder.feed(as_span(stream),
+                           [&](const data_frame& f) {
+                               EXPECT_EQ(f.type, data_frame_type::ack);
+                               EXPECT_EQ(f.seq, 0u);
+                               got = parse_ack(f);
+                           }),
+              data_decode_error::none);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(*got, sent);
 }
 
 TEST(data_codec, frame_size_limit_holds_at_its_edge) {

@@ -1,0 +1,261 @@
+// Reliable, ordered, credit-controlled delivery per peer over a lossy datagram link.
+#include "net/datagram_transport.h"
+
+#include <algorithm>
+#include <deque>
+
+#include "engine/clock.h"
+#include "engine/log.h"
+#include "net/data_codec.h"
+
+namespace ringtail::net {
+
+struct datagram_transport::peer {
+    explicit peer(const datagram_transport_config& c)
+      : sender(c.gbn)
+      , receiver(c.gbn)
+      , credit_limit(c.initial_credit) {}
+
+    gbn_sender<std::string> sender;
+    gbn_receiver receiver;
+    std::deque<std::size_t> unacked_sizes; // bytes of each outstanding DATA frame, oldest first
+    std::uint64_t messages_sent = 0;       // DATA messages sent to the peer, in all
+    std::uint64_t credit_limit = 0;        // messages_sent may reach this (the peer's last ACK)
+    std::uint64_t messages_received = 0;   // messages delivered from the peer, in all
+    std::uint64_t granted = 0;             // of those, granted back by the engine
+    std::uint64_t advertised = 0;          // the credit limit our last ACK carried
+    std::uint64_t last_ack_ns = 0;
+    std::uint64_t last_heard_ns = 0;
+    bool alive = true;
+    bool report_pending = false;
+    std::string lost_reason;
+};
+
+datagram_transport::datagram_transport(datagram_link& link, peer_id self,
+                                       datagram_transport_config config, clock_fn clock)
+  : _link(link)
+  , _self(self)
+  , _config(config)
+  , _clock(clock ? std::move(clock) : clock_fn([] { return clock::now_ns(); })) {
+    const std::uint64_t now = _clock();
+    for (peer_id id = 0; id < _link.peer_count(); ++id) {
+        auto p = std::make_unique<peer>(_config);
+        p->advertised = _config.initial_credit;
+        p->last_heard_ns = now;
+        p->last_ack_ns = now;
+        if (id == _self) {
+            p->alive = false;
+        }
+        _peers.push_back(std::move(p));
+    }
+}
+
+datagram_transport::~datagram_transport() = default;
+
+std::size_t datagram_transport::max_body_bytes() const {
+    return _link.max_datagram_bytes() - data_frame_header_bytes;
+}
+
+bool datagram_transport::peer_alive(peer_id id) const {
+    return id < _peers.size() && _peers[id]->alive;
+}
+
+std::uint32_t datagram_transport::credit(peer_id id) const {
+    if (!peer_alive(id)) {
+        return 0;
+    }
+    const peer& p = *_peers[id];
+    if (!p.sender.window_open() || p.messages_sent >= p.credit_limit) {
+        return 0;
+    }
+    return static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(p.credit_limit - p.messages_sent, 0xFFFFFFFFu));
+}
+
+void datagram_transport::send(peer_id id, std::span<const std::byte> body, std::uint32_t count) {
+    if (!peer_alive(id)) {
+        return; // lost: the exchange counts what it still routes there
+    }
+    peer& p = *_peers[id];
+    if (count == 0 || count > credit(id) || body.size() > max_body_bytes()) {
+        log::error("datagram_transport: send of {} messages ({} bytes) beyond the credit or "
+                   "frame size for worker {}",
+                   count, body.size(), id);
+        std::abort(); // the exchange checks credit() and max_body_bytes() first
+    }
+    const std::uint64_t now = _clock();
+    std::string frame;
+    frame.reserve(data_frame_header_bytes + body.size());
+    append_data_frame(frame, data_frame_type::data, p.sender.next_seq(), count, body);
+    _link.send(id, std::as_bytes(std::span(frame.data(), frame.size())));
+    p.unacked_sizes.push_back(frame.size());
+    _unacked_bytes += frame.size();
+    p.sender.sent(std::move(frame), now);
+    p.messages_sent += count;
+    ++_counters.frames_out;
+    _counters.messages_out += count;
+}
+
+void datagram_transport::grant(peer_id id, std::uint32_t count) {
+    if (id < _peers.size()) {
+        _peers[id]->granted += count;
+    }
+}
+
+void datagram_transport::send_ack(peer_id id, std::uint64_t now) {
+    peer& p = *_peers[id];
+    p.advertised = p.granted + _config.initial_credit;
+    _scratch.clear();
+    append_ack_frame(_scratch, data_ack{ p.receiver.cumulative_ack(), p.advertised, now });
+    _link.send(id, std::as_bytes(std::span(_scratch.data(), _scratch.size())));
+    p.receiver.ack_sent();
+    p.last_ack_ns = now;
+    ++_counters.acks_out;
+}
+
+void datagram_transport::lose(peer_id id, std::string reason) {
+    peer& p = *_peers[id];
+    if (!p.alive) {
+        return;
+    }
+    p.alive = false;
+    p.report_pending = true;
+    p.lost_reason = std::move(reason);
+    for (std::size_t s : p.unacked_sizes) {
+        _unacked_bytes -= s;
+    }
+    p.unacked_sizes.clear();
+    p.sender = gbn_sender<std::string>(_config.gbn); // drops the held frames
+    ++_counters.peers_lost;
+}
+
+void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
+                                transport_events& events) {
+    if (id >= _peers.size() || id == _self || !_peers[id]->alive) {
+        return;
+    }
+    peer& p = *_peers[id];
+    // One frame per datagram: a fresh decoder each time, since a bad datagram kills a decoder
+    // and the next datagram is a new start.
+    data_frame_decoder decoder(_link.max_datagram_bytes());
+    std::size_t frames = 0;
+    const std::uint64_t now = _clock();
+    auto err = decoder.feed(datagram, [&](const data_frame& f) {
+        ++frames;
+        ++_counters.frames_in;
+        p.last_heard_ns = now;
+        switch (f.type) {
+            case data_frame_type::data:
+                switch (p.receiver.received(f.seq, now)) {
+                    case gbn_receiver::verdict::deliver:
+                        if (p.messages_received + f.count > p.granted + _config.initial_credit) {
+                            // More than we ever allowed: a peer that ignores credit is cut off,
+                            // as on the socket back end; its frame is never delivered.
+                            ++_counters.credit_violations;
+                            lose(id, "corrupt: it sent beyond its credit");
+                            return;
+                        }
+                        p.messages_received += f.count;
+                        _counters.messages_in += f.count;
+                        events.on_messages(id, f.body, f.count);
+                        break;
+                    case gbn_receiver::verdict::duplicate:
+                        ++_counters.duplicates;
+                        break;
+                    case gbn_receiver::verdict::out_of_order:
+                        ++_counters.out_of_order;
+                        break;
+                }
+                return;
+            case data_frame_type::ack:
+                if (auto a = parse_ack(f)) {
+                    ++_counters.acks_in;
+                    std::size_t released = p.sender.acked(a->ack, now);
+                    for (; released > 0 && !p.unacked_sizes.empty(); --released) {
+                        _unacked_bytes -= p.unacked_sizes.front();
+                        p.unacked_sizes.pop_front();
+                    }
+                    p.credit_limit = std::max(p.credit_limit, a->credit_limit);
+                }
+                return;
+            case data_frame_type::bye:
+                lose(id, "left the cluster");
+                return;
+            case data_frame_type::hello:
+            case data_frame_type::credit:
+                return; // not used on datagram links
+        }
+    });
+    if (err != data_decode_error::none || frames != 1 || decoder.mid_frame()) {
+        ++_counters.corrupt_frames; // a bad checksum, a foreign datagram, or more than one frame
+    }
+}
+
+std::size_t datagram_transport::poll(transport_events& events) {
+    std::size_t work = _link.receive(
+      [&](peer_id id, std::span<const std::byte> datagram) { handle(id, datagram, events); });
+    const std::uint64_t now = _clock();
+    for (peer_id id = 0; id < _peers.size(); ++id) {
+        peer& p = *_peers[id];
+        if (!p.alive) {
+            continue;
+        }
+        work += p.sender.poll(now, [&](const std::string& frame, std::uint64_t) {
+            _link.send(id, std::as_bytes(std::span(frame.data(), frame.size())));
+            ++_counters.retransmissions;
+        });
+        if (p.sender.unreachable()) {
+            lose(id, "unreachable: " + std::to_string(_config.gbn.max_timeouts) +
+                       " retransmission timeouts without an acknowledgement");
+            continue;
+        }
+        if (now - p.last_heard_ns > _config.silence_timeout_ns) {
+            lose(id, "unreachable: nothing heard for " +
+                       std::to_string(_config.silence_timeout_ns / 1'000'000) + " ms");
+            continue;
+        }
+        // An ACK when one is owed, when the credit we can give grew by a quarter of the window,
+        // or every ack_interval_ns (credit and liveness, made good if an earlier one was lost).
+        const std::uint64_t limit = p.granted + _config.initial_credit;
+        if (p.receiver.ack_due(now) || limit - p.advertised >= _config.initial_credit / 4 ||
+            now - p.last_ack_ns >= _config.ack_interval_ns) {
+            send_ack(id, now);
+            ++work;
+        }
+    }
+    for (peer_id id = 0; id < _peers.size(); ++id) {
+        peer& p = *_peers[id];
+        if (p.report_pending) {
+            p.report_pending = false;
+            events.on_peer_lost(id, p.lost_reason);
+            ++work;
+        }
+    }
+    return work;
+}
+
+std::uint64_t datagram_transport::next_deadline_ns() const {
+    std::uint64_t next = gbn_no_deadline;
+    for (const auto& p : _peers) {
+        if (p->alive) {
+            next =
+              std::min({ next, p->sender.next_deadline_ns(), p->receiver.next_ack_deadline_ns(),
+                         p->last_ack_ns + _config.ack_interval_ns });
+        }
+    }
+    return next;
+}
+
+void datagram_transport::say_goodbye() {
+    std::string bye;
+    append_data_frame(bye, data_frame_type::bye, 0, 0);
+    for (peer_id id = 0; id < _peers.size(); ++id) {
+        if (_peers[id]->alive) {
+            for (int i = 0; i < 3; ++i) {
+                _link.send(id, std::as_bytes(std::span(bye.data(), bye.size())));
+            }
+        }
+    }
+}
+
+} // namespace ringtail::net
