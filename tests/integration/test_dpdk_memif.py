@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""The DPDK back end's lowest layer (net/dpdk_port.h, net/udp_frame.h) on a real DPDK data path:
+two ringtail-dpdk-pingpong processes joined by a memif pair (shared memory over a Unix socket), one
+echoing, one sending numbered, checksummed UDP frames and checking that every one came back intact.
+
+  - memif: 20000 frames of 64 bytes, 32 in flight; 2000 frames of 1400 bytes, one at a time;
+  - af_packet on a veth pair whose ends sit in two network namespaces: 5000 frames of 64 bytes
+    (skipped, with the reason, where network namespaces cannot be made);
+  - the probe (dpdk_usable) says yes with a port and no, exit 69, without one;
+  - bad EAL arguments and a missing device: one line, exit 69.
+
+EAL runs without hugepages (--no-huge -m 128; --in-memory cannot be combined with --no-huge in
+DPDK 22.11), each process with its own --file-prefix (whose /var/run/dpdk folder tearDown removes),
+no PCI scan, no telemetry socket, EAL logging at warning. The memif socket is abstract (the
+default), so no socket file is left behind by a killed server.
+
+Needs root and a build with DPDK. Without DPDK in the build, or not as root, the tests are skipped
+with the reason on stderr, unless $RINGTAIL_REQUIRE_DPDK=1 (or $CI is set) says this environment
+must run them: then they fail. Binaries come from $RINGTAIL_BIN_DIR (default
+/work/main/build/bin): RINGTAIL_BIN_DIR=build/bin python3 tests/integration/test_dpdk_memif.py -v
+"""
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import EX_UNAVAILABLE, ProcessTestCase, binary  # noqa: E402
+
+PINGPONG = "ringtail-dpdk-pingpong"
+NO_DPDK_IN_BUILD = "this build has no DPDK"
+DPDK_RUN_DIR = "/var/run/dpdk"
+
+
+def dpdk_required():
+    return os.environ.get("RINGTAIL_REQUIRE_DPDK") == "1" or bool(os.environ.get("CI"))
+
+
+def summary_fields(line):
+    """`key=value` words of a summary line, as a dict of strings."""
+    return dict(w.split("=", 1) for w in line.split() if "=" in w)
+
+
+class DpdkMemifTest(ProcessTestCase):
+    def setUp(self):
+        super().setUp()
+        self.bin = binary(PINGPONG)
+        self._prefixes = []
+        if os.geteuid() != 0:
+            self.skip_or_fail("not root: DPDK's EAL needs root here (run the suite as root)")
+
+    def tearDown(self):
+        super().tearDown()
+        # EAL leaves its runtime folder (config, fbarray files) behind even after rte_eal_cleanup.
+        for prefix in self._prefixes:
+            shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
+
+    def skip_or_fail(self, reason):
+        if dpdk_required():
+            self.fail(f"{reason} ($RINGTAIL_REQUIRE_DPDK or $CI says DPDK must work here)")
+        print(f"test_dpdk_memif: skipped: {reason}", file=sys.stderr, flush=True)
+        self.skipTest(reason)
+
+    def eal(self, role, lcore, vdev=None):
+        prefix = f"rt-it-{os.getpid()}-{role}"
+        self._prefixes.append(prefix)
+        # Echo and sender poll on different cores where there are two (CI has two); lcore numbers
+        # are CPU numbers, so pick from the CPUs this process may run on.
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = cpus[min(lcore, len(cpus) - 1)]
+        args = ["--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix", prefix, "--no-pci",
+                "--no-telemetry", "--log-level=lib.eal:warning"]
+        if vdev:
+            args.append(f"--vdev={vdev}")
+        return args
+
+    def require_dpdk_build(self):
+        """Skips (or fails) when this build has no DPDK; any other probe failure fails."""
+        r = subprocess.run([self.bin, "--mode", "probe", "--"] +
+                           self.eal("probe", 0, "net_null0"),
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode == EX_UNAVAILABLE and NO_DPDK_IN_BUILD in r.stderr:
+            self.skip_or_fail("ringtail was built without DPDK (libdpdk-dev not found by CMake)")
+        self.assertEqual(r.returncode, 0, f"probe with net_null0 failed:\n{r.stderr}")
+        self.assertIn("probe: usable", r.stdout)
+
+    def memif_vdev(self, role):
+        # Abstract socket (socket-abstract=yes is the 22.11 default): a name, not a file.
+        return f"net_memif0,role={role},id=0,socket=/ringtail-it-{os.getpid()}.sock"
+
+    def start_echo(self, count, device, vdev, netns):
+        """The echo side (the memif server), echoing `count` frames; returns once its port is
+        open (a memif server listens from then on)."""
+        proc = self.popen(netns + [self.bin, "--mode", "echo", "--device", device, "--count",
+                                   str(count), "--timeout", "25", "--"] + self.eal("echo", 1, vdev),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = queue.Queue()
+        err = []
+
+        def read():
+            for line in proc.stderr:
+                err.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.fail("echo side did not open its port within 15 s:\n" + "".join(err))
+            if line is None:
+                proc.wait(timeout=5)
+                self.fail(f"echo side exited {proc.returncode} before opening its port:\n" +
+                          "".join(err))
+            if "open, mac" in line:
+                return proc, err
+
+    def pingpong(self, count, payload_bytes, window, device="net_memif0", echo_vdev=None,
+                 send_vdev=None, echo_netns=(), send_netns=(), foreign_frames=False):
+        self.require_dpdk_build()
+        echo_vdev = echo_vdev or self.memif_vdev("server")
+        send_vdev = send_vdev or self.memif_vdev("client")
+        echo, echo_err = self.start_echo(count, device, echo_vdev, list(echo_netns))
+        send = subprocess.run(list(send_netns) +
+                              [self.bin, "--mode", "send", "--device", device, "--count",
+                               str(count), "--payload-bytes", str(payload_bytes), "--window",
+                               str(window), "--timeout", "20", "--"] +
+                              self.eal("send", 0, send_vdev),
+                              capture_output=True, text=True, timeout=40)
+        echo_out, _ = echo.communicate(timeout=30)
+        context = (f"sender exit {send.returncode}\nsender stdout:\n{send.stdout}\nsender "
+                   f"stderr:\n{send.stderr}\necho exit {echo.returncode}\necho stdout:\n"
+                   f"{echo_out}\necho stderr:\n{''.join(echo_err)}")
+        print(send.stdout.strip(), file=sys.stderr, flush=True)
+        self.assertEqual(send.returncode, 0, context)
+        line = next((l for l in send.stdout.splitlines() if l.startswith("send:")), None)
+        self.assertIsNotNone(line, context)
+        got = summary_fields(line)
+        self.assertEqual(int(got["frames"]), count, context)
+        self.assertEqual(int(got["received"]), count, context)
+        for key in ("lost", "corrupt", "duplicate", "tx_dropped"):
+            self.assertEqual(int(got[key]), 0, f"{key}: {context}")
+        self.assertEqual(echo.returncode, 0, context)
+        echoed = summary_fields(next(l for l in echo_out.splitlines() if l.startswith("echo:")))
+        self.assertEqual(int(echoed["echoed"]), count, context)
+        if not foreign_frames:
+            # memif carries only our frames; a kernel interface also carries the kernel's own.
+            self.assertEqual(int(got["rx_bad"]), 0, context)
+            self.assertEqual(int(echoed["rx_bad"]), 0, context)
+        return got
+
+    def test_small_frames_with_a_window_all_come_back_intact(self):
+        got = self.pingpong(20000, 64, 32)
+        self.assertGreater(float(got["frames_per_s"]), 0)
+
+    def test_large_frames_one_at_a_time_all_come_back_intact(self):
+        got = self.pingpong(2000, 1400, 1)
+        self.assertGreater(float(got["rtt_us_max"]), 0)
+
+    def test_af_packet_on_a_veth_pair_all_come_back_intact(self):
+        self.require_dpdk_build()
+        ns_a, ns_b = f"rt-it-{os.getpid()}-a", f"rt-it-{os.getpid()}-b"
+        if shutil.which("ip") is None:
+            self.skip_or_fail("no `ip` command (iproute2) to make network namespaces")
+        made = []
+        self.addCleanup(lambda: [subprocess.run(["ip", "netns", "del", n],
+                                                capture_output=True) for n in made])
+        for n in (ns_a, ns_b):
+            r = subprocess.run(["ip", "netns", "add", n], capture_output=True, text=True)
+            if r.returncode != 0:
+                self.skip_or_fail(f"cannot make a network namespace: {r.stderr.strip()}")
+            made.append(n)
+        # Deleting the namespaces deletes the veth pair with them.
+        for cmd in (["ip", "link", "add", "rtveth0", "netns", ns_a, "type", "veth", "peer",
+                     "name", "rtveth1", "netns", ns_b],
+                    ["ip", "-n", ns_a, "link", "set", "rtveth0", "up"],
+                    ["ip", "-n", ns_b, "link", "set", "rtveth1", "up"]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, f"{' '.join(cmd)}: {r.stderr}")
+        got = self.pingpong(5000, 64, 32, device="net_af_packet0",
+                            echo_vdev="net_af_packet0,iface=rtveth1",
+                            send_vdev="net_af_packet0,iface=rtveth0",
+                            echo_netns=("ip", "netns", "exec", ns_b),
+                            send_netns=("ip", "netns", "exec", ns_a), foreign_frames=True)
+        self.assertGreater(float(got["frames_per_s"]), 0)
+
+    def test_probe_without_a_port_says_unusable(self):
+        self.require_dpdk_build()
+        r = subprocess.run([self.bin, "--mode", "probe", "--"] + self.eal("noport", 0),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, EX_UNAVAILABLE, r.stderr)
+        self.assertRegex(r.stderr.strip().splitlines()[-1],
+                         r"^ringtail-dpdk-pingpong: DPDK: EAL started but no port is available")
+
+    def test_bad_eal_arguments_and_missing_device_are_one_line_exit_69(self):
+        self.require_dpdk_build()
+        r = subprocess.run([self.bin, "--mode", "send", "--"] + self.eal("badarg", 0) +
+                           ["--no-such-eal-option"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, EX_UNAVAILABLE, r.stderr)
+        ours = [l for l in r.stderr.splitlines() if l.startswith("ringtail-dpdk-pingpong:")]
+        self.assertEqual(len(ours), 1, r.stderr)
+        self.assertRegex(ours[0], r"DPDK: EAL could not start \(.*\): ")
+
+        r = subprocess.run([self.bin, "--mode", "send", "--device", "net_memif7", "--"] +
+                           self.eal("nodev", 0), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, EX_UNAVAILABLE, r.stderr)
+        self.assertRegex(r.stderr.strip().splitlines()[-1],
+                         r"^ringtail-dpdk-pingpong: DPDK: no port named net_memif7 .*--vdev")
+
+
+if __name__ == "__main__":
+    unittest.main()
