@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "engine/runtime.h"
 #include "net/acceptor.h"
 #include "net/cluster.h"
+#include "net/dpdk_port.h"
 #include "net/external_channel.h"
 #include "net/http_endpoint.h"
 #include "net/metrics_hub_client.h"
@@ -179,6 +181,41 @@ int run_worker(int argc, char** argv, application& app) {
     // In a cluster: form it (this blocks until every worker is there and the data mesh is up).
     const bool clustered =
       (o.cluster_initializer && o.worker_count > 1) || (!o.cluster_initializer && o.control);
+
+    // The DPDK port for the data channel (DESIGN.md §4): required with --net dpdk (exit 69 with a
+    // remedy when unusable), tried with --net auto in a cluster (kernel sockets otherwise, with
+    // one warning line). EAL pins the calling thread to its main lcore; the process's own
+    // affinity is put back so that the threads started later are placed by our core plan.
+    std::unique_ptr<net::dpdk_port> dpdk;
+    if (o.net == net_mode::dpdk || (o.net == net_mode::automatic && clustered)) {
+        cpu_set_t before;
+        CPU_ZERO(&before);
+        const bool saved = ::sched_getaffinity(0, sizeof before, &before) == 0;
+        auto eal = net::dpdk_eal::init(o.eal_args);
+        if (saved) {
+            ::sched_setaffinity(0, sizeof before, &before);
+        }
+        std::string why;
+        if (eal) {
+            net::dpdk_port_config pc;
+            pc.port_id = o.dpdk_port.value_or(0);
+            auto port = net::dpdk_port::open(pc);
+            if (port) {
+                dpdk = std::move(port.value());
+            } else {
+                why = port.err().message;
+            }
+        } else {
+            why = eal.err().message;
+        }
+        if (!dpdk && o.net == net_mode::dpdk) {
+            return fail(error{ errc::unavailable, "--net dpdk: " + why });
+        }
+        if (!dpdk) {
+            log::warn("--net auto: no usable DPDK port ({}); the data channel uses kernel sockets",
+                      why);
+        }
+    }
     std::unique_ptr<net::cluster_member> member;
     if (clustered) {
         if (auto r = runtime::check_routable(app); !r) {
@@ -195,6 +232,16 @@ int run_worker(int argc, char** argv, application& app) {
         cc.app_name = app.name();
         cc.app_fingerprint = net::app_fingerprint(app);
         cc.shards = cores->shards;
+        cc.dpdk = dpdk.get();
+        cc.dpdk_required = o.net == net_mode::dpdk;
+        if (const char* faults = std::getenv("RINGTAIL_TEST_FAULTS"); faults && *faults) {
+            auto parsed_faults = net::parse_fault_config(faults);
+            if (!parsed_faults) {
+                return fail(
+                  error{ errc::usage, "RINGTAIL_TEST_FAULTS: " + parsed_faults.err().message });
+            }
+            cc.test_faults = parsed_faults.value();
+        }
         cc.interrupted = [&stop_signals] {
             timespec zero{};
             siginfo_t info;
@@ -237,7 +284,8 @@ int run_worker(int argc, char** argv, application& app) {
                   o.metrics_period_ms);
     }
     if (o.metrics_listen) {
-        auto endpoint = net::http_endpoint::open(*o.metrics_listen, app.name(), o.name);
+        auto endpoint = net::http_endpoint::open(*o.metrics_listen, app.name(), o.name,
+                                                 member ? member->net() : "socket");
         if (!endpoint) {
             return fail(endpoint.err());
         }
@@ -333,6 +381,9 @@ int run_worker(int argc, char** argv, application& app) {
               "connections closed for bad framing, {} filtered",
               c.ingested, c.sink_writes, c.sink_bytes, c.decode_errors, c.protocol_errors,
               c.filtered);
+    if (member && !member->data_channel_report().empty()) {
+        log::info("{}", member->data_channel_report());
+    }
     if (member) {
         log::info("data channel: {} messages sent to other workers, {} received, {} dropped "
                   "(lost workers, undecodable, or arrived while leaving)",

@@ -135,11 +135,14 @@ const option_spec specs[] = {
     {"poll-mode", '\0', kind::value, group::ringtail, "busy|adaptive", "adaptive",
      "shards spin only, or spin briefly then sleep until woken", scope::everywhere, ""},
     {"net", '\0', kind::value, group::ringtail, "auto|socket|dpdk", "auto",
-     "data-channel transport (dpdk: not in this build yet)", scope::everywhere, ""},
+     "data-channel transport: dpdk (exit 69 when unusable), socket, or auto (DPDK when EAL "
+     "starts and a port is usable, else sockets)",
+     scope::everywhere, ""},
     {"dpdk-port", '\0', kind::value, group::ringtail, "n", "",
-     "DPDK port (not in this build yet)", scope::everywhere, ""},
+     "DPDK port id for the data channel (default 0)", scope::everywhere, ""},
     {"dpdk-peer", '\0', kind::list, group::ringtail, "name=mac,...", "",
-     "DPDK peer addressing (not in this build yet)", scope::everywhere, ""},
+     "DPDK peer addressing by hand (not in this build yet: MACs are exchanged at formation)",
+     scope::everywhere, ""},
     {"metrics-listen", '\0', kind::value, group::ringtail, "h:p", "",
      "HTTP endpoint for /metrics, /status, /healthz", scope::everywhere,
      ""},
@@ -737,10 +740,10 @@ void check_cluster_roles(const settings& st, const worker_options& o) {
 
 // Features not built yet are refused clearly rather than started and silently ignored.
 void check_available(const settings& st, const worker_options& o) {
-    if (!o.eal_args.empty()) {
+    if (!o.eal_args.empty() && o.net == net_mode::socket) {
         fail(exit_usage, "-- " + join(o.eal_args, " ") +
-                           ": EAL arguments (the DPDK transport) are not available in this "
-                           "build yet");
+                           ": EAL arguments are for the DPDK transport, but --net is socket; drop "
+                           "them or use --net auto|dpdk");
     }
     if (o.join) {
         st.unavailable("join", "joining a running cluster is");
@@ -755,14 +758,8 @@ void check_available(const settings& st, const worker_options& o) {
     if (o.event_log_file_size) {
         st.unavailable("event-log-file-size", "event-log rotation is");
     }
-    if (o.net == net_mode::dpdk) {
-        st.unavailable("net", "the DPDK transport is");
-    }
-    if (o.dpdk_port) {
-        st.unavailable("dpdk-port", "the DPDK transport is");
-    }
     if (!o.dpdk_peers.empty()) {
-        st.unavailable("dpdk-peer", "the DPDK transport is");
+        st.unavailable("dpdk-peer", "addressing DPDK peers by hand is");
     }
     if (st.is_set("application-module")) {
         st.unavailable("application-module", "the Python host is");

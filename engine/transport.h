@@ -56,6 +56,9 @@ public:
     virtual std::size_t pending_bytes() const = 0;
     // False once the peer is lost.
     virtual bool peer_alive(peer_id peer) const = 0;
+    // This worker leaves: tell every live peer (so it reports "left the cluster", not a loss).
+    // Called once the exchange thread has stopped.
+    virtual void say_goodbye() {}
 };
 
 } // namespace ringtail

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "engine/build_info.h"
+#include "engine/clock.h"
 #include "engine/log.h"
 #include "net/data_mesh.h"
 #include "net/tcp_listener.h"
@@ -90,7 +91,9 @@ result<control_msg> await(control_connection& conn, std::deque<control_msg>& inb
 }
 
 json worker_json(const worker_info& w) {
-    return json{ { "name", w.name }, { "data", w.data.to_string() }, { "shards", w.shards } };
+    return json{
+        { "name", w.name }, { "data", w.data.to_string() }, { "shards", w.shards }, { "mac", w.mac }
+    };
 }
 
 } // namespace
@@ -164,7 +167,8 @@ status cluster_member::form_as_initializer() {
     }
     _data_listen_fd = data_fd.value();
     host_port my_data{ _config.data.host, bound_port(_data_listen_fd) };
-    _workers.push_back(worker_info{ "initializer", my_data, _config.shards });
+    const std::string my_mac = _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "";
+    _workers.push_back(worker_info{ "initializer", my_data, _config.shards, my_mac });
     log::info("cluster: initializer waiting for {} more worker(s) on control {}:{}", expected - 1,
               _config.control.host, bound_port(_control_listen_fd));
 
@@ -213,6 +217,8 @@ status cluster_member::form_as_initializer() {
                 auto count = get_u64(m.body, "worker_count");
                 auto data = get_string(m.body, "data");
                 auto shards = get_u64(m.body, "shards");
+                const std::string mac = get_string(m.body, "mac").value_or("");
+                const bool requires_dpdk = get_bool(m.body, "dpdk_required").value_or(false);
                 std::string refusal;
                 result<host_port> data_addr =
                   data ? parse_host_port(*data) : result<host_port>(error{ errc::usage, "" });
@@ -228,6 +234,14 @@ status cluster_member::form_as_initializer() {
                 } else if (*count != 0 && *count != expected) {
                     refusal = "its --worker-count is " + std::to_string(*count) +
                               ", the initializer's is " + std::to_string(expected);
+                } else if (!mac.empty() && !mac_from_string(mac)) {
+                    refusal = "its HELLO carries a malformed MAC address";
+                } else if (_config.dpdk_required && mac.empty()) {
+                    refusal = "it has no usable DPDK port, and the initializer runs with --net "
+                              "dpdk; start it with --net dpdk and EAL arguments after --";
+                } else if (requires_dpdk && _config.dpdk == nullptr) {
+                    refusal = "it requires --net dpdk, but the initializer has no DPDK port; "
+                              "start the initializer with --net dpdk or auto and EAL arguments";
                 } else {
                     bool taken = *name == "initializer";
                     for (auto& other : cands) {
@@ -249,7 +263,7 @@ status cluster_member::form_as_initializer() {
                 if (unspecified(addr.host)) {
                     addr.host = peer_ip(c.conn->fd());
                 }
-                c.info = worker_info{ *name, addr, static_cast<std::uint32_t>(*shards) };
+                c.info = worker_info{ *name, addr, static_cast<std::uint32_t>(*shards), mac };
                 c.welcomed = true;
                 ++welcomed;
                 c.conn->send(control_type::welcome, json::object());
@@ -272,16 +286,20 @@ status cluster_member::form_as_initializer() {
         }
     }
     json workers = json::array();
+    bool all_dpdk = true;
     for (const auto& w : _workers) {
         workers.push_back(worker_json(w));
+        all_dpdk = all_dpdk && !w.mac.empty();
     }
+    _net = all_dpdk ? "dpdk" : "socket";
     std::uint32_t index = 1;
     for (auto& c : cands) {
         if (!c.welcomed) {
             continue;
         }
-        c.conn->send(control_type::topology,
-                     json{ { "token", _token }, { "index", index }, { "workers", workers } });
+        c.conn->send(
+          control_type::topology,
+          json{ { "token", _token }, { "index", index }, { "workers", workers }, { "net", _net } });
         _links.push_back(link{ std::move(c.conn), index, steady::now() });
         ++index;
     }
@@ -331,12 +349,15 @@ status cluster_member::form_as_worker() {
     }
     auto conn = std::make_unique<control_connection>(
       fd, "the initializer at " + _config.control.to_string(), cluster_max_control_frame);
-    conn->send(control_type::hello, json{ { "name", _config.name },
-                                          { "app", _config.app_name },
-                                          { "fingerprint", _config.app_fingerprint },
-                                          { "worker_count", _config.worker_count },
-                                          { "data", my_data.to_string() },
-                                          { "shards", _config.shards } });
+    conn->send(control_type::hello,
+               json{ { "name", _config.name },
+                     { "app", _config.app_name },
+                     { "fingerprint", _config.app_fingerprint },
+                     { "worker_count", _config.worker_count },
+                     { "data", my_data.to_string() },
+                     { "shards", _config.shards },
+                     { "mac", _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "" },
+                     { "dpdk_required", _config.dpdk_required } });
     std::deque<control_msg> inbox;
     auto answer =
       await(*conn, inbox, { control_type::welcome, control_type::reject },
@@ -374,7 +395,18 @@ status cluster_member::form_as_worker() {
         if (unspecified(a.host)) {
             a.host = _config.control.host; // the initializer listens where we reached it
         }
-        _workers.push_back(worker_info{ *name, a, static_cast<std::uint32_t>(*shards) });
+        _workers.push_back(worker_info{ *name, a, static_cast<std::uint32_t>(*shards),
+                                        get_string(w, "mac").value_or("") });
+    }
+    _net = get_string(body, "net").value_or("socket");
+    if (_net == "dpdk" && _config.dpdk == nullptr) {
+        return error{ errc::unavailable, "cluster: the initializer chose DPDK, but this worker "
+                                         "has no DPDK port" };
+    }
+    if (_net != "dpdk" && _config.dpdk_required) {
+        return error{ errc::unavailable,
+                      "cluster: this worker requires --net dpdk, but the cluster's data channel "
+                      "runs on kernel sockets (a worker has no usable DPDK port)" };
     }
     _token = *token;
     _self = static_cast<std::uint32_t>(*index);
@@ -383,6 +415,38 @@ status cluster_member::form_as_worker() {
 }
 
 status cluster_member::build_mesh() {
+    if (_net == "dpdk") {
+        std::vector<udp_endpoint> endpoints;
+        for (const auto& w : _workers) {
+            auto mac = mac_from_string(w.mac);
+            if (!mac) {
+                return error{ errc::unavailable,
+                              "cluster: worker '" + w.name + "' reported no DPDK MAC address" };
+            }
+            endpoints.push_back(dpdk_endpoint(static_cast<std::uint32_t>(endpoints.size()), *mac));
+        }
+        _dpdk_link = std::make_unique<dpdk_link>(*_config.dpdk, _self, std::move(endpoints));
+        datagram_link* link = _dpdk_link.get();
+        if (_config.test_faults) {
+            _faulty_link = std::make_unique<faulty_link>(*_dpdk_link, *_config.test_faults,
+                                                         [] { return clock::now_ns(); });
+            link = _faulty_link.get();
+            log::warn("cluster: RINGTAIL_TEST_FAULTS: faults injected on the data channel (a "
+                      "test hook)");
+        }
+        auto dt = std::make_unique<datagram_transport>(*link, _self, _config.datagram);
+        _datagram = dt.get();
+        _transport = std::move(dt);
+        log::info("cluster: formed, {} workers; data channel on DPDK port '{}' ({}); this is "
+                  "'{}'",
+                  _workers.size(), _config.dpdk->name(), mac_to_string(_config.dpdk->mac()),
+                  _workers[_self].name);
+        return ok_status();
+    }
+    if (_config.test_faults) {
+        log::warn("cluster: RINGTAIL_TEST_FAULTS is ignored: faults are injected on the datagram "
+                  "(DPDK) data channel only, and this one runs on TCP");
+    }
     data_mesh_config mc;
     mc.cluster_token = _token;
     mc.self = _self;
@@ -437,6 +501,27 @@ status cluster_member::start(runtime& rt) {
     _started.store(true, std::memory_order_release);
     _thread = std::thread([this] { run(); });
     return ok_status();
+}
+
+std::string cluster_member::data_channel_report() const {
+    if (_datagram == nullptr) {
+        return {};
+    }
+    const auto& c = _datagram->counters();
+    std::string out = "data channel (DPDK): " + std::to_string(c.frames_out) + " frames out, " +
+                      std::to_string(c.retransmissions) + " retransmitted, " +
+                      std::to_string(c.frames_in) + " in, " + std::to_string(c.corrupt_frames) +
+                      " corrupt dropped, " + std::to_string(c.duplicates) + " duplicates, " +
+                      std::to_string(c.out_of_order) + " out of order, " +
+                      std::to_string(c.acks_out) + " acks out";
+    if (_dpdk_link) {
+        out += ", " + std::to_string(_dpdk_link->counters().rx_foreign) + " foreign frames";
+    }
+    if (_faulty_link) {
+        out += "; faults injected: " + std::to_string(_faulty_link->dropped()) + " lost, " +
+               std::to_string(_faulty_link->corrupted()) + " corrupted";
+    }
+    return out;
 }
 
 // ---- the control thread ------------------------------------------------------------------------

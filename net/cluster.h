@@ -36,6 +36,9 @@
 #include "engine/result.h"
 #include "engine/runtime.h"
 #include "net/control_connection.h"
+#include "net/datagram_transport.h"
+#include "net/dpdk_link.h"
+#include "net/faulty_link.h"
 #include "net/host_port.h"
 #include "net/socket_transport.h"
 
@@ -56,6 +59,14 @@ struct cluster_config {
     std::chrono::milliseconds mesh_timeout{ 30'000 };
     std::chrono::milliseconds ready_timeout{ 60'000 };
     socket_transport_config transport;
+    // The DPDK port this worker opened (nullptr: none usable, or --net socket), and whether the
+    // operator required it (--net dpdk). The data channel runs on DPDK only when every worker has
+    // a port; otherwise on kernel sockets, unless a worker required DPDK: then formation fails.
+    dpdk_port* dpdk = nullptr;
+    bool dpdk_required = false;
+    datagram_transport_config datagram;
+    // Test hook: faults injected on the DPDK data channel (RINGTAIL_TEST_FAULTS).
+    std::optional<fault_config> test_faults;
     // Polled while formation waits (for the initializer, for other workers): true stops it with
     // errc::interrupted_formation (SIGINT/SIGTERM before the cluster formed).
     std::function<bool()> interrupted;
@@ -68,6 +79,7 @@ struct worker_info {
     std::string name;
     host_port data;
     std::uint32_t shards = 1;
+    std::string mac; // its DPDK port's MAC, "" when it has none
 };
 
 // The application's fingerprint: name, stages (kind, name, partitions) and the build, hashed.
@@ -87,7 +99,12 @@ public:
     std::uint32_t self() const { return _self; }
     std::vector<std::uint32_t> shards_per_worker() const;
     // The data channel; the runtime's exchange thread drives it once the runtime starts.
-    socket_transport& transport() { return *_transport; }
+    ringtail::transport& transport() { return *_transport; }
+    // "dpdk" or "socket": the data channel's back end.
+    const std::string& net() const { return _net; }
+    // One line on the datagram (DPDK) channel's protocol counters; "" on sockets. After the
+    // exchange stopped.
+    std::string data_channel_report() const;
 
     // With the runtime started: says READY and waits until every worker is (START), then runs the
     // control thread. Wire the runtime's peer-lost callback to report_data_peer_lost first.
@@ -153,7 +170,11 @@ private:
     int _data_listen_fd = -1;
     int _control_listen_fd = -1;
     std::vector<link> _links; // initializer: one per other worker; others: one, to it
-    std::unique_ptr<socket_transport> _transport;
+    std::string _net = "socket";
+    std::unique_ptr<dpdk_link> _dpdk_link;
+    std::unique_ptr<faulty_link> _faulty_link;
+    std::unique_ptr<ringtail::transport> _transport;
+    datagram_transport* _datagram = nullptr; // _transport, when it is one
     runtime* _rt = nullptr;
 
     // Shared with other threads.

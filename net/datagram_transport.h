@@ -83,7 +83,7 @@ public:
 
     // Sends BYE to every live peer (three times: datagrams may be lost). After the exchange
     // stopped.
-    void say_goodbye();
+    void say_goodbye() override;
     // When poll() next has something to do without any datagram arriving (retransmission, ACK).
     std::uint64_t next_deadline_ns() const;
     const datagram_transport_counters& counters() const { return _counters; }

@@ -86,7 +86,7 @@ public:
     // most goodbye_timeout_ms, and shuts the connections down for writing. Afterwards every peer
     // counts as gone (credit 0, sends dropped) and poll() does nothing; no on_peer_lost is
     // reported for them.
-    void say_goodbye();
+    void say_goodbye() override;
     static constexpr int goodbye_timeout_ms = 200;
 
     std::uint32_t self() const { return _self; }

@@ -435,11 +435,8 @@ TEST(worker_options, unavailable_features_are_refused) {
         { "--run-with-resilience" },
         { "--log-rotation" },
         { "-l", "1000000" },
-        { "--net", "dpdk" },
-        { "--dpdk-port", "0" },
         { "--dpdk-peer", "w1=02:00:00:00:00:01" },
         { "--application-module", "word_count" },
-        { "--", "--no-huge", "--vdev=net_memif0" },
     };
     for (auto args : cases) {
         args.insert(args.begin(), { in, out });
@@ -472,6 +469,20 @@ TEST(worker_options, unavailable_features_are_refused) {
         EXPECT_EQ(r.options.metrics_listen, (net::host_port{ "127.0.0.1", 0 }));
         EXPECT_EQ(r.options.metrics_period_ms, 0u);
     }
+    // The DPDK transport is built: --net dpdk, --dpdk-port and EAL arguments after `--` are
+    // accepted (whether DPDK can run is found at start-up: exit 69); EAL arguments with --net
+    // socket are a usage error.
+    {
+        auto r = parse(
+          { in, out, "--net", "dpdk", "--dpdk-port", "1", "--", "--no-huge", "--vdev=net_memif0" });
+        ASSERT_FALSE(r.exit_now) << r.err_line;
+        EXPECT_EQ(r.options.net, net_mode::dpdk);
+        EXPECT_EQ(r.options.dpdk_port, std::optional<std::uint16_t>(1));
+        EXPECT_EQ(r.options.eal_args,
+                  (std::vector<std::string>{ "--no-huge", "--vdev=net_memif0" }));
+    }
+    expect_error(parse({ in, out, "--net", "socket", "--", "--no-huge" }), 64,
+                 "EAL arguments are for the DPDK transport, but --net is socket");
     // Accepted transports and switched-off flags are fine.
     for (const char* net : { "auto", "socket" }) {
         auto r = parse({ in, out, "--net", net });
@@ -622,13 +633,19 @@ TEST(worker_options, bad_config_is_exit_78) {
 }
 
 TEST(worker_options, eal_args_after_double_dash) {
-    // EAL arguments are split off before option parsing (and then refused in this build).
+    // EAL arguments are split off before option parsing and kept for DPDK (--net auto, the
+    // default, or dpdk); with --net socket they are refused.
     auto r = parse({ "--in=127.0.0.1:7000", "--out=127.0.0.1:7002", "--", "--no-huge", "-l", "2" });
-    expect_error(r, 64, "-- --no-huge -l 2: EAL arguments");
+    ASSERT_FALSE(r.exit_now) << r.err_line;
+    EXPECT_EQ(r.options.eal_args, (std::vector<std::string>{ "--no-huge", "-l", "2" }));
+    expect_error(parse({ "--in=127.0.0.1:7000", "--out=127.0.0.1:7002", "--net=socket", "--",
+                         "--no-huge", "-l", "2" }),
+                 64, "-- --no-huge -l 2: EAL arguments");
     // What follows `--` is never read as one of our options.
     auto r2 = parse({ "--in=127.0.0.1:7000", "--out=127.0.0.1:7002", "--", "--help" });
-    EXPECT_EQ(r2.exit_code, 64);
+    EXPECT_FALSE(r2.exit_now) << r2.err_line;
     EXPECT_TRUE(r2.out_text.empty());
+    EXPECT_EQ(r2.options.eal_args, (std::vector<std::string>{ "--help" }));
     // A bare `--` with nothing after it is fine.
     auto r3 = parse({ "--in=127.0.0.1:7000", "--out=127.0.0.1:7002", "--" });
     EXPECT_FALSE(r3.exit_now) << r3.err_line;

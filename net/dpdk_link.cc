@@ -1,0 +1,89 @@
+// UDP/IPv4 frames on a DPDK port, one data-channel frame each.
+#include "net/dpdk_link.h"
+
+#include <cstdio>
+#include <optional>
+
+namespace ringtail::net {
+
+udp_endpoint dpdk_endpoint(std::uint32_t index, const std::array<std::uint8_t, 6>& mac) {
+    const std::uint32_t host = index + 1;
+    return udp_endpoint{ mac, (10u << 24) | (77u << 16) | (host & 0xFFFF), dpdk_data_udp_port };
+}
+
+std::string mac_to_string(const std::array<std::uint8_t, 6>& mac) {
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                  mac[4], mac[5]);
+    return buf;
+}
+
+std::optional<std::array<std::uint8_t, 6>> mac_from_string(const std::string& text) {
+    std::array<unsigned, 6> v{};
+    char tail = 0;
+    if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1],
+                                         &v[2], &v[3], &v[4], &v[5], &tail) != 6) {
+        return std::nullopt;
+    }
+    std::array<std::uint8_t, 6> mac{};
+    for (std::size_t i = 0; i < 6; ++i) {
+        mac[i] = static_cast<std::uint8_t>(v[i]);
+    }
+    return mac;
+}
+
+dpdk_link::dpdk_link(dpdk_port& port, std::uint32_t self, std::vector<udp_endpoint> endpoints)
+  : _port(port)
+  , _self(self)
+  , _endpoints(std::move(endpoints)) {}
+
+std::size_t dpdk_link::max_datagram_bytes() const {
+    // A standard 1500-byte MTU: the IPv4 and UDP headers come out of it.
+    return 1500 - ipv4_header_min_bytes - udp_header_bytes;
+}
+
+void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
+    rte_mbuf* m = _port.alloc();
+    if (m == nullptr) {
+        ++_counters.tx_no_mbuf;
+        return;
+    }
+    auto room = dpdk_port::append(m, udp_frame_bytes(datagram.size()));
+    if (room.empty()) {
+        dpdk_port::free(m);
+        ++_counters.tx_no_mbuf;
+        return;
+    }
+    build_udp_frame(room, _endpoints[_self], _endpoints[peer], datagram);
+    if (_port.tx_burst(&m, 1) != 1) {
+        _port.drop(&m, 1);
+        ++_counters.tx_full;
+    }
+}
+
+std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const std::byte>)>& on) {
+    rte_mbuf* burst[32];
+    const std::uint16_t n = _port.rx_burst(burst, 32);
+    for (std::uint16_t i = 0; i < n; ++i) {
+        auto frame = parse_udp_frame(dpdk_port::data(burst[i]));
+        std::optional<peer_id> from;
+        if (frame && frame->dst.port == dpdk_data_udp_port &&
+            frame->dst.ip == _endpoints[_self].ip) {
+            for (peer_id p = 0; p < _endpoints.size(); ++p) {
+                if (p != _self && _endpoints[p].ip == frame->src.ip) {
+                    from = p;
+                }
+            }
+        }
+        if (from) {
+            on(*from, frame->payload);
+        } else {
+            ++_counters.rx_foreign;
+            _port.count_rx_bad();
+        }
+        dpdk_port::free(burst[i]);
+    }
+    return n;
+}
+
+} // namespace ringtail::net

@@ -1,0 +1,55 @@
+// The DPDK back end's datagram link (DESIGN.md §4): every data-channel frame travels in one
+// UDP/IPv4 frame on a DPDK port (a NIC, or net_memif / net_af_packet in tests), made reliable and
+// ordered above it by net/datagram_transport.h. Addresses are the cluster's own, not the
+// kernel's: worker i is 10.77.x.y (x.y = i + 1) on UDP port 43210, and the MAC it reported at
+// formation; a frame is taken as worker i's when its source IPv4 address says so.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/datagram_transport.h"
+#include "net/dpdk_port.h"
+#include "net/udp_frame.h"
+
+namespace ringtail::net {
+
+inline constexpr std::uint16_t dpdk_data_udp_port = 43210;
+
+// Worker `index`'s address on the data channel.
+udp_endpoint dpdk_endpoint(std::uint32_t index, const std::array<std::uint8_t, 6>& mac);
+// "02:00:00:00:00:01" and back; nullopt for anything else.
+std::string mac_to_string(const std::array<std::uint8_t, 6>& mac);
+std::optional<std::array<std::uint8_t, 6>> mac_from_string(const std::string& text);
+
+struct dpdk_link_counters {
+    std::uint64_t tx_no_mbuf = 0; // no mbuf free: the datagram was dropped (retransmitted later)
+    std::uint64_t tx_full = 0;    // the TX queue was full: dropped likewise
+    std::uint64_t rx_foreign = 0; // not UDP/IPv4 to our port from a known worker: dropped
+};
+
+// Threading: the exchange thread only (one RX and one TX queue).
+class dpdk_link final : public datagram_link {
+public:
+    // `endpoints[i]` is worker i's address; `self` is this worker's index.
+    dpdk_link(dpdk_port& port, std::uint32_t self, std::vector<udp_endpoint> endpoints);
+    std::uint32_t peer_count() const override {
+        return static_cast<std::uint32_t>(_endpoints.size());
+    }
+    int wait_fd() const override { return -1; } // a poll-mode driver: no fd to sleep on
+    std::size_t max_datagram_bytes() const override;
+    void send(peer_id peer, std::span<const std::byte> datagram) override;
+    std::size_t receive(
+      const std::function<void(peer_id, std::span<const std::byte>)>& on) override;
+    const dpdk_link_counters& counters() const { return _counters; }
+
+private:
+    dpdk_port& _port;
+    std::uint32_t _self;
+    std::vector<udp_endpoint> _endpoints;
+    dpdk_link_counters _counters;
+};
+
+} // namespace ringtail::net

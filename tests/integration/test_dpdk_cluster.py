@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Two workers of one cluster whose data channel runs on DPDK (--net dpdk): two processes joined
+by a net_memif pair, no NIC, no hugepages (--no-huge), as root.
+
+  - sequence, each key fed by one worker, about half the records crossing workers over memif:
+    ringtail-check finds nothing lost, duplicated or out of order;
+  - the same through the fault layer (RINGTAIL_TEST_FAULTS: 5 % loss, 1 % duplication, 10 %
+    reordering, 0.1 % corruption of every datagram a worker sends): still all zero, and the
+    corrupted frames are counted and dropped;
+  - word_count: the counts are exact, as on sockets;
+  - --net dpdk with no usable device exits 69 with its remedy; --net auto with none falls back to
+    kernel sockets with one warning line, and /status says "net": "socket".
+
+Needs root and a build with DPDK; elsewhere the tests are skipped with the reason on stderr unless
+$RINGTAIL_REQUIRE_DPDK=1 or $CI says DPDK must work here (then they fail).
+  RINGTAIL_BIN_DIR=build/bin python3 tests/integration/test_dpdk_cluster.py -v
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+DPDK_RUN_DIR = "/var/run/dpdk"
+CHECK = harness.binary("ringtail-check")
+SEND = harness.binary("ringtail-send")
+CTL = harness.binary("ringtail-ctl")
+FAULTS = "loss=0.05,dup=0.01,reorder=0.1,corrupt=0.001,seed={seed}"
+
+
+def dpdk_required():
+    return os.environ.get("RINGTAIL_REQUIRE_DPDK") == "1" or bool(os.environ.get("CI"))
+
+
+def build_has_dpdk():
+    r = subprocess.run([harness.binary("ringtail-dpdk-pingpong"), "--mode", "probe", "--",
+                        "--no-huge", "-m", "64", "--no-pci", "--no-telemetry",
+                        "--file-prefix", f"rt-probe-{os.getpid()}",
+                        "--log-level=lib.eal:error"],
+                       capture_output=True, timeout=60)
+    shutil.rmtree(os.path.join(DPDK_RUN_DIR, f"rt-probe-{os.getpid()}"), ignore_errors=True)
+    return b"this build has no DPDK" not in r.stderr + r.stdout
+
+
+class DpdkClusterTest(harness.ProcessTestCase):
+    def setUp(self):
+        super().setUp()
+        self.seed = harness.test_seed()
+        self._prefixes = []
+        reason = None
+        if os.geteuid() != 0:
+            reason = "not root: DPDK's EAL needs root here"
+        elif not build_has_dpdk():
+            reason = "this build has no DPDK"
+        if reason:
+            if dpdk_required():
+                self.fail(f"{reason} ($RINGTAIL_REQUIRE_DPDK or $CI says DPDK must work here)")
+            print(f"test_dpdk_cluster: skipped: {reason}", file=sys.stderr, flush=True)
+            self.skipTest(reason)
+
+    def tearDown(self):
+        super().tearDown()
+        for prefix in self._prefixes:
+            shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
+
+    def eal(self, role, vdev=None):
+        prefix = f"rt-itc-{os.getpid()}-{len(self._prefixes)}-{role}"
+        self._prefixes.append(prefix)
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = cpus[(0 if role == "a" else 1) % len(cpus)]
+        args = ["--", "--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix", prefix,
+                "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning"]
+        if vdev:
+            args.append(f"--vdev={vdev}")
+        return args
+
+    def start_pair(self, app, source, out_ports, net="dpdk", memif=True, env=None, extra=()):
+        """An initializer (memif server) and w2 (memif client); returns them once both run."""
+        sock = f"/rt-itc-{os.getpid()}-{len(self._prefixes)}.sock"
+        ctrl, data, ext = harness.free_port(), harness.free_port(), harness.free_port()
+        vdev = (lambda role: f"net_memif0,role={role},id=0,socket={sock}") if memif else (
+            lambda role: None)
+        ins = [harness.free_port(), harness.free_port()]
+        common = ["-T", "1", "--metrics-period", "0" if not extra else "500", "--net", net]
+        init_args = [harness.binary(app), "-t", "-w", "2", "-c", f"127.0.0.1:{ctrl}", "-d",
+                     f"127.0.0.1:{data}", "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
+                     f"127.0.0.1:{out_ports[0]}", "-e", f"127.0.0.1:{ext}", *common, *extra,
+                     *self.eal("a", vdev("server"))]
+        w2_args = [harness.binary(app), "-c", f"127.0.0.1:{ctrl}", "-n", "w2", "-y",
+                   "127.0.0.1:0", "--in", f"{source}@127.0.0.1:{ins[1]}", "--out",
+                   f"127.0.0.1:{out_ports[1]}", *common, *self.eal("b", vdev("client"))]
+        full_env = dict(os.environ, **(env or {}))
+        members = []
+        for name, args in (("initializer", init_args), ("w2", w2_args)):
+            log_path = self.path(f"{app}-{name}.log")
+            with open(log_path, "wb") as log:
+                proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+            members.append(harness.Worker(proc, log_path, {source: ins[len(members)]}, args))
+            time.sleep(0.5)
+        for m in members:
+            harness.wait_until(lambda: "running:" in m.log() or not m.running(), 60,
+                               what=f"worker running ({m.args[-1]})")
+            self.assertTrue(m.running(), m.log())
+        self.ext = ext
+        return members
+
+    def clean_shutdown(self, members):
+        r = subprocess.run([CTL, "-e", f"127.0.0.1:{self.ext}", "-t", "clean-shutdown"],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for m in members:
+            self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
+
+    def sequence_run(self, env=None):
+        out = self.path("seq.out")
+        recv = self.popen([harness.binary("ringtail-recv"), "-l", "127.0.0.1:0", "-f", "--out",
+                           out, "--ready-file", self.path("recv.port"), "--timeout", "120"],
+                          stderr=subprocess.DEVNULL)
+        def read_port():
+            try:
+                with open(self.path("recv.port")) as f:
+                    return f.read().strip()
+            except FileNotFoundError:
+                return ""
+        harness.wait_until(read_port, 10, what="receiver")
+        port = int(read_port())
+        members = self.start_pair("sequence", "Sequence", [port, port], env=env)
+        for m in members:
+            self.assertIn("data channel on DPDK port 'net_memif0'", m.log())
+        # 200 keys, 500 values each, keys split by parity between the two sources.
+        files = []
+        for i in range(2):
+            data = bytearray()
+            for v in range(1, 501):
+                for k in range(i, 200, 2):
+                    key = b"key%04d" % k
+                    data += (8 + len(key)).to_bytes(4, "big") + v.to_bytes(8, "big") + key
+            files.append(harness.write_file(self.path(f"in{i}.bin"), bytes(data)))
+        senders = [self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-y", "-f", f],
+                              stderr=subprocess.DEVNULL) for m, f in zip(members, files)]
+        for s in senders:
+            self.assertEqual(s.wait(timeout=60), 0)
+        # CleanShutdown stops the sources only after they read what the senders wrote, and the
+        # cluster drains everything admitted before anyone exits.
+        time.sleep(1)
+        self.clean_shutdown(members)
+        recv.send_signal(2)
+        recv.wait(timeout=20)
+        r = subprocess.run([CHECK, "--output", out, "--format", "lines", "--input", files[0],
+                            "--input", files[1]], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        self.assertIn(b"checked 100000 records, 200 keys: 0 lost, 0 duplicated, 0 out of order",
+                      r.stdout + r.stderr)
+        return members
+
+    def test_sequence_over_memif(self):
+        members = self.sequence_run()
+        for m in members:
+            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l]
+            self.assertEqual(len(line), 1, m.log())
+            self.assertRegex(line[0], r"[1-9]\d* frames out")
+
+    def test_sequence_over_memif_with_faults(self):
+        env = {"RINGTAIL_TEST_FAULTS": FAULTS.format(seed=self.seed)}
+        members = self.sequence_run(env=env)
+        corrupt = 0
+        for m in members:
+            self.assertIn("RINGTAIL_TEST_FAULTS", m.log())
+            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
+            self.assertRegex(line, r"[1-9]\d* retransmitted")
+            corrupt += int(line.split(" corrupt dropped")[0].rsplit(" ", 1)[1])
+        self.assertGreater(corrupt, 0, "0.1 % corruption: some frames must fail their checksum")
+
+    def test_word_count_over_memif_is_exact(self):
+        sinks = [self.py_sink(), self.py_sink()]
+        members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks])
+        lines = [f"w{i % 97} x{i % 13} the end".encode() for i in range(3000)]
+        for m, part in zip(members, (lines[:1500], lines[1500:])):
+            path = harness.write_file(self.path(f"text-{m.port}.txt"),
+                                      b"".join(l + b"\n" for l in part))
+            self.assertEqual(self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-f", path],
+                                        stderr=subprocess.DEVNULL).wait(timeout=60), 0)
+        counts = harness.count_words(lines)
+        total = sum(counts.values())
+        harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= total, 60,
+                           what=f"{total} counted words")
+        self.clean_shutdown(members)
+        best = {}
+        for s in sinks:
+            for line in s.lines():
+                word, _, n = line.decode().rpartition(" => ")
+                best[word] = max(best.get(word, 0), int(n))
+        self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
+
+    def test_net_dpdk_without_a_device_exits_69(self):
+        r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",
+                            "127.0.0.1:1", "--net", "dpdk", *self.eal("a")],
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, harness.EX_UNAVAILABLE, r.stderr)
+        err = r.stderr.decode().strip().splitlines()
+        self.assertTrue(err[-1].startswith("--net dpdk:"), err)
+
+    def test_net_auto_without_a_device_falls_back_to_sockets(self):
+        sinks = [self.py_sink(), self.py_sink()]
+        metrics_port = harness.free_port()
+        members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks],
+                                  net="auto", memif=False,
+                                  extra=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+        for m in members:
+            warn = [l for l in m.log().splitlines() if "--net auto: no usable DPDK port" in l]
+            self.assertEqual(len(warn), 1, m.log())
+            self.assertIn("cluster: formed, 2 workers (initializer, w2)", m.log())
+        path = harness.write_file(self.path("t.txt"), b"a b c\nb c\nc\n")
+        self.assertEqual(self.popen([SEND, "-h", f"127.0.0.1:{members[1].port}", "-f", path],
+                                    stderr=subprocess.DEVNULL).wait(timeout=30), 0)
+        harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= 6, 30, what="counts")
+        status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/status",
+                                                  timeout=5))
+        self.assertEqual(status["net"], "socket")
+        self.clean_shutdown(members)
+
+
+if __name__ == "__main__":
+    unittest.main()
