@@ -2,6 +2,7 @@
 #include "engine/exchange.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <pthread.h>
 #include <stdexcept>
@@ -95,7 +96,13 @@ void exchange::run(int cpu) {
         for (const auto& q : _outbound) {
             short_wait = short_wait || !q.empty();
         }
-        sleep_until_woken(short_wait);
+        if (_transport.wait_fd() < 0) {
+            // A poll-mode transport (DPDK) has no fd to wake us: nap briefly instead, so that a
+            // frame waits tens of microseconds, not a whole epoll timeout (milliseconds).
+            std::this_thread::sleep_for(std::chrono::microseconds(20));
+        } else {
+            sleep_until_woken(short_wait);
+        }
         idle_since = clock::now_ns();
     }
     update_quiet();

@@ -192,6 +192,7 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
 }
 
 std::size_t datagram_transport::poll(transport_events& events) {
+    _link.flush(); // DATA frames the exchange sent since the last poll
     std::size_t work = _link.receive(
       [&](peer_id id, std::span<const std::byte> datagram) { handle(id, datagram, events); });
     const std::uint64_t now = _clock();
@@ -223,6 +224,7 @@ std::size_t datagram_transport::poll(transport_events& events) {
             ++work;
         }
     }
+    _link.flush(); // ACKs and retransmissions
     for (peer_id id = 0; id < _peers.size(); ++id) {
         peer& p = *_peers[id];
         if (p.report_pending) {
@@ -256,6 +258,7 @@ void datagram_transport::say_goodbye() {
             }
         }
     }
+    _link.flush();
 }
 
 } // namespace ringtail::net

@@ -34,7 +34,11 @@ public:
     // The largest datagram send() takes.
     virtual std::size_t max_datagram_bytes() const = 0;
     // Sends one datagram to `peer`, or drops it (a full TX queue is a loss the protocol repairs).
+    // A link may hold datagrams back to send them in a burst, until flush().
     virtual void send(peer_id peer, std::span<const std::byte> datagram) = 0;
+    // Sends whatever send() held back. The transport calls it at the start and end of every
+    // poll, so a datagram waits at most one turn of the exchange loop.
+    virtual void flush() {}
     // Hands every datagram that arrived to `on(peer, bytes)` (bytes valid during the call only);
     // datagrams from no known peer are the link's to drop and count. Returns how many.
     virtual std::size_t receive(

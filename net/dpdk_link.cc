@@ -55,10 +55,29 @@ void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
         return;
     }
     build_udp_frame(room, _endpoints[_self], _endpoints[peer], datagram);
-    if (_port.tx_burst(&m, 1) != 1) {
-        _port.drop(&m, 1);
-        ++_counters.tx_full;
+    _tx[_tx_count++] = m;
+    if (_tx_count == tx_burst_max) {
+        flush();
     }
+}
+
+void dpdk_link::flush() {
+    if (_tx_count == 0) {
+        return;
+    }
+    const std::uint16_t sent = _port.tx_burst(_tx, _tx_count);
+    if (sent != 0) {
+        ++_counters.tx_bursts;
+    }
+    if (sent < _tx_count) {
+        _port.drop(_tx + sent, static_cast<std::uint16_t>(_tx_count - sent));
+        _counters.tx_full += _tx_count - sent;
+    }
+    _tx_count = 0;
+}
+
+dpdk_link::~dpdk_link() {
+    flush();
 }
 
 std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const std::byte>)>& on) {

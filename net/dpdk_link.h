@@ -27,6 +27,7 @@ std::optional<std::array<std::uint8_t, 6>> mac_from_string(const std::string& te
 struct dpdk_link_counters {
     std::uint64_t tx_no_mbuf = 0; // no mbuf free: the datagram was dropped (retransmitted later)
     std::uint64_t tx_full = 0;    // the TX queue was full: dropped likewise
+    std::uint64_t tx_bursts = 0;  // tx_burst calls that sent something
     std::uint64_t rx_foreign = 0; // not UDP/IPv4 to our port from a known worker: dropped
 };
 
@@ -35,19 +36,26 @@ class dpdk_link final : public datagram_link {
 public:
     // `endpoints[i]` is worker i's address; `self` is this worker's index.
     dpdk_link(dpdk_port& port, std::uint32_t self, std::vector<udp_endpoint> endpoints);
+    ~dpdk_link() override;
     std::uint32_t peer_count() const override {
         return static_cast<std::uint32_t>(_endpoints.size());
     }
     int wait_fd() const override { return -1; } // a poll-mode driver: no fd to sleep on
     std::size_t max_datagram_bytes() const override;
+    // Builds the frame in an mbuf and holds it for the next burst (sent at tx_burst_max frames or
+    // on flush()).
     void send(peer_id peer, std::span<const std::byte> datagram) override;
+    void flush() override;
     std::size_t receive(
       const std::function<void(peer_id, std::span<const std::byte>)>& on) override;
     const dpdk_link_counters& counters() const { return _counters; }
 
 private:
+    static constexpr std::uint16_t tx_burst_max = 32;
     dpdk_port& _port;
     std::uint32_t _self;
+    rte_mbuf* _tx[tx_burst_max] = {};
+    std::uint16_t _tx_count = 0;
     std::vector<udp_endpoint> _endpoints;
     dpdk_link_counters _counters;
 };

@@ -17,8 +17,13 @@ messages/s to worker 1's source, every message a fresh key ([u64 intended_send_n
 has its own ringtail-recv --latency, so both classes are measured in the same run: the difference
 is the cost of crossing.
 
+With --dpdk (root, a build with DPDK), the 2-worker cases and the latency run are repeated with
+the data channel on DPDK: the two workers joined by a net_memif pair (--no-huge), interleaved with
+the socket runs; the table then compares DPDK with sockets.
+
 Usage (from the repository root):
   scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
+                          [--dpdk]
 Environment: RINGTAIL_BIN_DIR (the binaries; default BUILD_DIR/bin, BUILD_DIR default build).
 Results: --out DIR (default results/cluster-<date>/): summary.json, table.txt, logs/.
 """
@@ -26,6 +31,7 @@ Results: --out DIR (default results/cluster-<date>/): summary.json, table.txt, l
 import argparse
 import collections
 import json
+import shutil
 import os
 import signal
 import socket
@@ -84,11 +90,30 @@ def wait_log(path, text, timeout=30):
     raise SystemExit(f"cluster.py: FAILED: '{text}' never appeared in {path}")
 
 
-def start_cluster(run, app, source, workers, threads, outs, tag, extra=()):
+def dpdk_args(role, tag):
+    """`--net dpdk -- <EAL args>` for one end of a memif pair (role a: server, b: client)."""
+    prefix = f"rt-perf-{os.getpid()}-{tag}-{role}"
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[(0 if role == "a" else 1) % len(cpus)]
+    vdev = (f"net_memif0,role={'server' if role == 'a' else 'client'},id=0,"
+            f"socket=/rt-perf-{os.getpid()}-{tag}.sock")
+    DPDK_PREFIXES.append(prefix)
+    return ["--net", "dpdk", "--", "--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix",
+            prefix, "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning",
+            f"--vdev={vdev}"]
+
+
+DPDK_PREFIXES = []
+
+
+def start_cluster(run, app, source, workers, threads, outs, tag, extra=(), net="socket"):
     """Starts `workers` workers of `app`; outs[i] is worker i's sink port. Returns the source ports
-    and the worker processes, once every worker runs."""
+    and the worker processes, once every worker runs. net="dpdk": two workers over memif."""
     ins = [free_port() for _ in range(workers)]
     common = ["--metrics-period", "0", "-T", str(threads), *extra]
+    tail = {0: [], 1: []}
+    if net == "dpdk":
+        tail = {0: dpdk_args("a", tag), 1: dpdk_args("b", tag)}
     procs = []
     if workers == 1:
         procs.append(run.start(f"{tag}-w1", [app, "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
@@ -98,11 +123,14 @@ def start_cluster(run, app, source, workers, threads, outs, tag, extra=()):
         procs.append(run.start(f"{tag}-w1", [
             app, "-t", "-w", str(workers), "-c", f"127.0.0.1:{ctrl}", "-d",
             f"127.0.0.1:{free_port()}", "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
-            f"127.0.0.1:{outs[0]}", *common]))
+            f"127.0.0.1:{outs[0]}", *common, *tail[0]]))
         for i in range(1, workers):
+            if net == "dpdk":
+                time.sleep(0.5)  # the memif server first
             procs.append(run.start(f"{tag}-w{i + 1}", [
                 app, "-c", f"127.0.0.1:{ctrl}", "-n", f"w{i + 1}", "-y", "127.0.0.1:0", "--in",
-                f"{source}@127.0.0.1:{ins[i]}", "--out", f"127.0.0.1:{outs[i]}", *common]))
+                f"{source}@127.0.0.1:{ins[i]}", "--out", f"127.0.0.1:{outs[i]}", *common,
+                *tail.get(i, [])]))
     for p in procs:
         wait_log(p.log_path, "running:")
     return ins, procs
@@ -122,13 +150,15 @@ def sequence_file(path, keys, offset, per_file):
     return n
 
 
-def timed_case(run, tag, app, source, workers, threads, files, send_args, expect, framed):
+def timed_case(run, tag, app, source, workers, threads, files, send_args, expect, framed,
+               net="socket"):
     recv_port = free_port()
     recv = run.start(f"{tag}-recv", ["ringtail-recv", "-l", f"127.0.0.1:{recv_port}", "-n",
                                      "--expect", str(expect), *(["-f"] if framed else []),
                                      "--timeout", "60"])
     time.sleep(0.2)
-    ins, procs = start_cluster(run, app, source, workers, threads, [recv_port] * workers, tag)
+    ins, procs = start_cluster(run, app, source, workers, threads, [recv_port] * workers, tag,
+                               net=net)
     ports = [ins[i % len(ins)] for i in range(len(files))]
     t0 = time.monotonic()
     senders = [run.start(f"{tag}-send{i}", ["ringtail-send", "-h", f"127.0.0.1:{ports[i]}",
@@ -151,19 +181,20 @@ def timed_case(run, tag, app, source, workers, threads, files, send_args, expect
     return elapsed
 
 
-def latency_case(run, rate, duration, warmup):
+def latency_case(run, rate, duration, warmup, net="socket"):
     """2-worker sequence: local vs crossing latency, measured in the same run."""
     recv_ports = [free_port(), free_port()]
-    prefixes = [os.path.join(run.out_dir, "latency-local"), os.path.join(run.out_dir,
-                                                                         "latency-crossing")]
+    prefixes = [os.path.join(run.out_dir, f"latency-{net}-local"),
+                os.path.join(run.out_dir, f"latency-{net}-crossing")]
     recvs = [run.start(f"lat-recv{i}", ["ringtail-recv", "-l", f"127.0.0.1:{recv_ports[i]}",
                                         "-f", "--latency", prefixes[i], "--warmup", str(warmup),
                                         "--timeout", str(duration + 30)])
              for i in range(2)]
     time.sleep(0.2)
-    ins, procs = start_cluster(run, "sequence", "Sequence", 2, 1, recv_ports, "lat")
+    ins, procs = start_cluster(run, "sequence", "Sequence", 2, 1, recv_ports, f"lat-{net}",
+                               net=net)
     total = int(rate * (duration + warmup))
-    sender = run.start("lat-send", ["ringtail-send", "-h", f"127.0.0.1:{ins[0]}", "--rate",
+    sender = run.start(f"lat-{net}-send", ["ringtail-send", "-h", f"127.0.0.1:{ins[0]}", "--rate",
                                     str(rate), "--latency", "-m", str(total)])
     if sender.wait(timeout=duration + warmup + 60) != 0:
         raise SystemExit("cluster.py: FAILED: latency sender failed")
@@ -193,6 +224,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="latency: seconds not measured")
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 repetition")
     ap.add_argument("--out", help="results folder (default results/cluster-<date>)")
+    ap.add_argument("--dpdk", action="store_true",
+                    help="also run the 2-worker cases with the data channel on DPDK (memif)")
     a = ap.parse_args()
     if a.quick:
         a.reps, a.messages, a.lines, a.duration = 1, 100_000, 10_000, 2
@@ -231,10 +264,18 @@ def main():
         ("word_count, 2 workers x 1 thread", "word_count", "Split and Count", 2, 1, "wc",
          2 * half_lines),
     ]
+    if a.dpdk:
+        cases += [
+            ("sequence, 2 workers x 1 thread, DPDK memif", "sequence", "Sequence", 2, 1, "seq",
+             a.messages),
+            ("word_count, 2 workers x 1 thread, DPDK memif", "word_count", "Split and Count", 2,
+             1, "wc", 2 * half_lines),
+        ]
     times = collections.defaultdict(list)
     for rep in range(a.reps):
         for label, app, source, workers, threads, kind, count in cases:
-            tag = f"r{rep}-{app}-w{workers}"
+            net = "dpdk" if "DPDK" in label else "socket"
+            tag = f"r{rep}-{app}-w{workers}-{net}"
             if kind == "seq":
                 files = seq_files
                 send = [["-y", "-r", "-m", str(half)]] * 2
@@ -243,10 +284,16 @@ def main():
                 files = [GPL, GPL]
                 send = [["-r", "-m", str(half_lines)]] * 2
                 expect, framed = wc_bytes, False
-            t = timed_case(run, tag, app, source, workers, threads, files, send, expect, framed)
+            t = timed_case(run, tag, app, source, workers, threads, files, send, expect, framed,
+                           net)
             times[label].append(count / t)
             print(f"  rep {rep + 1}: {label}: {count / t:,.0f} msgs/s", flush=True)
     lat = latency_case(run, a.rate, a.duration, a.warmup)
+    if a.dpdk:
+        dl = latency_case(run, a.rate, a.duration, a.warmup, net="dpdk")
+        lat["dpdk local"], lat["dpdk crossing"] = dl["local"], dl["crossing"]
+    for prefix in DPDK_PREFIXES:
+        shutil.rmtree(os.path.join("/var/run/dpdk", prefix), ignore_errors=True)
 
     summary = {"throughput": {k: {"median": statistics.median(v), "all": v}
                               for k, v in times.items()},
@@ -255,12 +302,17 @@ def main():
     rows = ["| case | msgs/s (median) | x 1 worker |", "|---|---|---|"]
     for label, app, *_ in cases:
         base = statistics.median(times[f"{app}, 1 worker x 2 threads"])
+        if "DPDK" in label:
+            sock = statistics.median(times[f"{app}, 2 workers x 1 thread"])
+            m = statistics.median(times[label])
+            rows.append(f"| {label} | {m:,.0f} | {m / base:.2f} (x sockets: {m / sock:.2f}) |")
+            continue
         m = statistics.median(times[label])
         rows.append(f"| {label} | {m:,.0f} | {m / base:.2f} |")
     rows += ["", f"latency, 2-worker sequence at {a.rate} msgs/s for {a.duration} s (µs):",
              "| path | count | p50 | p90 | p99 | p99.9 | p99.99 | max |",
              "|---|---|---|---|---|---|---|---|"]
-    for name in ("local", "crossing"):
+    for name in lat:
         j = lat[name]
         cells = " | ".join(f"{j[k + '_us']:,.0f}"
                            for k in ("p50", "p90", "p99", "p999", "p9999", "max"))
