@@ -9,7 +9,10 @@ by a net_memif pair, no NIC, no hugepages (--no-huge), as root.
     corrupted frames are counted and dropped;
   - word_count: the counts are exact, as on sockets;
   - --net dpdk with no usable device exits 69 with its remedy; --net auto with none falls back to
-    kernel sockets with one warning line, and /status says "net": "socket".
+    kernel sockets with one warning line, and /status says "net": "socket";
+  - two workers in two network namespaces joined by a veth pair, the data channel on
+    net_af_packet (the control channel and sources/sinks on the kernel's TCP over the same
+    veth): sequence judged by ringtail-check, all zero.
 
 Needs root and a build with DPDK; elsewhere the tests are skipped with the reason on stderr unless
 $RINGTAIL_REQUIRE_DPDK=1 or $CI says DPDK must work here (then they fail).
@@ -224,6 +227,84 @@ class DpdkClusterTest(harness.ProcessTestCase):
                                                   timeout=5))
         self.assertEqual(status["net"], "socket")
         self.clean_shutdown(members)
+
+
+    def test_sequence_over_af_packet_between_namespaces(self):
+        if shutil.which("ip") is None:
+            self.fail("no `ip` command (iproute2) to make network namespaces")
+        tag = f"{os.getpid() % 100000}"
+        ns = [f"rt-itc-{tag}-a", f"rt-itc-{tag}-b"]
+        ifs = [f"rtva{tag}", f"rtvb{tag}"]
+        ips = ["10.231.0.1", "10.231.0.2"]
+        self.addCleanup(lambda: [subprocess.run(["ip", "netns", "del", n], capture_output=True)
+                                 for n in ns])
+        for n in ns:
+            r = subprocess.run(["ip", "netns", "add", n], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, f"cannot make a network namespace: {r.stderr}")
+        for cmd in (["ip", "link", "add", ifs[0], "netns", ns[0], "type", "veth", "peer", "name",
+                     ifs[1], "netns", ns[1]],
+                    ["ip", "-n", ns[0], "addr", "add", ips[0] + "/24", "dev", ifs[0]],
+                    ["ip", "-n", ns[1], "addr", "add", ips[1] + "/24", "dev", ifs[1]],
+                    ["ip", "-n", ns[0], "link", "set", ifs[0], "up"],
+                    ["ip", "-n", ns[1], "link", "set", ifs[1], "up"],
+                    ["ip", "-n", ns[0], "link", "set", "lo", "up"],
+                    ["ip", "-n", ns[1], "link", "set", "lo", "up"]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, f"{' '.join(cmd)}: {r.stderr}")
+        inside = [["ip", "netns", "exec", n] for n in ns]
+        out = self.path("seq.out")
+        recv = self.popen(inside[0] + [harness.binary("ringtail-recv"), "-l", f"{ips[0]}:7100",
+                                       "-f", "--out", out, "--timeout", "120"],
+                          stderr=subprocess.DEVNULL)
+        ext = 6005
+        init_args = inside[0] + [
+            harness.binary("sequence"), "-t", "-w", "2", "-c", f"{ips[0]}:6000", "-d",
+            f"{ips[0]}:6001", "--in", f"Sequence@{ips[0]}:7001", "--out", f"{ips[0]}:7100",
+            "-e", f"{ips[0]}:{ext}", "-T", "1", "--metrics-period", "0", "--net", "dpdk",
+            *self.eal("a", f"net_af_packet0,iface={ifs[0]}")]
+        w2_args = inside[1] + [
+            harness.binary("sequence"), "-c", f"{ips[0]}:6000", "-n", "w2", "-y", f"{ips[1]}:0",
+            "--in", f"Sequence@{ips[1]}:7002", "--out", f"{ips[0]}:7100", "-T", "1",
+            "--metrics-period", "0", "--net", "dpdk",
+            *self.eal("b", f"net_af_packet0,iface={ifs[1]}")]
+        members = []
+        for name, args, port in (("initializer", init_args, 7001), ("w2", w2_args, 7002)):
+            log_path = self.path(f"ns-{name}.log")
+            with open(log_path, "wb") as log:
+                proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT)
+            members.append(harness.Worker(proc, log_path, {"Sequence": port}, args))
+        for m in members:
+            harness.wait_until(lambda: "running:" in m.log() or not m.running(), 60,
+                               what="worker running")
+            self.assertTrue(m.running(), m.log())
+            self.assertIn("data channel on DPDK port 'net_af_packet0'", m.log())
+        files = []
+        for i in range(2):
+            data = bytearray()
+            for v in range(1, 301):
+                for k in range(i, 100, 2):
+                    key = b"key%04d" % k
+                    data += (8 + len(key)).to_bytes(4, "big") + v.to_bytes(8, "big") + key
+            files.append(harness.write_file(self.path(f"ns-in{i}.bin"), bytes(data)))
+        for i in range(2):
+            r = subprocess.run(inside[i] + [SEND, "-h", f"{ips[i]}:{7001 + i}", "-y", "-f",
+                                            files[i]], capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        time.sleep(1)
+        r = subprocess.run(inside[0] + [CTL, "-e", f"{ips[0]}:{ext}", "-t", "clean-shutdown"],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for m in members:
+            self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
+        recv.send_signal(2)
+        recv.wait(timeout=20)
+        r = subprocess.run([CHECK, "--output", out, "--format", "lines", "--input", files[0],
+                            "--input", files[1]], capture_output=True, timeout=60)
+        self.assertIn(b"checked 30000 records, 100 keys: 0 lost, 0 duplicated, 0 out of order",
+                      r.stdout + r.stderr)
+        self.assertEqual(r.returncode, 0)
+        crossed = [l for l in members[0].log().splitlines() if "messages sent to other" in l]
+        self.assertRegex(crossed[0], r"data channel: [1-9]\d* messages sent")
 
 
 if __name__ == "__main__":
