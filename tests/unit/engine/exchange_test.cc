@@ -21,6 +21,7 @@
 #include "engine/big_endian.h"
 #include "engine/runtime.h"
 #include "tests/unit/engine/engine_fakes.h"
+#include "tests/unit/engine/sequence_app.h"
 
 namespace ringtail {
 namespace {
@@ -119,57 +120,12 @@ private:
     std::vector<bool> _alive;
 };
 
-// sequence-like app: [u64 value][key]; state = last value per key; out "key value last\n".
-struct record {
-    std::uint64_t value;
-    std::string key;
-};
-struct last_value {
-    std::uint64_t value = 0;
-};
-
-} // namespace
-
-template<>
-struct codec<record> {
-    static void encode(const record& r, std::string& out) {
-        be::append<std::uint64_t>(out, r.value);
-        out.append(r.key);
-    }
-    static std::optional<record> decode(std::span<const std::byte> b) {
-        if (b.size() < 8) {
-            return std::nullopt;
-        }
-        return record{ be::read<std::uint64_t>(b.data()),
-                       std::string(reinterpret_cast<const char*>(b.data()) + 8, b.size() - 8) };
-    }
-};
-
-namespace {
+using testing::encode_record;
+using testing::last_value;
+using testing::record;
 
 application make_sequence() {
-    application app{ "seq" };
-    app
-      .source("in",
-              [](std::span<const std::byte> p) -> std::optional<record> {
-                  return codec<record>::decode(p);
-              })
-      .key_by([](const record& r) -> const std::string& { return r.key; })
-      .to_state<last_value>("last",
-                            [](const record& r, last_value& s) {
-                                std::string out = r.key + " " + std::to_string(r.value) + " " +
-                                                  std::to_string(s.value) + "\n";
-                                s.value = r.value;
-                                return out;
-                            })
-      .to_sink("out", [](const std::string& s) { return s; });
-    return app;
-}
-
-std::string encode_record(std::uint64_t value, const std::string& key) {
-    std::string s;
-    codec<record>::encode(record{ value, key }, s);
-    return s;
+    return testing::make_sequence_app();
 }
 
 // A cluster of runtimes in this process; worker w's shard s writes to sinks[w].

@@ -21,6 +21,7 @@
 #include "net/data_codec.h"
 #include "net/fault_injector.h"
 #include "tests/unit/engine/engine_fakes.h"
+#include "tests/unit/engine/sequence_app.h"
 
 namespace ringtail::net {
 namespace {
@@ -282,54 +283,10 @@ TEST(datagram_transport, bye_means_left_the_cluster) {
 
 // ---- two runtimes of one cluster over the faulty link -----------------------------------------
 
-struct record {
-    std::uint64_t value;
-    std::string key;
-};
-struct last_value {
-    std::uint64_t value = 0;
-};
-
-} // namespace
-} // namespace ringtail::net
-
-template<>
-struct ringtail::codec<ringtail::net::record> {
-    static void encode(const ringtail::net::record& r, std::string& out) {
-        ringtail::be::append<std::uint64_t>(out, r.value);
-        out.append(r.key);
-    }
-    static std::optional<ringtail::net::record> decode(std::span<const std::byte> b) {
-        if (b.size() < 8) {
-            return std::nullopt;
-        }
-        return ringtail::net::record{ ringtail::be::read<std::uint64_t>(b.data()),
-                                      std::string(reinterpret_cast<const char*>(b.data()) + 8,
-                                                  b.size() - 8) };
-    }
-};
-
-namespace ringtail::net {
-namespace {
-
 TEST(datagram_transport, runtimes_route_keys_exactly_once_over_a_faulty_link) {
     const std::uint64_t seed = test_seed();
     SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
-    application app{ "seq" };
-    app
-      .source("in",
-              [](std::span<const std::byte> p) -> std::optional<record> {
-                  return codec<record>::decode(p);
-              })
-      .key_by([](const record& r) -> const std::string& { return r.key; })
-      .to_state<last_value>("last",
-                            [](const record& r, last_value& s) {
-                                std::string out = r.key + " " + std::to_string(r.value) + " " +
-                                                  std::to_string(s.value) + "\n";
-                                s.value = r.value;
-                                return out;
-                            })
-      .to_sink("out", [](const std::string& s) { return s; });
+    application app = testing::make_sequence_app();
 
     fault_config faults;
     faults.loss = 0.05;
@@ -366,9 +323,7 @@ TEST(datagram_transport, runtimes_route_keys_exactly_once_over_a_faulty_link) {
     std::vector<std::string> payloads;
     for (std::uint64_t v = 1; v <= per_key; ++v) {
         for (std::uint32_t k = 0; k < keys; ++k) {
-            std::string p;
-            codec<record>::encode(record{ v, "k" + std::to_string(k) }, p);
-            payloads.push_back(p);
+            payloads.push_back(testing::encode_record(v, "k" + std::to_string(k)));
         }
     }
     runtimes[0]->adopt_on(0, std::make_unique<testing::fake_source>(payloads));
