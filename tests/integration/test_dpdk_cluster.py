@@ -113,6 +113,19 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.ext = ext
         return members
 
+    def sequence_files(self, keys, values, tag):
+        """Two sequence input files, keys split by parity: values 1..values of every key, in
+        order, each key in one file only."""
+        files = []
+        for i in range(2):
+            data = bytearray()
+            for v in range(1, values + 1):
+                for k in range(i, keys, 2):
+                    key = b"key%04d" % k
+                    data += (8 + len(key)).to_bytes(4, "big") + v.to_bytes(8, "big") + key
+            files.append(harness.write_file(self.path(f"{tag}-in{i}.bin"), bytes(data)))
+        return files
+
     def clean_shutdown(self, members):
         r = subprocess.run([CTL, "-e", f"127.0.0.1:{self.ext}", "-t", "clean-shutdown"],
                            capture_output=True, timeout=20)
@@ -136,15 +149,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         members = self.start_pair("sequence", "Sequence", [port, port], env=env)
         for m in members:
             self.assertIn("data channel on DPDK port 'net_memif0'", m.log())
-        # 200 keys, 500 values each, keys split by parity between the two sources.
-        files = []
-        for i in range(2):
-            data = bytearray()
-            for v in range(1, 501):
-                for k in range(i, 200, 2):
-                    key = b"key%04d" % k
-                    data += (8 + len(key)).to_bytes(4, "big") + v.to_bytes(8, "big") + key
-            files.append(harness.write_file(self.path(f"in{i}.bin"), bytes(data)))
+        files = self.sequence_files(keys=200, values=500, tag="memif")
         senders = [self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-y", "-f", f],
                               stderr=subprocess.DEVNULL) for m, f in zip(members, files)]
         for s in senders:
@@ -278,14 +283,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
                                what="worker running")
             self.assertTrue(m.running(), m.log())
             self.assertIn("data channel on DPDK port 'net_af_packet0'", m.log())
-        files = []
-        for i in range(2):
-            data = bytearray()
-            for v in range(1, 301):
-                for k in range(i, 100, 2):
-                    key = b"key%04d" % k
-                    data += (8 + len(key)).to_bytes(4, "big") + v.to_bytes(8, "big") + key
-            files.append(harness.write_file(self.path(f"ns-in{i}.bin"), bytes(data)))
+        files = self.sequence_files(keys=100, values=300, tag="ns")
         for i in range(2):
             r = subprocess.run(inside[i] + [SEND, "-h", f"{ips[i]}:{7001 + i}", "-y", "-f",
                                             files[i]], capture_output=True, timeout=60)
