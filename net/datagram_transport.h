@@ -45,9 +45,18 @@ public:
       const std::function<void(peer_id, std::span<const std::byte>)>& on) = 0;
 };
 
+// Go-back-N as the data channel uses it: a peer is given up only after about 3 s without an
+// acknowledgement (RTO 2 ms doubling to 200 ms, 20 timeouts), as the control channel's heartbeat
+// does, so that a worker descheduled for a moment is not taken for lost.
+inline gbn_config data_channel_gbn() {
+    gbn_config c;
+    c.max_timeouts = 20;
+    return c;
+}
+
 struct datagram_transport_config {
     std::uint32_t initial_credit = 16384; // messages each peer may send before a grant
-    gbn_config gbn;
+    gbn_config gbn = data_channel_gbn();
     // An ACK goes out at least this often while a peer is alive (credit and liveness).
     std::uint64_t ack_interval_ns = 20'000'000;
     // A peer heard from not at all for this long is lost.
