@@ -386,8 +386,9 @@ int run_worker(int argc, char** argv, application& app) {
     }
     if (member) {
         log::info("data channel: {} messages sent to other workers, {} received, {} dropped "
-                  "(lost workers, undecodable, or arrived while leaving)",
-                  c.remote_sent, c.remote_received, c.remote_dropped);
+                  "(lost workers, undecodable, or arrived while leaving), {} too large for one "
+                  "frame and dropped",
+                  c.remote_sent, c.remote_received, c.remote_dropped, c.remote_oversize);
     }
     if (report.undelivered_bytes != 0) {
         log::error("{} bytes of sink output were never taken by a receiver",

@@ -33,9 +33,11 @@ exchange::exchange(runtime& rt, transport& t)
     _frame_count.assign(peers, 0);
     _grants.assign(peers, 0);
     _lost.assign(peers, false);
+    _oversize_logged.assign(_rt._app.nodes().size(), false);
     for (auto& f : _frame) {
         f.reserve(_transport.max_body_bytes());
     }
+    _spill.reserve(_transport.max_body_bytes());
 }
 
 exchange::~exchange() {
@@ -145,14 +147,32 @@ std::size_t exchange::send_outbound() {
             if (_transport.credit(peer) <= _frame_count[peer]) {
                 break;
             }
+            // Encode in place, then measure: a value's encoded size is known only once encoded.
             std::string& body = _frame[peer];
-            if (!body.empty() && body.size() + remote::message_header_size + 64 > max_body) {
+            const std::size_t start = body.size();
+            remote::append_message(body, *nodes[e.node], e, _now_ns);
+            if (body.size() > max_body) {
+                const std::size_t encoded = body.size() - start;
+                if (encoded > max_body) {
+                    // No frame can carry it; a worker must not fail on user data.
+                    body.resize(start);
+                    drop_oversize(peer, e, encoded, max_body);
+                    e.value.reset();
+                    ++q.head;
+                    --_in_flight_delta;
+                    continue;
+                }
+                // The frame is full: send what it held and start the next one with this message,
+                // moved over rather than encoded again. The frame's messages were within credit,
+                // so credit is left for this one.
+                _spill.assign(body, start, encoded);
+                body.resize(start);
                 flush_frame(peer);
                 if (_transport.credit(peer) == 0) {
-                    break;
+                    break; // (not reached while transports honour the credit contract)
                 }
+                body.append(_spill);
             }
-            remote::append_message(body, *nodes[e.node], e, _now_ns);
             ++_frame_count[peer];
             e.value.reset();
             ++q.head;
@@ -166,6 +186,26 @@ std::size_t exchange::send_outbound() {
         }
     }
     return work;
+}
+
+void exchange::drop_oversize(peer_id peer, const envelope& e, std::size_t encoded_bytes,
+                             std::size_t max_body) {
+    bump(_stats.dropped_oversize);
+    std::string& body = _frame[peer];
+    if (body.capacity() > 2 * max_body) {
+        // One huge value must not leave its peer's frame holding its size for good.
+        std::string smaller;
+        smaller.reserve(max_body);
+        smaller.assign(body);
+        body.swap(smaller);
+    }
+    if (!_oversize_logged[e.node]) {
+        _oversize_logged[e.node] = true;
+        log::error("exchange: a message for stage '{}' encodes to {} bytes, more than the {} "
+                   "bytes one data-channel frame carries: dropped and counted in "
+                   "remote_oversize (logged once per stage)",
+                   _rt._app.nodes()[e.node]->name, encoded_bytes, max_body);
+    }
 }
 
 void exchange::flush_frame(peer_id peer) {

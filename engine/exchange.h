@@ -41,7 +41,8 @@ public:
     // and will not process them. Thread-safe.
     void close_intake() { _intake_closed.store(true, std::memory_order_release); }
     // Nothing held: every message taken from the shards was written out (or dropped for a lost
-    // peer), every received one entered a ring, and the transport has no bytes queued.
+    // peer or for being too large), every received one entered a ring, and the transport has no
+    // bytes queued.
     bool quiet() const { return _quiet.load(std::memory_order_acquire); }
 
     // Readable from any thread.
@@ -51,6 +52,8 @@ public:
         std::atomic<std::uint64_t> rejected{ 0 };        // arrived but could not be decoded
         std::atomic<std::uint64_t> dropped_lost{ 0 };    // for a peer that was lost
         std::atomic<std::uint64_t> dropped_leaving{ 0 }; // arrived after close_intake
+        // Encoded larger than one frame body (transport::max_body_bytes): never sent.
+        std::atomic<std::uint64_t> dropped_oversize{ 0 };
     };
     const counters& stats() const { return _stats; }
 
@@ -72,6 +75,10 @@ private:
     std::size_t send_outbound();
     std::size_t deliver_inbound();
     void flush_frame(peer_id peer);
+    // Counts (and the first time per stage logs) a message whose encoding alone exceeds a frame
+    // body; `peer`'s frame has already been cut back to the messages before it.
+    void drop_oversize(peer_id peer, const envelope& e, std::size_t encoded_bytes,
+                       std::size_t max_body);
     void sleep_until_woken(bool short_wait);
     bool rings_pending() const;
     void update_quiet();
@@ -91,9 +98,11 @@ private:
     std::vector<queue> _outbound;    // [local shard]: taken from its ring, waiting for credit
     std::vector<queue> _inbound;     // [local shard]: received, waiting for room in its ring
     std::vector<std::string> _frame; // [peer]: the frame body being built
+    std::string _spill;              // the message that overflowed a frame, while it is flushed
     std::vector<std::uint32_t> _frame_count; // [peer]: messages in it
     std::vector<std::uint32_t> _grants;      // [peer]: scratch for deliver_inbound
     std::vector<bool> _lost;                 // [peer]
+    std::vector<bool> _oversize_logged;      // [node]: an oversize message was logged
     std::int64_t _in_flight_delta = 0;
     std::uint64_t _now_ns = 0;
     detail::wakeup _wakeup;

@@ -90,6 +90,7 @@ struct worker_totals {
     std::uint64_t remote_sent = 0;     // messages sent to other workers (data channel)
     std::uint64_t remote_received = 0; // messages that arrived from other workers
     std::uint64_t remote_dropped = 0;  // for lost workers, undecodable, or arrived while leaving
+    std::uint64_t remote_oversize = 0; // too large for one data-channel frame: dropped
 };
 
 // What exporters see every period: every shard's set merged.

@@ -68,10 +68,10 @@ status runtime::start() {
         _collector = std::make_unique<metrics_collector>(
           *_catalog, std::move(shards), _config.metrics_period_ns, [this] {
               auto c = counters();
-              return worker_totals{ c.ingested,      c.decode_errors, c.protocol_errors,
-                                    c.filtered,      c.ring_messages, c.sink_writes,
-                                    c.sink_bytes,    c.remote_sent,   c.remote_received,
-                                    c.remote_dropped };
+              return worker_totals{ c.ingested,       c.decode_errors,  c.protocol_errors,
+                                    c.filtered,       c.ring_messages,  c.sink_writes,
+                                    c.sink_bytes,     c.remote_sent,    c.remote_received,
+                                    c.remote_dropped, c.remote_oversize };
           });
         for (auto& e : _pending_exporters) {
             _collector->add_exporter(std::move(e));
@@ -268,6 +268,7 @@ worker_counters runtime::counters() const {
         c.remote_dropped = x.rejected.load(std::memory_order_relaxed) +
                            x.dropped_lost.load(std::memory_order_relaxed) +
                            x.dropped_leaving.load(std::memory_order_relaxed);
+        c.remote_oversize = x.dropped_oversize.load(std::memory_order_relaxed);
     }
     for (const auto& s : _shards) {
         const auto& st = s->stats();

@@ -66,6 +66,7 @@ struct worker_counters {
     std::uint64_t remote_sent = 0;     // messages sent to other workers
     std::uint64_t remote_received = 0; // messages that arrived from other workers
     std::uint64_t remote_dropped = 0;  // for lost workers, undecodable, or arrived while leaving
+    std::uint64_t remote_oversize = 0; // too large for one data-channel frame: dropped
 };
 
 // Makes the connection of one shard to one sink (net/ implements it; tests use fakes).

@@ -258,6 +258,10 @@ std::string http_endpoint::render_metrics() const {
                    "Data-channel messages dropped (lost worker, undecodable, or arrived while "
                    "leaving) since start.",
                    base, t.remote_dropped);
+    append_counter(out, "ringtail_remote_oversize_total",
+                   "Messages too large for one data-channel frame, dropped before sending, since "
+                   "start.",
+                   base, t.remote_oversize);
     append_counter(out, "ringtail_metrics_dropped_periods_total",
                    "Shard metric periods lost because the metrics thread lagged.", base,
                    p.dropped_periods);
@@ -318,7 +322,8 @@ std::string http_endpoint::render_status() const {
                     { "sink_bytes", t.sink_bytes },
                     { "remote_sent", t.remote_sent },
                     { "remote_received", t.remote_received },
-                    { "remote_dropped", t.remote_dropped } };
+                    { "remote_dropped", t.remote_dropped },
+                    { "remote_oversize", t.remote_oversize } };
     // Rates over the time between the last two snapshots (one period when none was skipped).
     nlohmann::json rates = nlohmann::json::object();
     if (p.has_previous) {

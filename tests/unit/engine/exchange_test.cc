@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,8 @@
 #include <gtest/gtest.h>
 
 #include "engine/big_endian.h"
+#include "engine/partition.h"
+#include "engine/remote_codec.h"
 #include "engine/runtime.h"
 #include "tests/unit/engine/engine_fakes.h"
 #include "tests/unit/engine/sequence_app.h"
@@ -62,9 +65,11 @@ struct memory_wire {
 
 class memory_transport final : public transport {
 public:
-    memory_transport(memory_wire& wire, peer_id self, std::uint32_t initial_credit)
+    memory_transport(memory_wire& wire, peer_id self, std::uint32_t initial_credit,
+                     std::size_t max_body)
       : _wire(wire)
       , _self(self)
+      , _max_body(max_body)
       , _credit(wire.inboxes.size(), initial_credit)
       , _alive(wire.inboxes.size(), true) {}
     std::uint32_t peer_count() const override {
@@ -98,24 +103,28 @@ public:
     std::uint32_t credit(peer_id peer) const override { return _alive[peer] ? _credit[peer] : 0; }
     void send(peer_id peer, std::span<const std::byte> body, std::uint32_t count) override {
         EXPECT_LE(count, _credit[peer]);
-        EXPECT_LE(body.size(), max_body_bytes());
+        EXPECT_LE(body.size(), max_body_bytes()) << "a frame body over the transport's limit";
         _credit[peer] -= count;
         max_frame_count = std::max(max_frame_count, count);
+        max_body_sent = std::max(max_body_sent, body.size());
         _wire.post(peer, { _self, false, count,
                            std::string(reinterpret_cast<const char*>(body.data()), body.size()) });
     }
-    std::size_t max_body_bytes() const override { return 4096; }
+    std::size_t max_body_bytes() const override { return _max_body; }
     void grant(peer_id peer, std::uint32_t count) override {
         _wire.post(peer, { _self, true, count, {} });
     }
     std::size_t pending_bytes() const override { return 0; }
     bool peer_alive(peer_id peer) const override { return _alive[peer]; }
 
+    // Written on the owning worker's exchange thread; read after the runtimes stopped.
     std::uint32_t max_frame_count = 0;
+    std::size_t max_body_sent = 0;
 
 private:
     memory_wire& _wire;
     peer_id _self;
+    std::size_t _max_body;
     std::vector<std::uint32_t> _credit;
     std::vector<bool> _alive;
 };
@@ -130,11 +139,12 @@ application make_sequence() {
 
 // A cluster of runtimes in this process; worker w's shard s writes to sinks[w].
 struct cluster {
-    cluster(const application& app, std::vector<std::uint32_t> shards, std::uint32_t credit)
+    cluster(const application& app, std::vector<std::uint32_t> shards, std::uint32_t credit,
+            std::size_t max_body = 4096)
       : wire(static_cast<std::uint32_t>(shards.size())) {
         for (std::uint32_t w = 0; w < shards.size(); ++w) {
             sinks.push_back(std::make_unique<collected>());
-            transports.push_back(std::make_unique<memory_transport>(wire, w, credit));
+            transports.push_back(std::make_unique<memory_transport>(wire, w, credit, max_body));
             runtime_config cfg;
             cfg.shards = shards[w];
             cfg.cluster_shards = shards;
@@ -319,6 +329,208 @@ TEST(RuntimeCluster, LostPeerIsReportedAndItsMessagesDropped) {
     auto counters = c.runtimes[0]->counters();
     EXPECT_EQ(counters.sink_writes + counters.remote_dropped, payloads.size());
     EXPECT_GT(counters.remote_dropped, 0u);
+}
+
+// Values that are strings of any size: input "key seq padding", keyed by key, state = the last seq
+// per key, output "key seq previous\n". A message's encoding between workers is
+// remote::message_header_size + the input's size, so a test chooses exactly how large it is.
+application make_sized_app() {
+    application app{ "sized" };
+    app
+      .source("in",
+              [](std::span<const std::byte> p) {
+                  return std::string(reinterpret_cast<const char*>(p.data()), p.size());
+              })
+      .key_by([](const std::string& v) { return std::string_view(v).substr(0, v.find(' ')); })
+      .to_state<last_value>("last",
+                            [](const std::string& v, last_value& s) {
+                                const auto a = v.find(' ');
+                                const auto b = v.find(' ', a + 1);
+                                const std::uint64_t seq = std::stoull(v.substr(a + 1, b - a - 1));
+                                std::string out = v.substr(0, a) + " " + std::to_string(seq) + " " +
+                                                  std::to_string(s.value) + "\n";
+                                s.value = seq;
+                                return out;
+                            })
+      .to_sink("out", [](const std::string& s) { return s; });
+    return app;
+}
+
+// What a sized-app run is fed and what it must give: key k is fed by worker k % workers with seqs
+// 1..per_key whose encodings are `encoded_size(k, seq)` bytes long; a message that crosses
+// workers and encodes larger than `max_body` is dropped and counted by the sending worker.
+struct sized_plan {
+    std::vector<std::vector<std::string>> payloads;             // [worker]
+    std::map<std::string, std::uint32_t> owner;                 // key -> the worker owning it
+    std::map<std::string, std::vector<std::uint64_t>> expected; // key -> seqs delivered, in order
+    std::vector<std::uint64_t> oversize;                        // [worker]: remote_oversize
+    std::uint64_t crossing = 0;                                 // messages that fit and cross
+};
+
+sized_plan plan_sized(
+  const application& app, const std::vector<std::uint32_t>& shards, std::uint32_t keys,
+  std::uint64_t per_key, std::size_t max_body,
+  const std::function<std::size_t(std::uint32_t, std::uint64_t)>& encoded_size) {
+    const auto workers = static_cast<std::uint32_t>(shards.size());
+    const node* stage = nullptr;
+    for (const auto& n : app.nodes()) {
+        if (n->kind == node_kind::stateful) {
+            stage = n.get();
+        }
+    }
+    partition_map map; // as every runtime computes it
+    map.set_layout(shards, 0);
+    map.assign_round_robin(stage->id, stage->partitions);
+    sized_plan plan;
+    plan.payloads.resize(workers);
+    plan.oversize.assign(workers, 0);
+    for (std::uint32_t k = 0; k < keys; ++k) {
+        const std::string key = "k" + std::to_string(k);
+        const std::uint32_t from = k % workers;
+        const std::uint32_t to =
+          map.worker_of(map.owner(stage->id, partition_of(key, stage->partitions)));
+        plan.owner[key] = to;
+        auto& expected = plan.expected[key];
+        for (std::uint64_t seq = 1; seq <= per_key; ++seq) {
+            std::string value = key + " " + std::to_string(seq) + " ";
+            const std::size_t size =
+              std::max(encoded_size(k, seq), remote::message_header_size + value.size());
+            value.append(size - remote::message_header_size - value.size(), 'x');
+            const bool fits = size <= max_body;
+            if (from != to && !fits) {
+                ++plan.oversize[from];
+            } else {
+                expected.push_back(seq);
+                plan.crossing += from != to ? 1 : 0;
+            }
+            plan.payloads[from].push_back(std::move(value));
+        }
+    }
+    return plan;
+}
+
+// Every key's delivered seqs are exactly the plan's, in order, once each, on the owning worker.
+void check_sized(cluster& c, const sized_plan& plan) {
+    std::map<std::string, std::vector<std::uint64_t>> seen;
+    for (std::uint32_t w = 0; w < c.sinks.size(); ++w) {
+        for (const auto& write : c.sinks[w]->writes) {
+            const auto a = write.find(' ');
+            const auto b = write.find(' ', a + 1);
+            const std::string key = write.substr(0, a);
+            const std::uint64_t seq = std::stoull(write.substr(a + 1, b - a - 1));
+            const std::uint64_t previous = std::stoull(write.substr(b + 1));
+            auto& seqs = seen[key];
+            EXPECT_EQ(previous, seqs.empty() ? 0 : seqs.back()) << key;
+            seqs.push_back(seq);
+            EXPECT_EQ(plan.owner.at(key), w) << "key " << key << " processed off its owner";
+        }
+    }
+    for (const auto& [key, expected] : plan.expected) {
+        EXPECT_EQ(seen[key], expected) << key;
+    }
+}
+
+// The failure the exchange once had: it guessed a message's size, so a value larger than the
+// guess overflowed the frame (and the transports abort on that). Here a message alone is larger
+// than a frame: the worker drops it, counts it, and everything else arrives in order.
+TEST(RuntimeCluster, MessagesLargerThanAFrameAreDroppedAndCountedTheRestArrive) {
+    constexpr std::size_t max_body = 256;
+    const auto seed = std::random_device{}();
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    std::mt19937_64 rng(seed);
+    // Sizes around every edge: tiny, over the old guess, exactly the limit, one over it, a few
+    // times it, and far over it (a value larger than the frame's preallocated buffer).
+    auto encoded_size = [&](std::uint32_t, std::uint64_t) -> std::size_t {
+        const auto r = rng() % 100;
+        if (r < 30) {
+            return remote::message_header_size + rng() % 40;
+        }
+        if (r < 60) {
+            return 87 + rng() % (max_body - 87 + 1);
+        }
+        if (r < 70) {
+            return max_body;
+        }
+        if (r < 78) {
+            return max_body + 1;
+        }
+        if (r < 95) {
+            return max_body + 2 + rng() % (3 * max_body);
+        }
+        return 16'000 + rng() % 50'000;
+    };
+    struct run_case {
+        std::vector<std::uint32_t> shards;
+        std::uint32_t credit;
+    };
+    for (const auto& rc : std::vector<run_case>{
+           { { 1, 1 }, 64 }, { { 1, 1 }, 3 }, { { 2, 1 }, 16 }, { { 1, 1, 2 }, 5 } }) {
+        SCOPED_TRACE(::testing::Message() << rc.shards.size() << " workers, credit " << rc.credit);
+        auto app = make_sized_app();
+        const sized_plan plan = plan_sized(app, rc.shards, 24, 150, max_body, encoded_size);
+        std::uint64_t oversize_expected = 0;
+        for (auto n : plan.oversize) {
+            oversize_expected += n;
+        }
+        ASSERT_GT(oversize_expected, 0u) << "the workload must cross workers with large values";
+        ASSERT_GT(plan.crossing, 0u);
+
+        cluster c(app, rc.shards, rc.credit, max_body);
+        c.start();
+        for (std::uint32_t w = 0; w < rc.shards.size(); ++w) {
+            c.ingest_expected[w] = plan.payloads[w].size();
+            c.runtimes[w]->adopt_on(0, std::make_unique<fake_source>(plan.payloads[w]));
+        }
+        c.drain_and_stop();
+        check_sized(c, plan);
+        std::uint64_t received = 0;
+        for (std::uint32_t w = 0; w < rc.shards.size(); ++w) {
+            const auto counters = c.runtimes[w]->counters();
+            EXPECT_EQ(counters.remote_oversize, plan.oversize[w]) << "worker " << w;
+            EXPECT_EQ(counters.remote_dropped, 0u) << "worker " << w;
+            EXPECT_LE(c.transports[w]->max_body_sent, max_body) << "worker " << w;
+            EXPECT_LE(c.transports[w]->max_frame_count, rc.credit) << "worker " << w;
+            received += counters.remote_received;
+        }
+        EXPECT_EQ(received, plan.crossing);
+    }
+}
+
+// Every message fits a frame, but most are larger than the old guess's 64-byte allowance, so a
+// frame with room for the guess and not for the message would have overflowed. Frames still pack
+// several messages.
+TEST(RuntimeCluster, MessagesOverTheOldSizeGuessFillFramesWithoutOverflowing) {
+    constexpr std::size_t max_body = 256;
+    const auto seed = std::random_device{}();
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    std::mt19937_64 rng(seed);
+    auto encoded_size = [&](std::uint32_t, std::uint64_t) -> std::size_t {
+        return remote::message_header_size + 65 +
+               rng() % (max_body - remote::message_header_size - 65 + 1);
+    };
+    auto app = make_sized_app();
+    const std::vector<std::uint32_t> shards{ 1, 1 };
+    const sized_plan plan = plan_sized(app, shards, 16, 300, max_body, encoded_size);
+    ASSERT_GT(plan.crossing, 0u);
+    cluster c(app, shards, 64, max_body);
+    c.start();
+    for (std::uint32_t w = 0; w < shards.size(); ++w) {
+        c.ingest_expected[w] = plan.payloads[w].size();
+        c.runtimes[w]->adopt_on(0, std::make_unique<fake_source>(plan.payloads[w]));
+    }
+    c.drain_and_stop();
+    check_sized(c, plan);
+    std::uint64_t received = 0;
+    std::uint32_t packed = 0;
+    for (std::uint32_t w = 0; w < shards.size(); ++w) {
+        const auto counters = c.runtimes[w]->counters();
+        EXPECT_EQ(counters.remote_oversize, 0u) << "worker " << w;
+        EXPECT_LE(c.transports[w]->max_body_sent, max_body) << "worker " << w;
+        packed = std::max(packed, c.transports[w]->max_frame_count);
+        received += counters.remote_received;
+    }
+    EXPECT_EQ(received, plan.crossing);
+    EXPECT_GE(packed, 2u) << "no frame carried more than one message";
 }
 
 TEST(RuntimeCluster, AStageWithoutCodecCannotRunInACluster) {

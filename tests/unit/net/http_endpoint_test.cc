@@ -75,6 +75,7 @@ metrics_snapshot make_snapshot(const metric_catalog& catalog, std::uint64_t end_
     s.totals.remote_sent = 40 * scale;
     s.totals.remote_received = 50 * scale;
     s.totals.remote_dropped = 6 * scale;
+    s.totals.remote_oversize = 7 * scale;
     return s;
 }
 
@@ -210,6 +211,7 @@ TEST_F(HttpEndpoint, MetricsAreCountersAndCumulativeHistograms) {
     EXPECT_EQ(counter(s1, "ringtail_remote_sent_total"), "40");
     EXPECT_EQ(counter(s1, "ringtail_remote_received_total"), "50");
     EXPECT_EQ(counter(s1, "ringtail_remote_dropped_total"), "6");
+    EXPECT_EQ(counter(s1, "ringtail_remote_oversize_total"), "7");
 
     // Histograms: per label set, buckets in le order, cumulative, +Inf == _count.
     const std::vector<std::string> le_order{ "1e-06", "1e-05", "0.0001", "0.001",
@@ -283,6 +285,7 @@ TEST_F(HttpEndpoint, StatusIsJsonWithRates) {
     EXPECT_EQ(j["totals"]["remote_sent"], 120);
     EXPECT_EQ(j["totals"]["remote_received"], 150);
     EXPECT_EQ(j["totals"]["remote_dropped"], 18);
+    EXPECT_EQ(j["totals"]["remote_oversize"], 21);
     // (3000 - 1000) over 2 s.
     EXPECT_DOUBLE_EQ(j["rates"]["ingested_per_s"].get<double>(), 1000.0);
     ASSERT_EQ(j["pipelines"].size(), 1u);
