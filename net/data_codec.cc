@@ -22,8 +22,16 @@ constexpr std::size_t flags_at = 7;
 constexpr std::size_t crc_at = 8;
 constexpr std::size_t seq_at = 12;
 constexpr std::size_t count_at = 20;
-// The checksum covers everything from seq on.
-constexpr std::size_t checked_from = seq_at;
+// The checksum covers every byte but its own four.
+std::uint32_t frame_crc(std::span<const std::byte> frame) {
+    return crc32c(frame.subspan(crc_at + 4), crc32c(frame.first(crc_at)));
+}
+
+bool flags_allowed(std::uint8_t type, std::uint8_t flags) {
+    constexpr std::uint8_t known = data_flag_ack | data_flag_more;
+    return flags == 0 ||
+           (type == static_cast<std::uint8_t>(data_frame_type::data) && (flags & ~known) == 0);
+}
 
 void require(bool condition, const char* what) {
     if (!condition) {
@@ -37,10 +45,10 @@ bool known_type(std::uint8_t type) {
            type <= static_cast<std::uint8_t>(data_frame_type::ack);
 }
 
-// What is wrong with a frame of this type, count and body size, or nullptr if nothing. No two
-// types accept the same (count is 0, body is empty) pair, which is what lets a corrupted type byte
-// be caught although the checksum does not cover it.
-const char* shape_problem(data_frame_type type, std::uint32_t count, std::size_t body_bytes) {
+// What is wrong with a frame of this type, flags, count and body size (without an ACK trailer),
+// or nullptr if nothing. No two types accept the same (count is 0, body is empty) pair.
+const char* shape_problem(data_frame_type type, std::uint8_t flags, std::uint32_t count,
+                          std::size_t body_bytes) {
     switch (type) {
         case data_frame_type::hello:
             if (count != 0 || body_bytes != data_hello_body_bytes) {
@@ -48,6 +56,12 @@ const char* shape_problem(data_frame_type type, std::uint32_t count, std::size_t
             }
             return nullptr;
         case data_frame_type::data:
+            if ((flags & data_flag_more) != 0) {
+                if (count != 0 || body_bytes == 0) {
+                    return "a DATA fragment with MORE set has count 0 and a body";
+                }
+                return nullptr;
+            }
             if (count == 0 || body_bytes == 0) {
                 return "a DATA frame carries at least one message";
             }
@@ -69,14 +83,6 @@ const char* shape_problem(data_frame_type type, std::uint32_t count, std::size_t
             return nullptr;
     }
     return "unknown frame type";
-}
-
-// Big-endian stores into a header being filled in place.
-template<typename U>
-void put(std::string& out, std::size_t at, U v) {
-    for (std::size_t i = 0; i < sizeof(U); ++i) {
-        out[at + i] = static_cast<char>(v >> (8 * (sizeof(U) - 1 - i)));
-    }
 }
 
 } // namespace
@@ -125,24 +131,42 @@ std::size_t begin_data_frame(std::string& out) {
     return start;
 }
 
+void seal_data_frame(std::span<std::byte> frame, data_frame_type type, std::uint8_t flags,
+                     std::uint64_t seq, std::uint32_t count) {
+    const std::size_t frame_bytes = frame.size();
+    require(frame_bytes >= data_frame_header_bytes, "a frame shorter than its header");
+    require(frame_bytes - 4 <= std::numeric_limits<std::uint32_t>::max(), "frame too large");
+    require(flags_allowed(static_cast<std::uint8_t>(type), flags), "flags its type does not allow");
+    std::size_t body_bytes = frame_bytes - data_frame_header_bytes;
+    if ((flags & data_flag_ack) != 0) {
+        require(body_bytes >= data_ack_trailer_bytes, "the ACK flag without its trailer");
+        body_bytes -= data_ack_trailer_bytes;
+    }
+    require(shape_problem(type, flags, count, body_bytes) == nullptr,
+            "a frame that breaks its type's rules (count or body)");
+    std::byte* at = frame.data();
+    be::write<std::uint32_t>(at, static_cast<std::uint32_t>(frame_bytes - 4));
+    at[magic_at] = std::byte{ data_frame_magic };
+    at[version_at] = std::byte{ data_frame_version };
+    at[type_at] = static_cast<std::byte>(type);
+    at[flags_at] = std::byte{ flags };
+    be::write<std::uint64_t>(at + seq_at, seq);
+    be::write<std::uint32_t>(at + count_at, count);
+    be::write<std::uint32_t>(at + crc_at, frame_crc(frame));
+}
+
+void write_ack_trailer(std::span<std::byte, data_ack_trailer_bytes> out, std::uint64_t ack,
+                       std::uint64_t credit_limit) {
+    be::write<std::uint64_t>(out.data(), ack);
+    be::write<std::uint64_t>(out.data() + 8, credit_limit);
+}
+
 void finish_data_frame(std::string& out, std::size_t start, data_frame_type type, std::uint64_t seq,
-                       std::uint32_t count) {
+                       std::uint32_t count, std::uint8_t flags) {
     require(start <= out.size() && out.size() - start >= data_frame_header_bytes,
             "finish_data_frame without begin_data_frame");
-    std::size_t frame_bytes = out.size() - start;
-    require(frame_bytes - 4 <= std::numeric_limits<std::uint32_t>::max(), "frame too large");
-    require(shape_problem(type, count, frame_bytes - data_frame_header_bytes) == nullptr,
-            "a frame that breaks its type's rules (count or body)");
-    put<std::uint32_t>(out, start, static_cast<std::uint32_t>(frame_bytes - 4));
-    out[start + magic_at] = static_cast<char>(data_frame_magic);
-    out[start + version_at] = static_cast<char>(data_frame_version);
-    out[start + type_at] = static_cast<char>(type);
-    out[start + flags_at] = 0;
-    put<std::uint64_t>(out, start + seq_at, seq);
-    put<std::uint32_t>(out, start + count_at, count);
-    auto checked =
-      std::as_bytes(std::span(out.data() + start + checked_from, frame_bytes - checked_from));
-    put<std::uint32_t>(out, start + crc_at, crc32c(checked));
+    seal_data_frame(std::as_writable_bytes(std::span(out.data() + start, out.size() - start)), type,
+                    flags, seq, count);
 }
 
 void append_data_frame(std::string& out, data_frame_type type, std::uint64_t seq,
@@ -230,10 +254,10 @@ bool data_frame_decoder::check_prefix(const std::byte* prefix, std::size_t& fram
         fail(data_decode_error::unknown_type, fmt::format("unknown frame type {}", type));
         return false;
     }
-    if (flags != 0) {
+    if (!flags_allowed(type, flags)) {
         fail(data_decode_error::malformed,
-             fmt::format("flags 0x{:02x} set, and version {} defines none", flags,
-                         data_frame_version));
+             fmt::format("flags 0x{:02x} on a {} frame", flags,
+                         to_string(static_cast<data_frame_type>(type))));
         return false;
     }
     frame_bytes = std::size_t{ len } + 4;
@@ -242,17 +266,33 @@ bool data_frame_decoder::check_prefix(const std::byte* prefix, std::size_t& fram
 
 bool data_frame_decoder::check_frame(std::span<const std::byte> bytes, data_frame& frame) {
     std::uint32_t want = be::read<std::uint32_t>(bytes.data() + crc_at);
-    std::uint32_t have = crc32c(bytes.subspan(checked_from));
+    std::uint32_t have = frame_crc(bytes);
     if (want != have) {
         fail(data_decode_error::bad_checksum,
              fmt::format("bad checksum (0x{:08x}, computed 0x{:08x})", want, have));
         return false;
     }
     frame.type = static_cast<data_frame_type>(bytes[type_at]);
+    frame.flags = static_cast<std::uint8_t>(bytes[flags_at]);
     frame.seq = be::read<std::uint64_t>(bytes.data() + seq_at);
     frame.count = be::read<std::uint32_t>(bytes.data() + count_at);
     frame.body = bytes.subspan(data_frame_header_bytes);
-    if (const char* problem = shape_problem(frame.type, frame.count, frame.body.size())) {
+    frame.ack = 0;
+    frame.credit_limit = 0;
+    if (frame.has_ack()) {
+        if (frame.body.size() < data_ack_trailer_bytes) {
+            fail(data_decode_error::malformed,
+                 fmt::format("DATA frame with the ACK flag and only {} body bytes",
+                             frame.body.size()));
+            return false;
+        }
+        auto trailer = frame.body.last(data_ack_trailer_bytes);
+        frame.ack = be::read<std::uint64_t>(trailer.data());
+        frame.credit_limit = be::read<std::uint64_t>(trailer.data() + 8);
+        frame.body = frame.body.first(frame.body.size() - data_ack_trailer_bytes);
+    }
+    if (const char* problem =
+          shape_problem(frame.type, frame.flags, frame.count, frame.body.size())) {
         fail(data_decode_error::malformed,
              fmt::format("{} frame with count {} and {} body bytes: {}", to_string(frame.type),
                          frame.count, frame.body.size(), problem));

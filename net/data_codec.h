@@ -1,9 +1,10 @@
 // The data-channel frame between workers (DESIGN.md §4): versioned, checksummed, the same bytes
-// over TCP (net/socket_transport.h) and, later, inside UDP on the DPDK back end.
+// over TCP (net/socket_transport.h) and inside UDP datagrams (net/datagram_transport.h: the DPDK
+// back end, and the socket back end when a test injects faults).
 //
 // Layout, big-endian:
-//   [u32 len = bytes after this field][u8 magic 0xD7][u8 version 1][u8 type][u8 flags 0]
-//   [u32 crc32c of every byte after the crc field][u64 seq][u32 count][body]
+//   [u32 len = bytes after this field][u8 magic 0xD7][u8 version 2][u8 type][u8 flags]
+//   [u32 crc32c of every byte of the frame but these four][u64 seq][u32 count][body]
 // Types: HELLO (body: u64 cluster_token, u32 sender worker index, u32 worker count), DATA (count
 // messages encoded back to back in the body), CREDIT (count messages granted, no body), BYE (the
 // sender leaves cleanly, no body), ACK (datagram back ends only; body: u64 cumulative ack of DATA
@@ -11,12 +12,23 @@
 // Over TCP seq counts the frames of one direction of one connection from 0; over datagrams it
 // numbers DATA frames for go-back-N (net/go_back_n.h) and is 0 on the others.
 //
-// The checksum does not cover len, magic, version, type or flags. len is checked by framing (a
-// wrong one moves the checksum window), magic and version by value, and type and flags by the
-// rules each type's frame must follow: HELLO has count 0 and a 16-byte body, DATA a count above 0
-// and a body, CREDIT a count above 0 and no body, BYE count 0 and no body, ACK count 0 and a
-// 24-byte body, flags are 0. No two
-// types share a shape, so a corrupted type byte is caught too.
+// Flags, on DATA frames over datagrams only (a TCP connection has no use for them, and its reader
+// refuses them):
+//   ACK  (0x01): the body ends with a 16-byte trailer [u64 cumulative ack][u64 credit limit], the
+//                first two fields of an ACK frame, piggybacked on traffic the other way; the
+//                trailer is not part of the messages.
+//   MORE (0x02): the body is a fragment of one larger body that the next DATA frames continue;
+//                the last fragment has MORE clear and carries the count of the whole. A fragment
+//                with MORE set has count 0.
+//
+// The checksum covers every byte but its own field: len, magic, version, type and flags included,
+// so a flipped flag or type byte cannot turn a frame into another well-formed one. Each type's
+// frame must also have its shape: HELLO has count 0 and a 16-byte body, DATA a body and a count
+// above 0 (exactly 0 with MORE), CREDIT a count above 0 and no body, BYE count 0 and no body, ACK
+// count 0 and a 24-byte body; flags other than the two above, or on another type, are refused.
+//
+// Version 2 made the checksum cover the header and defined the flags; version 1 frames are
+// refused with "bad version" (both ends of a cluster run the same build: formation checks it).
 #pragma once
 
 #include <algorithm>
@@ -31,7 +43,7 @@
 namespace ringtail::net {
 
 inline constexpr std::uint8_t data_frame_magic = 0xD7;
-inline constexpr std::uint8_t data_frame_version = 1;
+inline constexpr std::uint8_t data_frame_version = 2;
 // Every byte of a frame but the body: len, magic, version, type, flags, crc, seq, count.
 inline constexpr std::size_t data_frame_header_bytes = 24;
 // The smallest len field: a frame with an empty body.
@@ -44,15 +56,28 @@ inline constexpr std::size_t data_hello_frame_bytes =
 enum class data_frame_type : std::uint8_t { hello = 1, data = 2, credit = 3, bye = 4, ack = 5 };
 inline constexpr std::size_t data_ack_body_bytes = 24;
 
+// The flags of a DATA frame over datagrams (see the top of the file).
+inline constexpr std::uint8_t data_flag_ack = 0x01;
+inline constexpr std::uint8_t data_flag_more = 0x02;
+// The piggybacked acknowledgement at the end of a DATA frame's body with data_flag_ack.
+inline constexpr std::size_t data_ack_trailer_bytes = 16;
+
 std::string_view to_string(data_frame_type type);
 
 // One decoded frame. `body` points into the decoder's input or its buffer and is valid only
 // during the callback that receives it.
 struct data_frame {
     data_frame_type type = data_frame_type::data;
+    std::uint8_t flags = 0;
     std::uint64_t seq = 0;
     std::uint32_t count = 0;
-    std::span<const std::byte> body;
+    std::span<const std::byte> body; // without the ACK trailer
+    // The piggybacked acknowledgement, when flags has data_flag_ack.
+    std::uint64_t ack = 0;
+    std::uint64_t credit_limit = 0;
+
+    bool has_ack() const { return (flags & data_flag_ack) != 0; }
+    bool more() const { return (flags & data_flag_more) != 0; }
 };
 
 // The body of a HELLO frame: who is speaking, in which cluster.
@@ -68,13 +93,23 @@ struct data_hello {
 void append_data_frame(std::string& out, data_frame_type type, std::uint64_t seq,
                        std::uint32_t count, std::span<const std::byte> body = {});
 
+// Fills the header (len, magic, version, type, flags, seq, count, crc) of the frame that is all
+// of `frame`, whose body (with its ACK trailer when `flags` has data_flag_ack) is already in
+// place after data_frame_header_bytes. For building frames in memory that is not a std::string
+// (an mbuf). The same rules as append_data_frame, enforced the same way.
+void seal_data_frame(std::span<std::byte> frame, data_frame_type type, std::uint8_t flags,
+                     std::uint64_t seq, std::uint32_t count);
+// Writes the ACK trailer of a DATA frame with data_flag_ack.
+void write_ack_trailer(std::span<std::byte, data_ack_trailer_bytes> out, std::uint64_t ack,
+                       std::uint64_t credit_limit);
+
 // Building a frame in place: begin_data_frame appends a header to fill in later and returns
 // where the frame starts; the caller appends the body to `out`; finish_data_frame fills the
 // header (len, crc and the rest) of the frame starting at `start`, whose body is everything
 // after the header up to the end of `out`.
 std::size_t begin_data_frame(std::string& out);
 void finish_data_frame(std::string& out, std::size_t start, data_frame_type type, std::uint64_t seq,
-                       std::uint32_t count);
+                       std::uint32_t count, std::uint8_t flags = 0);
 
 void append_hello_frame(std::string& out, std::uint64_t seq, const data_hello& hello);
 
@@ -97,7 +132,7 @@ enum class data_decode_error : std::uint8_t {
     bad_version,  // a data-channel frame of a version this build does not speak
     bad_checksum, // the crc does not match the bytes
     unknown_type, // a type byte this version does not define
-    malformed,    // flags set, or a count or body its type does not allow
+    malformed,    // flags its type does not allow, or a count or body its type does not allow
     oversized,    // len announces more than max_frame_bytes
     short_header, // len is smaller than the header after it
 };

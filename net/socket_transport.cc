@@ -288,6 +288,14 @@ bool socket_transport::on_frame(peer_id id, const data_frame& frame, transport_e
     bump(_counters.frames_in);
     switch (frame.type) {
         case data_frame_type::data:
+            if (frame.flags != 0) {
+                // Piggybacked acks and fragments are for datagram links; TCP needs neither.
+                lose_peer(
+                  id,
+                  fmt::format("corrupt frame: flags 0x{:02x} on a stream connection", frame.flags),
+                  true);
+                return false;
+            }
             // Paired with send()'s credit check on the peer's side: a well-behaved peer never has
             // more than initial_credit messages unreturned, which is what bounds the receiving
             // rings.

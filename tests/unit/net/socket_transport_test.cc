@@ -501,11 +501,58 @@ TEST(socket_transport, a_peer_that_ignores_credit_is_cut_off) {
 TEST(socket_transport, another_version_is_refused_by_number) {
     raw_peer p;
     std::string frame;
-    append_data_frame(frame, data_frame_type::data, 0, 1, as_span(std::string("v2")));
-    frame[5] = 2;
+    append_data_frame(frame, data_frame_type::data, 0, 1, as_span(std::string("v1")));
+    frame[5] = 1; // the version before the checksum covered the header
     p.write(frame);
     ASSERT_TRUE(p.pump_until_lost());
-    EXPECT_EQ(p.r.lost[0].second, "corrupt frame: data-channel version 2, this build speaks 1");
+    EXPECT_EQ(p.r.lost[0].second, "corrupt frame: data-channel version 1, this build speaks 2");
+    EXPECT_TRUE(p.r.batches.empty());
+}
+
+// The ACK and MORE flags are for datagram links: a well-formed, correctly checksummed DATA frame
+// that carries one over TCP means a peer that is not speaking this protocol, and is cut off.
+TEST(socket_transport, a_data_frame_with_flags_is_corrupt_on_a_stream) {
+    struct flagged {
+        std::uint8_t flags;
+        std::uint32_t count;
+        const char* reason;
+    };
+    for (const flagged& f :
+         { flagged{ data_flag_ack, 1, "flags 0x01" }, flagged{ data_flag_more, 0, "flags 0x02" },
+           flagged{ data_flag_ack | data_flag_more, 0, "flags 0x03" } }) {
+        SCOPED_TRACE(f.reason);
+        raw_peer p;
+        std::string frames;
+        append_data_frame(frames, data_frame_type::data, 0, 1, as_span(std::string("plain")));
+        std::size_t start = begin_data_frame(frames);
+        frames += "flagged";
+        if ((f.flags & data_flag_ack) != 0) {
+            frames.append(data_ack_trailer_bytes, '\0');
+            write_ack_trailer(std::span<std::byte, data_ack_trailer_bytes>(
+                                reinterpret_cast<std::byte*>(frames.data() + frames.size() -
+                                                             data_ack_trailer_bytes),
+                                data_ack_trailer_bytes),
+                              0, 100);
+        }
+        finish_data_frame(frames, start, data_frame_type::data, 1, f.count, f.flags);
+        // And a good frame after it, which must not be read either.
+        append_data_frame(frames, data_frame_type::data, 2, 1, as_span(std::string("after")));
+        p.write(frames);
+        ASSERT_TRUE(p.pump_until_lost());
+        pump(
+          { p.t.get() }, { &p.r }, [] { return false; }, 20ms);
+        ASSERT_EQ(p.r.batches.size(), 1u);
+        EXPECT_EQ(p.r.batches[0].body, "plain");
+        ASSERT_EQ(p.r.lost.size(), 1u);
+        EXPECT_EQ(p.r.lost[0].first, 1u);
+        EXPECT_EQ(p.r.lost[0].second,
+                  std::string("corrupt frame: ") + f.reason + " on a stream connection");
+        EXPECT_FALSE(p.t->peer_alive(1));
+        auto c = p.t->counters();
+        EXPECT_EQ(c.corrupt_frames, 1u);
+        EXPECT_EQ(c.peers_lost, 1u);
+        EXPECT_EQ(c.messages_in, 1u);
+    }
 }
 
 TEST(socket_transport, bye_is_reported_as_left_the_cluster) {
