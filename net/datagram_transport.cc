@@ -2,7 +2,9 @@
 #include "net/datagram_transport.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
+#include <utility>
 
 #include "engine/clock.h"
 #include "engine/log.h"
@@ -10,20 +12,78 @@
 
 namespace ringtail::net {
 
+datagram_link::buffer datagram_link::allocate(peer_id, std::size_t bytes) {
+    auto* data = new std::byte[bytes];
+    return buffer{ nullptr, data, bytes };
+}
+
+void datagram_link::send_buffer(peer_id peer, const buffer& b) {
+    send(peer, std::span<const std::byte>(b.data, b.size));
+}
+
+void datagram_link::release(buffer& b) {
+    delete[] b.data;
+    b = buffer{};
+}
+
+namespace {
+
+// A sent DATA frame as go-back-N holds it: the link's buffer, given back when acknowledged.
+class held_frame {
+public:
+    held_frame(datagram_link& link, datagram_link::buffer b)
+      : _link(&link)
+      , _b(b) {}
+    held_frame(held_frame&& o) noexcept
+      : _link(o._link)
+      , _b(std::exchange(o._b, datagram_link::buffer{})) {}
+    held_frame& operator=(held_frame&& o) noexcept {
+        if (this != &o) {
+            reset();
+            _link = o._link;
+            _b = std::exchange(o._b, datagram_link::buffer{});
+        }
+        return *this;
+    }
+    held_frame(const held_frame&) = delete;
+    held_frame& operator=(const held_frame&) = delete;
+    ~held_frame() { reset(); }
+
+    const datagram_link::buffer& buffer() const { return _b; }
+
+private:
+    void reset() {
+        if (_b.data != nullptr) {
+            _link->release(_b);
+        }
+    }
+    datagram_link* _link;
+    datagram_link::buffer _b;
+};
+
+} // namespace
+
 struct datagram_transport::peer {
     explicit peer(const datagram_transport_config& c)
       : sender(c.gbn)
       , receiver(c.gbn)
       , credit_limit(c.initial_credit) {}
 
-    gbn_sender<std::string> sender;
+    gbn_sender<held_frame> sender;
     gbn_receiver receiver;
     std::deque<std::size_t> unacked_sizes; // bytes of each outstanding DATA frame, oldest first
-    std::uint64_t messages_sent = 0;       // DATA messages sent to the peer, in all
-    std::uint64_t credit_limit = 0;        // messages_sent may reach this (the peer's last ACK)
-    std::uint64_t messages_received = 0;   // messages delivered from the peer, in all
-    std::uint64_t granted = 0;             // of those, granted back by the engine
-    std::uint64_t advertised = 0;          // the credit limit our last ACK carried
+    // A body too large for one frame, whose fragments wait for the window: backlog[backlog_at..]
+    // is still to send, and the last fragment carries backlog_count messages.
+    std::string backlog;
+    std::size_t backlog_at = 0;
+    std::uint32_t backlog_count = 0;
+    // The fragments of a body received so far (MORE set), waiting for the last one.
+    std::string partial;
+    std::uint64_t messages_sent = 0;     // DATA messages sent to the peer, in all
+    std::uint64_t credit_limit = 0;      // messages_sent may reach this (the peer's last ACK)
+    std::uint64_t messages_received = 0; // messages delivered from the peer, in all
+    std::uint64_t granted = 0;           // of those, granted back by the engine
+    std::uint64_t advertised = 0;        // the credit limit our last ACK carried
     std::uint64_t last_ack_ns = 0;
     std::uint64_t last_heard_ns = 0;
     bool alive = true;
@@ -37,6 +97,11 @@ datagram_transport::datagram_transport(datagram_link& link, peer_id self,
   , _self(self)
   , _config(config)
   , _clock(clock ? std::move(clock) : clock_fn([] { return clock::now_ns(); })) {
+    if (_link.max_datagram_bytes() <= data_frame_header_bytes + data_ack_trailer_bytes) {
+        log::error("datagram_transport: a link whose datagrams ({} bytes) cannot carry a frame",
+                   _link.max_datagram_bytes());
+        std::abort(); // a programmer error: every link carries at least an Ethernet MTU
+    }
     const std::uint64_t now = _clock();
     for (peer_id id = 0; id < _link.peer_count(); ++id) {
         auto p = std::make_unique<peer>(_config);
@@ -53,7 +118,11 @@ datagram_transport::datagram_transport(datagram_link& link, peer_id self,
 datagram_transport::~datagram_transport() = default;
 
 std::size_t datagram_transport::max_body_bytes() const {
-    return _link.max_datagram_bytes() - data_frame_header_bytes;
+    return _config.max_body_bytes;
+}
+
+std::size_t datagram_transport::fragment_bytes() const {
+    return _link.max_datagram_bytes() - data_frame_header_bytes - data_ack_trailer_bytes;
 }
 
 bool datagram_transport::peer_alive(peer_id id) const {
@@ -65,7 +134,8 @@ std::uint32_t datagram_transport::credit(peer_id id) const {
         return 0;
     }
     const peer& p = *_peers[id];
-    if (!p.sender.window_open() || p.messages_sent >= p.credit_limit) {
+    if (!p.sender.window_open() || p.backlog_at < p.backlog.size() ||
+        p.messages_sent >= p.credit_limit) {
         return 0;
     }
     return static_cast<std::uint32_t>(
@@ -84,16 +154,62 @@ void datagram_transport::send(peer_id id, std::span<const std::byte> body, std::
         std::abort(); // the exchange checks credit() and max_body_bytes() first
     }
     const std::uint64_t now = _clock();
-    std::string frame;
-    frame.reserve(data_frame_header_bytes + body.size());
-    append_data_frame(frame, data_frame_type::data, p.sender.next_seq(), count, body);
-    _link.send(id, std::as_bytes(std::span(frame.data(), frame.size())));
-    p.unacked_sizes.push_back(frame.size());
-    _unacked_bytes += frame.size();
-    p.sender.sent(std::move(frame), now);
     p.messages_sent += count;
-    ++_counters.frames_out;
     _counters.messages_out += count;
+    if (body.size() <= fragment_bytes()) {
+        send_frame(id, body, count, 0, now);
+        return;
+    }
+    // Too large for one datagram: the fragments go out as the window allows, and credit() stays
+    // 0 until the last one is sent.
+    p.backlog.assign(reinterpret_cast<const char*>(body.data()), body.size());
+    p.backlog_at = 0;
+    p.backlog_count = count;
+    _backlog_bytes += body.size();
+    push_backlog(id, now);
+}
+
+void datagram_transport::send_frame(peer_id id, std::span<const std::byte> body,
+                                    std::uint32_t count, std::uint8_t flags, std::uint64_t now) {
+    peer& p = *_peers[id];
+    const std::size_t size = data_frame_header_bytes + body.size() + data_ack_trailer_bytes;
+    datagram_link::buffer b = _link.allocate(id, size);
+    std::memcpy(b.data + data_frame_header_bytes, body.data(), body.size());
+    p.advertised = p.granted + _config.initial_credit;
+    write_ack_trailer(std::span<std::byte, data_ack_trailer_bytes>(
+                        b.data + data_frame_header_bytes + body.size(), data_ack_trailer_bytes),
+                      p.receiver.cumulative_ack(), p.advertised);
+    seal_data_frame(std::span(b.data, size), data_frame_type::data, flags | data_flag_ack,
+                    p.sender.next_seq(), count);
+    _link.send_buffer(id, b);
+    p.receiver.ack_sent();
+    p.last_ack_ns = now;
+    p.unacked_sizes.push_back(size);
+    _unacked_bytes += size;
+    p.sender.sent(held_frame(_link, b), now);
+    ++_counters.frames_out;
+    ++_counters.acks_piggybacked;
+}
+
+std::size_t datagram_transport::push_backlog(peer_id id, std::uint64_t now) {
+    peer& p = *_peers[id];
+    std::size_t sent = 0;
+    while (p.backlog_at < p.backlog.size() && p.sender.window_open()) {
+        const std::size_t left = p.backlog.size() - p.backlog_at;
+        const std::size_t take = std::min(left, fragment_bytes());
+        const bool last = take == left;
+        send_frame(id, std::as_bytes(std::span(p.backlog.data() + p.backlog_at, take)),
+                   last ? p.backlog_count : 0, last ? 0 : data_flag_more, now);
+        p.backlog_at += take;
+        _backlog_bytes -= take;
+        ++_counters.fragments_out;
+        ++sent;
+    }
+    if (p.backlog_at == p.backlog.size() && !p.backlog.empty()) {
+        std::string{}.swap(p.backlog); // one large body: give its memory back
+        p.backlog_at = 0;
+    }
+    return sent;
 }
 
 void datagram_transport::grant(peer_id id, std::uint32_t count) {
@@ -125,7 +241,11 @@ void datagram_transport::lose(peer_id id, std::string reason) {
         _unacked_bytes -= s;
     }
     p.unacked_sizes.clear();
-    p.sender = gbn_sender<std::string>(_config.gbn); // drops the held frames
+    p.sender = gbn_sender<held_frame>(_config.gbn); // gives the held frames back to the link
+    _backlog_bytes -= p.backlog.size() - p.backlog_at;
+    std::string{}.swap(p.backlog);
+    p.backlog_at = 0;
+    std::string{}.swap(p.partial);
     ++_counters.peers_lost;
 }
 
@@ -146,18 +266,14 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
         p.last_heard_ns = now;
         switch (f.type) {
             case data_frame_type::data:
+                if (f.has_ack()) {
+                    // Stale on a duplicate or a frame out of order, and harmless: acks are
+                    // cumulative and credit limits only grow.
+                    apply_ack(id, f.ack, f.credit_limit, now);
+                }
                 switch (p.receiver.received(f.seq, now)) {
                     case gbn_receiver::verdict::deliver:
-                        if (p.messages_received + f.count > p.granted + _config.initial_credit) {
-                            // More than we ever allowed: a peer that ignores credit is cut off,
-                            // as on the socket back end; its frame is never delivered.
-                            ++_counters.credit_violations;
-                            lose(id, "corrupt: it sent beyond its credit");
-                            return;
-                        }
-                        p.messages_received += f.count;
-                        _counters.messages_in += f.count;
-                        events.on_messages(id, f.body, f.count);
+                        deliver(id, f, events);
                         break;
                     case gbn_receiver::verdict::duplicate:
                         ++_counters.duplicates;
@@ -170,12 +286,7 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
             case data_frame_type::ack:
                 if (auto a = parse_ack(f)) {
                     ++_counters.acks_in;
-                    std::size_t released = p.sender.acked(a->ack, now);
-                    for (; released > 0 && !p.unacked_sizes.empty(); --released) {
-                        _unacked_bytes -= p.unacked_sizes.front();
-                        p.unacked_sizes.pop_front();
-                    }
-                    p.credit_limit = std::max(p.credit_limit, a->credit_limit);
+                    apply_ack(id, a->ack, a->credit_limit, now);
                 }
                 return;
             case data_frame_type::bye:
@@ -191,6 +302,51 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
     }
 }
 
+void datagram_transport::apply_ack(peer_id id, std::uint64_t ack, std::uint64_t credit_limit,
+                                   std::uint64_t now) {
+    peer& p = *_peers[id];
+    std::size_t released = p.sender.acked(ack, now);
+    for (; released > 0 && !p.unacked_sizes.empty(); --released) {
+        _unacked_bytes -= p.unacked_sizes.front();
+        p.unacked_sizes.pop_front();
+    }
+    p.credit_limit = std::max(p.credit_limit, credit_limit);
+}
+
+void datagram_transport::deliver(peer_id id, const data_frame& f, transport_events& events) {
+    peer& p = *_peers[id];
+    if (f.more()) {
+        if (p.partial.size() + f.body.size() > _config.max_body_bytes) {
+            lose(id, "corrupt: its fragments make a body larger than " +
+                       std::to_string(_config.max_body_bytes) + " bytes");
+            return;
+        }
+        p.partial.append(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+        return;
+    }
+    if (p.messages_received + f.count > p.granted + _config.initial_credit) {
+        // More than we ever allowed: a peer that ignores credit is cut off, as on the socket
+        // back end; its frame is never delivered.
+        ++_counters.credit_violations;
+        lose(id, "corrupt: it sent beyond its credit");
+        return;
+    }
+    if (!p.partial.empty() && p.partial.size() + f.body.size() > _config.max_body_bytes) {
+        lose(id, "corrupt: its fragments make a body larger than " +
+                   std::to_string(_config.max_body_bytes) + " bytes");
+        return;
+    }
+    p.messages_received += f.count;
+    _counters.messages_in += f.count;
+    if (p.partial.empty()) {
+        events.on_messages(id, f.body, f.count);
+        return;
+    }
+    p.partial.append(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+    events.on_messages(id, std::as_bytes(std::span(p.partial.data(), p.partial.size())), f.count);
+    std::string{}.swap(p.partial);
+}
+
 std::size_t datagram_transport::poll(transport_events& events) {
     _link.flush(); // DATA frames the exchange sent since the last poll
     std::size_t work = _link.receive(
@@ -201,8 +357,8 @@ std::size_t datagram_transport::poll(transport_events& events) {
         if (!p.alive) {
             continue;
         }
-        work += p.sender.poll(now, [&](const std::string& frame, std::uint64_t) {
-            _link.send(id, std::as_bytes(std::span(frame.data(), frame.size())));
+        work += p.sender.poll(now, [&](const held_frame& frame, std::uint64_t) {
+            _link.send_buffer(id, frame.buffer());
             ++_counters.retransmissions;
         });
         if (p.sender.unreachable()) {
@@ -210,6 +366,7 @@ std::size_t datagram_transport::poll(transport_events& events) {
                        " retransmission timeouts without an acknowledgement");
             continue;
         }
+        work += push_backlog(id, now);
         if (now - p.last_heard_ns > _config.silence_timeout_ns) {
             lose(id, "unreachable: nothing heard for " +
                        std::to_string(_config.silence_timeout_ns / 1'000'000) + " ms");

@@ -1,13 +1,21 @@
 // The data channel over an unreliable datagram link (DESIGN.md §4): the DPDK back end's UDP frames,
-// or a link in a test. The link may lose, duplicate, reorder or corrupt datagrams; this layer
-// makes delivery per peer reliable and ordered: one data-channel frame per datagram, checked by
-// its CRC-32C; DATA frames numbered and retransmitted go-back-N (net/go_back_n.h) until a
-// cumulative ACK covers them; and credit carried in the same ACKs (a credit limit, cumulative, so
-// a lost ACK is made good by the next), tied to the receiving rings through transport::grant.
+// UDP kernel sockets when a test injects faults, or a link in a test. The link may lose,
+// duplicate, reorder or corrupt datagrams; this layer makes delivery per peer reliable and
+// ordered: one data-channel frame per datagram, checked by its CRC-32C; DATA frames numbered and
+// retransmitted go-back-N (net/go_back_n.h) until a cumulative acknowledgement covers them; and
+// credit carried with the acknowledgements (a credit limit, cumulative, so a lost one is made
+// good by the next), tied to the receiving rings through transport::grant.
+//
+// Acknowledgements ride on DATA frames going the other way (the ACK flag and trailer of
+// net/data_codec.h); an ACK frame of its own goes out only when no DATA frame took one in time.
+// A body larger than one datagram is cut into fragments (the MORE flag) and put back together in
+// order by the receiver, so the engine sees the same max_body_bytes() as on TCP. Sent frames are
+// held in the link's own buffers (mbufs on DPDK: a reference, not a copy) until acknowledged.
 //
 // A peer is lost when it says BYE ("left the cluster"), when its frames go unacknowledged through
 // every retransmission ("unreachable: ..."), or when nothing at all was heard from it for
-// silence_timeout_ns; memory stays bounded (the go-back-N window) whatever the peer does.
+// silence_timeout_ns; memory stays bounded (the go-back-N window, one body being fragmented and
+// one being reassembled per peer) whatever the peer does.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +27,7 @@
 #include <vector>
 
 #include "engine/transport.h"
+#include "net/data_codec.h"
 #include "net/go_back_n.h"
 
 namespace ringtail::net {
@@ -43,6 +52,22 @@ public:
     // datagrams from no known peer are the link's to drop and count. Returns how many.
     virtual std::size_t receive(
       const std::function<void(peer_id, std::span<const std::byte>)>& on) = 0;
+
+    // A datagram built in the link's own memory and held by its sender until acknowledged, so
+    // that a retransmission sends the same buffer again instead of a copy. On DPDK it is an mbuf
+    // whose headers are written once; the defaults below use the heap and send().
+    struct buffer {
+        void* handle = nullptr;    // the link's own (an rte_mbuf*, or nullptr for heap memory)
+        std::byte* data = nullptr; // the datagram's bytes, for the caller to fill
+        std::size_t size = 0;
+    };
+    // A buffer for a datagram of `bytes` (at most max_datagram_bytes()) to `peer`.
+    virtual buffer allocate(peer_id peer, std::size_t bytes);
+    // Sends the datagram in `b` to `peer` as send() would (it may wait for a burst, and it may be
+    // lost). The caller keeps `b`: to send it again, or to release it.
+    virtual void send_buffer(peer_id peer, const buffer& b);
+    // Gives back a buffer from allocate().
+    virtual void release(buffer& b);
 };
 
 // Go-back-N as the data channel uses it: a peer is given up only after about 3 s without an
@@ -56,6 +81,8 @@ inline gbn_config data_channel_gbn() {
 
 struct datagram_transport_config {
     std::uint32_t initial_credit = 16384; // messages each peer may send before a grant
+    // The largest body one send() takes (cut into fragments as the link needs): as on TCP.
+    std::size_t max_body_bytes = default_max_data_frame_bytes - data_frame_header_bytes;
     gbn_config gbn = data_channel_gbn();
     // An ACK goes out at least this often while a peer is alive (credit and liveness).
     std::uint64_t ack_interval_ns = 20'000'000;
@@ -65,12 +92,14 @@ struct datagram_transport_config {
 
 struct datagram_transport_counters {
     std::uint64_t frames_in = 0, frames_out = 0, messages_in = 0, messages_out = 0;
-    std::uint64_t corrupt_frames = 0;  // failed the checksum or the frame rules: dropped
-    std::uint64_t duplicates = 0;      // DATA frames already delivered: dropped
-    std::uint64_t out_of_order = 0;    // DATA frames after a gap: dropped (go-back-N)
-    std::uint64_t retransmissions = 0; // DATA frames sent again
-    std::uint64_t acks_out = 0, acks_in = 0;
-    std::uint64_t credit_violations = 0; // DATA beyond the credit we gave: dropped
+    std::uint64_t corrupt_frames = 0;        // failed the checksum or the frame rules: dropped
+    std::uint64_t duplicates = 0;            // DATA frames already delivered: dropped
+    std::uint64_t out_of_order = 0;          // DATA frames after a gap: dropped (go-back-N)
+    std::uint64_t retransmissions = 0;       // DATA frames sent again
+    std::uint64_t acks_out = 0, acks_in = 0; // ACK frames of their own
+    std::uint64_t acks_piggybacked = 0;      // acknowledgements carried by DATA frames
+    std::uint64_t fragments_out = 0;         // DATA frames that carry part of a larger body
+    std::uint64_t credit_violations = 0;     // DATA beyond the credit we gave: dropped
     std::uint64_t peers_lost = 0;
 };
 
@@ -91,7 +120,7 @@ public:
     std::size_t max_body_bytes() const override;
     void grant(peer_id peer, std::uint32_t count) override;
     // Bytes of DATA frames sent and not yet acknowledged: a worker that stops waits for them.
-    std::size_t pending_bytes() const override { return _unacked_bytes; }
+    std::size_t pending_bytes() const override { return _unacked_bytes + _backlog_bytes; }
     bool peer_alive(peer_id peer) const override;
 
     // Sends BYE to every live peer (three times: datagrams may be lost). After the exchange
@@ -104,6 +133,15 @@ public:
 private:
     struct peer;
     void handle(peer_id id, std::span<const std::byte> datagram, transport_events& events);
+    void deliver(peer_id id, const data_frame& f, transport_events& events);
+    void apply_ack(peer_id id, std::uint64_t ack, std::uint64_t credit_limit, std::uint64_t now);
+    // Sends one DATA frame carrying `body` and our acknowledgement, and holds it until acked.
+    void send_frame(peer_id id, std::span<const std::byte> body, std::uint32_t count,
+                    std::uint8_t flags, std::uint64_t now);
+    // Sends the fragments of the peer's backlog while the window is open.
+    std::size_t push_backlog(peer_id id, std::uint64_t now);
+    // The most body bytes one DATA frame carries.
+    std::size_t fragment_bytes() const;
     void send_ack(peer_id id, std::uint64_t now);
     void lose(peer_id id, std::string reason);
 
@@ -113,6 +151,7 @@ private:
     clock_fn _clock;
     std::vector<std::unique_ptr<peer>> _peers;
     std::size_t _unacked_bytes = 0;
+    std::size_t _backlog_bytes = 0;
     std::string _scratch;
     datagram_transport_counters _counters;
 };

@@ -61,6 +61,43 @@ void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
     }
 }
 
+datagram_link::buffer dpdk_link::allocate(peer_id peer, std::size_t bytes) {
+    rte_mbuf* m = _port.alloc();
+    if (m != nullptr) {
+        auto room = dpdk_port::append(m, udp_frame_bytes(bytes));
+        if (!room.empty()) {
+            write_udp_headers(room.first<udp_frame_header_bytes>(), _endpoints[_self],
+                              _endpoints[peer], bytes);
+            return buffer{ m, room.data() + udp_frame_header_bytes, bytes };
+        }
+        dpdk_port::free(m);
+    }
+    ++_counters.held_on_heap;
+    return datagram_link::allocate(peer, bytes);
+}
+
+void dpdk_link::send_buffer(peer_id peer, const buffer& b) {
+    if (b.handle == nullptr) {
+        send(peer, std::span<const std::byte>(b.data, b.size)); // heap: a copy into a fresh mbuf
+        return;
+    }
+    auto* m = static_cast<rte_mbuf*>(b.handle);
+    dpdk_port::hold(m); // the device's reference; ours stays with the caller
+    _tx[_tx_count++] = m;
+    if (_tx_count == tx_burst_max) {
+        flush();
+    }
+}
+
+void dpdk_link::release(buffer& b) {
+    if (b.handle == nullptr) {
+        datagram_link::release(b);
+        return;
+    }
+    dpdk_port::free(static_cast<rte_mbuf*>(b.handle));
+    b = buffer{};
+}
+
 void dpdk_link::flush() {
     if (_tx_count == 0) {
         return;

@@ -25,10 +25,11 @@ std::string mac_to_string(const std::array<std::uint8_t, 6>& mac);
 std::optional<std::array<std::uint8_t, 6>> mac_from_string(const std::string& text);
 
 struct dpdk_link_counters {
-    std::uint64_t tx_no_mbuf = 0; // no mbuf free: the datagram was dropped (retransmitted later)
-    std::uint64_t tx_full = 0;    // the TX queue was full: dropped likewise
-    std::uint64_t tx_bursts = 0;  // tx_burst calls that sent something
-    std::uint64_t rx_foreign = 0; // not UDP/IPv4 to our port from a known worker: dropped
+    std::uint64_t tx_no_mbuf = 0;   // no mbuf free: the datagram was dropped (retransmitted later)
+    std::uint64_t tx_full = 0;      // the TX queue was full: dropped likewise
+    std::uint64_t tx_bursts = 0;    // tx_burst calls that sent something
+    std::uint64_t rx_foreign = 0;   // not UDP/IPv4 to our port from a known worker: dropped
+    std::uint64_t held_on_heap = 0; // frames to hold built on the heap: the pool was empty
 };
 
 // Threading: the exchange thread only (one RX and one TX queue).
@@ -48,6 +49,14 @@ public:
     void flush() override;
     std::size_t receive(
       const std::function<void(peer_id, std::span<const std::byte>)>& on) override;
+    // An mbuf with the UDP/IPv4 headers to `peer` already written; the caller writes the
+    // datagram. When the pool is empty, heap memory (sent through a copy, counted in
+    // held_on_heap) so that the protocol keeps going.
+    buffer allocate(peer_id peer, std::size_t bytes) override;
+    // Sends the mbuf itself with one more reference, which the device drops once it is sent: the
+    // caller's reference keeps it for a retransmission.
+    void send_buffer(peer_id peer, const buffer& b) override;
+    void release(buffer& b) override;
     const dpdk_link_counters& counters() const { return _counters; }
 
 private:

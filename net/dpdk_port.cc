@@ -242,6 +242,10 @@ void dpdk_port::free(rte_mbuf* m) {
     rte_pktmbuf_free(m);
 }
 
+void dpdk_port::hold(rte_mbuf* m) {
+    rte_mbuf_refcnt_update(m, 1);
+}
+
 bool dpdk_usable(const std::vector<std::string>& eal_args, std::string* why) {
     if (auto s = dpdk_eal::init(eal_args); !s) {
         if (why != nullptr) {
@@ -306,6 +310,7 @@ std::span<std::byte> dpdk_port::append(rte_mbuf*, std::size_t) {
     return {};
 }
 void dpdk_port::free(rte_mbuf*) {}
+void dpdk_port::hold(rte_mbuf*) {}
 
 bool dpdk_usable(const std::vector<std::string>&, std::string* why) {
     if (why != nullptr) {

@@ -43,9 +43,12 @@ struct dpdk_port_config {
     // Descriptor ring sizes (adjusted to what the device allows).
     std::uint16_t rx_descriptors = 512;
     std::uint16_t tx_descriptors = 512;
-    // mbufs in the queue pair's pool: RX ring + TX ring + bursts in the caller's hands + cache. A
-    // power of two minus one is what rte_mempool stores best. 4095 mbufs of 2 KiB data room take
-    // about 10 MiB, well inside the 64 MiB that EAL reserves by default with --no-huge.
+    // mbufs in the queue pair's pool: RX ring + TX ring + bursts in the caller's hands + cache +
+    // the frames the data channel holds until acknowledged (up to its go-back-N window, 256, per
+    // peer: 4095 leaves room for eight peers; beyond that the link holds frames on the heap and
+    // counts it). A power of two minus one is what rte_mempool stores best. 4095 mbufs of 2 KiB
+    // data room take about 10 MiB, well inside the 64 MiB that EAL reserves by default with
+    // --no-huge.
     std::uint32_t pool_mbufs = 4095;
     std::uint32_t pool_cache = 256;
 };
@@ -93,8 +96,12 @@ public:
     // Sets a fresh mbuf's frame length to `bytes` and returns the bytes to fill, or an empty span
     // when the mbuf's data room is too small.
     static std::span<std::byte> append(rte_mbuf* m, std::size_t bytes);
-    // Returns an mbuf to its pool (a frame received and consumed, or never sent).
+    // Returns an mbuf to its pool (a frame received and consumed, or never sent), or drops one
+    // reference to it when it has several (see hold()).
     static void free(rte_mbuf* m);
+    // Takes one more reference to `m`, so that it outlives a tx_burst (which frees it once sent)
+    // and can be sent again: how a sent frame is kept for retransmission without a copy.
+    static void hold(rte_mbuf* m);
 
 private:
     dpdk_port() = default;

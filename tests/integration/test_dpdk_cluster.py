@@ -172,6 +172,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
             line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l]
             self.assertEqual(len(line), 1, m.log())
             self.assertRegex(line[0], r"[1-9]\d* frames out")
+            # Traffic goes both ways: acknowledgements ride on it, and every frame held for
+            # retransmission is an mbuf reference.
+            self.assertRegex(line[0], r"[1-9]\d* acks piggybacked")
+            self.assertIn(" 0 held on the heap", line[0])
 
     def test_sequence_over_memif_with_faults(self):
         env = {"RINGTAIL_TEST_FAULTS": FAULTS.format(seed=self.seed)}
@@ -188,7 +192,11 @@ class DpdkClusterTest(harness.ProcessTestCase):
         sinks = [self.py_sink(), self.py_sink()]
         members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks])
         lines = [f"w{i % 97} x{i % 13} the end".encode() for i in range(3000)]
-        for m, part in zip(members, (lines[:1500], lines[1500:])):
+        # Words longer than one DPDK frame (about 1.4 KB) cross workers in fragments.
+        lines[::100] = [b"long%d" % i + b"y" * (1400 + 331 * i) + b" the end"
+                        for i in range(len(lines[::100]))]
+        half = len(lines) // 2
+        for m, part in zip(members, (lines[:half], lines[half:])):
             path = harness.write_file(self.path(f"text-{m.port}.txt"),
                                       b"".join(l + b"\n" for l in part))
             self.assertEqual(self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-f", path],
@@ -204,6 +212,11 @@ class DpdkClusterTest(harness.ProcessTestCase):
                 word, _, n = line.decode().rpartition(" => ")
                 best[word] = max(best.get(word, 0), int(n))
         self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
+        fragments = 0
+        for m in members:
+            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
+            fragments += int(line.split(" fragments")[0].rsplit(" ", 1)[1])
+        self.assertGreater(fragments, 0, "the long words cross workers in fragments")
 
     def test_net_dpdk_without_a_device_exits_69(self):
         r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",

@@ -1,14 +1,19 @@
 // The reliable data channel over a faulty datagram link: exactly once and in order per peer under
 // loss, duplication, reordering and corruption, credit that bounds what is outstanding, a peer
-// that stops answering reported unreachable, BYE, and two runtimes of one cluster exchanging keyed
-// messages through it.
+// that stops answering reported unreachable, BYE, bodies larger than a datagram cut into
+// fragments and put back together, acknowledgements piggybacked on DATA frames, the link's
+// buffers held until acknowledged and given back, and two runtimes of one cluster exchanging
+// keyed messages through it.
 #include "net/datagram_transport.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -263,7 +268,8 @@ TEST(datagram_transport, a_silent_peer_is_unreachable_and_memory_stays_bounded) 
     ASSERT_EQ(ra.lost.size(), 1u);
     EXPECT_EQ(ra.lost[0].first, 1u);
     EXPECT_EQ(ra.lost[0].second.rfind("unreachable", 0), 0u) << ra.lost[0].second;
-    EXPECT_LE(max_pending, 16u * (data_frame_header_bytes + 8));
+    // Every DATA frame carries the 16-byte ACK trailer.
+    EXPECT_LE(max_pending, 16u * (data_frame_header_bytes + 8 + data_ack_trailer_bytes));
     EXPECT_EQ(a.pending_bytes(), 0u);
     EXPECT_EQ(a.credit(1), 0u);
     EXPECT_FALSE(a.peer_alive(1));
@@ -279,6 +285,706 @@ TEST(datagram_transport, bye_means_left_the_cluster) {
     a.poll(ra);
     ASSERT_EQ(ra.lost.size(), 1u);
     EXPECT_EQ(ra.lost[0].second, "left the cluster");
+}
+
+// ---- fragments, piggybacked acks and the link's buffers ----------------------------------------
+
+// The body bytes one DATA frame carries over wire_link: a datagram less the header and the
+// ACK trailer every DATA frame has.
+constexpr std::size_t wire_datagram_bytes = 1500;
+constexpr std::size_t fragment_bytes =
+  wire_datagram_bytes - data_frame_header_bytes - data_ack_trailer_bytes;
+
+// Whole bodies as a transport delivered them, any bytes at all, and losses.
+struct body_recorder final : transport_events {
+    struct batch {
+        peer_id peer;
+        std::string body;
+        std::uint32_t count;
+    };
+    std::vector<batch> batches;
+    std::vector<std::pair<peer_id, std::string>> lost;
+    std::map<peer_id, std::uint32_t> to_grant;
+    void on_messages(peer_id peer, std::span<const std::byte> body, std::uint32_t count) override {
+        batches.push_back(
+          { peer, std::string(reinterpret_cast<const char*>(body.data()), body.size()), count });
+        to_grant[peer] += count;
+    }
+    void on_peer_lost(peer_id peer, const std::string& reason) override {
+        lost.emplace_back(peer, reason);
+    }
+    // Grants back what arrived, as the engine does once its rings took the messages.
+    void grant_to(datagram_transport& t) {
+        for (auto& [peer, n] : to_grant) {
+            t.grant(peer, n);
+        }
+        to_grant.clear();
+    }
+};
+
+std::span<const std::byte> as_span(const std::string& s) {
+    return std::as_bytes(std::span(s.data(), s.size()));
+}
+
+std::string random_body(std::mt19937_64& rng, std::size_t n) {
+    std::string body(n, '\0');
+    for (char& c : body) {
+        c = static_cast<char>(rng());
+    }
+    return body;
+}
+
+// The type and flags of the one frame in `datagram`, or nullopt if it is not exactly one good
+// frame.
+struct sniffed {
+    data_frame_type type;
+    std::uint8_t flags;
+};
+std::optional<sniffed> sniff(std::span<const std::byte> datagram) {
+    data_frame_decoder decoder(wire_datagram_bytes);
+    std::optional<sniffed> out;
+    int frames = 0;
+    auto err = decoder.feed(datagram, [&](const data_frame& f) {
+        ++frames;
+        out = sniffed{ f.type, f.flags };
+    });
+    if (err != data_decode_error::none || frames != 1 || decoder.mid_frame()) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+// A link over the faulty wire that builds DATA frames in buffers of its own and records what the
+// transport does with them: which are alive, how often each is sent, and which go back. It checks
+// the contract as it goes: a buffer is sent and released only while alive, released once, and
+// DATA frames travel only in buffers (send() carries ACK and BYE frames alone).
+class recording_link final : public datagram_link {
+public:
+    recording_link(faulty_wire& wire, peer_id self, std::uint32_t workers)
+      : _wire(wire)
+      , _self(self)
+      , _workers(workers) {}
+    std::uint32_t peer_count() const override { return _workers; }
+    int wait_fd() const override { return -1; }
+    std::size_t max_datagram_bytes() const override { return wire_datagram_bytes; }
+    void send(peer_id peer, std::span<const std::byte> d) override {
+        auto f = sniff(d);
+        EXPECT_TRUE(f.has_value());
+        EXPECT_TRUE(f.has_value() && f->type != data_frame_type::data)
+          << "a DATA frame sent by copy, not from a buffer";
+        ++plain_sends;
+        if (!blackhole) {
+            _wire.send(_self, peer, d);
+        }
+    }
+    std::size_t receive(
+      const std::function<void(peer_id, std::span<const std::byte>)>& on) override {
+        return _wire.receive(_self, on);
+    }
+
+    buffer allocate(peer_id peer, std::size_t bytes) override {
+        EXPECT_LE(bytes, max_datagram_bytes());
+        const std::uintptr_t id = ++_next_id;
+        held& h = _live[id];
+        h.peer = peer;
+        h.memory.assign(bytes, std::byte{ 0xA5 });
+        ++allocations;
+        max_live = std::max(max_live, _live.size());
+        return buffer{ reinterpret_cast<void*>(id), h.memory.data(), bytes };
+    }
+    void send_buffer(peer_id peer, const buffer& b) override {
+        auto it = _live.find(reinterpret_cast<std::uintptr_t>(b.handle));
+        if (it == _live.end()) {
+            ADD_FAILURE() << "send_buffer of a buffer not alive";
+            return;
+        }
+        EXPECT_EQ(it->second.peer, peer);
+        EXPECT_EQ(b.data, it->second.memory.data());
+        EXPECT_EQ(b.size, it->second.memory.size());
+        auto f = sniff(std::span<const std::byte>(b.data, b.size));
+        EXPECT_TRUE(f.has_value() && f->type == data_frame_type::data &&
+                    (f->flags & data_flag_ack) != 0)
+          << "a buffer that is not a DATA frame with its ACK trailer";
+        ++it->second.sends;
+        ++buffer_sends;
+        if (!blackhole) {
+            _wire.send(_self, peer, std::span<const std::byte>(b.data, b.size));
+        }
+    }
+    void release(buffer& b) override {
+        auto it = _live.find(reinterpret_cast<std::uintptr_t>(b.handle));
+        if (it == _live.end()) {
+            ADD_FAILURE() << "release of a buffer not alive (released twice?)";
+            return;
+        }
+        EXPECT_EQ(b.data, it->second.memory.data());
+        sends_per_buffer.push_back(it->second.sends);
+        _live.erase(it);
+        ++releases;
+        b = buffer{};
+    }
+
+    std::size_t live() const { return _live.size(); }
+    std::size_t live_for(peer_id peer) const {
+        std::size_t n = 0;
+        for (const auto& [id, h] : _live) {
+            n += h.peer == peer ? 1 : 0;
+        }
+        return n;
+    }
+    // How often each buffer still alive was sent.
+    std::vector<std::uint64_t> live_sends() const {
+        std::vector<std::uint64_t> out;
+        for (const auto& [id, h] : _live) {
+            out.push_back(h.sends);
+        }
+        return out;
+    }
+
+    bool blackhole = false; // drop everything this link sends
+    std::uint64_t allocations = 0, releases = 0, buffer_sends = 0, plain_sends = 0;
+    std::size_t max_live = 0;
+    std::vector<std::uint64_t> sends_per_buffer; // of each released buffer
+
+private:
+    struct held {
+        peer_id peer = 0;
+        std::vector<std::byte> memory;
+        std::uint64_t sends = 0;
+    };
+    faulty_wire& _wire;
+    peer_id _self;
+    std::uint32_t _workers;
+    std::uintptr_t _next_id = 0;
+    std::map<std::uintptr_t, held> _live;
+};
+
+// Polls every transport once, grants back what each received, and moves the clock on.
+void step(std::vector<datagram_transport*> ts, std::vector<body_recorder*> rs, simulated_clock& clk,
+          std::uint64_t dt_ns = 10'000) {
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+        ts[i]->poll(*rs[i]);
+        rs[i]->grant_to(*ts[i]);
+    }
+    clk.now += dt_ns;
+}
+
+TEST(datagram_transport, a_body_larger_than_a_datagram_arrives_once_whole_with_its_count) {
+    const std::uint64_t seed = test_seed();
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
+    std::mt19937_64 rng(seed);
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport a(la, 0, {}, clk.fn()), b(lb, 1, {}, clk.fn());
+    // As on TCP: a frame of the default size less its header.
+    ASSERT_EQ(a.max_body_bytes(), default_max_data_frame_bytes - data_frame_header_bytes);
+    body_recorder ra, rb;
+    const std::vector<std::size_t> sizes = {
+        1,
+        fragment_bytes - 1,
+        fragment_bytes,     // exactly one datagram
+        fragment_bytes + 1, // one byte over: two fragments, the last of one byte
+        5 * fragment_bytes,
+        5 * fragment_bytes + 7,
+        100 * fragment_bytes,
+        a.max_body_bytes(), // more fragments than the go-back-N window holds
+    };
+    std::vector<std::string> sent;
+    std::uint64_t messages = 0;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        SCOPED_TRACE("body of " + std::to_string(sizes[i]) + " bytes");
+        const auto count = static_cast<std::uint32_t>(i + 1);
+        for (int k = 0; k < 100'000 && a.credit(1) < count; ++k) {
+            step({ &a, &b }, { &ra, &rb }, clk);
+        }
+        ASSERT_GE(a.credit(1), count);
+        const std::uint64_t fragments_before = a.counters().fragments_out;
+        const std::uint64_t frames_before = a.counters().frames_out;
+        sent.push_back(random_body(rng, sizes[i]));
+        a.send(1, as_span(sent.back()), count);
+        messages += count;
+        for (int k = 0; k < 100'000 && rb.batches.size() < sent.size(); ++k) {
+            step({ &a, &b }, { &ra, &rb }, clk);
+        }
+        ASSERT_EQ(rb.batches.size(), sent.size());
+        EXPECT_EQ(rb.batches.back().body, sent.back());
+        EXPECT_EQ(rb.batches.back().count, count);
+        EXPECT_EQ(rb.batches.back().peer, 0u);
+        const std::size_t frames = (sizes[i] + fragment_bytes - 1) / fragment_bytes;
+        EXPECT_EQ(a.counters().frames_out - frames_before, frames);
+        EXPECT_EQ(a.counters().fragments_out - fragments_before, frames > 1 ? frames : 0);
+    }
+    for (int k = 0; k < 1000 && a.pending_bytes() > 0; ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    EXPECT_EQ(a.pending_bytes(), 0u);
+    EXPECT_EQ(b.counters().messages_in, messages);
+    EXPECT_EQ(b.counters().duplicates + b.counters().out_of_order, 0u);
+    EXPECT_EQ(a.counters().retransmissions, 0u);
+    EXPECT_TRUE(ra.lost.empty());
+    EXPECT_TRUE(rb.lost.empty());
+}
+
+TEST(datagram_transport, fragmented_bodies_arrive_exactly_once_over_a_faulty_link_both_ways) {
+    const std::uint64_t seed = test_seed();
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
+    simulated_clock clk;
+    fault_config faults;
+    faults.loss = 0.05;
+    faults.duplicate = 0.02;
+    faults.reorder = 0.10;
+    faults.corrupt = 0.002;
+    faults.delay_ns = 20'000;
+    faults.jitter_ns = 20'000;
+    faults.seed = seed;
+    faulty_wire wire(2, faults, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport_config cfg;
+    cfg.initial_credit = 256;
+    cfg.gbn.window_frames = 32; // smaller than the largest bodies: they wait for the window
+    datagram_transport a(la, 0, cfg, clk.fn()), b(lb, 1, cfg, clk.fn());
+    std::vector<datagram_transport*> ts{ &a, &b };
+    body_recorder ra, rb;
+    std::vector<body_recorder*> rs{ &ra, &rb };
+    std::mt19937_64 rng(seed + 1);
+    // Each side's bodies for the other: sizes around the fragment size, a few fragments, and
+    // now and then a hundred.
+    constexpr std::size_t bodies = 150;
+    std::vector<std::string> out[2];
+    std::vector<std::uint32_t> counts[2];
+    for (int side = 0; side < 2; ++side) {
+        for (std::size_t i = 0; i < bodies; ++i) {
+            std::size_t n = 0;
+            switch (rng() % 5) {
+                case 0:
+                    n = 1 + rng() % fragment_bytes;
+                    break;
+                case 1:
+                    n = fragment_bytes - 1 + rng() % 3;
+                    break;
+                case 2:
+                case 3:
+                    n = fragment_bytes + 1 + rng() % (10 * fragment_bytes);
+                    break;
+                default:
+                    n = rng() % 8 == 0 ? 100 * fragment_bytes : 2 * fragment_bytes;
+                    break;
+            }
+            out[side].push_back(random_body(rng, n));
+            counts[side].push_back(static_cast<std::uint32_t>(1 + rng() % 50));
+        }
+    }
+    std::size_t next[2] = { 0, 0 };
+    auto done = [&] {
+        return ra.batches.size() == bodies && rb.batches.size() == bodies &&
+               a.pending_bytes() == 0 && b.pending_bytes() == 0;
+    };
+    for (int k = 0; k < 3'000'000 && !done(); ++k) {
+        for (int side = 0; side < 2; ++side) {
+            datagram_transport& t = *ts[side];
+            const peer_id to = static_cast<peer_id>(1 - side);
+            std::size_t& i = next[side];
+            if (i < bodies && t.credit(to) >= counts[side][i]) {
+                t.send(to, as_span(out[side][i]), counts[side][i]);
+                ++i;
+            }
+        }
+        step(ts, rs, clk);
+    }
+    ASSERT_TRUE(done()) << ra.batches.size() << " and " << rb.batches.size() << " of " << bodies;
+    for (int side = 0; side < 2; ++side) {
+        const body_recorder& r = *rs[1 - side];
+        for (std::size_t i = 0; i < bodies; ++i) {
+            ASSERT_EQ(r.batches[i].body.size(), out[side][i].size()) << side << " body " << i;
+            ASSERT_TRUE(r.batches[i].body == out[side][i]) << side << " body " << i;
+            ASSERT_EQ(r.batches[i].count, counts[side][i]) << side << " body " << i;
+        }
+    }
+    EXPECT_TRUE(ra.lost.empty());
+    EXPECT_TRUE(rb.lost.empty());
+    EXPECT_GT(a.counters().fragments_out, 0u);
+    EXPECT_GT(a.counters().retransmissions + b.counters().retransmissions, 0u);
+    EXPECT_GT(a.counters().duplicates + a.counters().out_of_order, 0u);
+    EXPECT_GT(a.counters().corrupt_frames + b.counters().corrupt_frames, 0u);
+    EXPECT_GT(a.counters().acks_piggybacked, 0u);
+    EXPECT_GT(b.counters().acks_piggybacked, 0u);
+}
+
+TEST(datagram_transport, credit_is_0_and_pending_bytes_count_fragments_while_they_wait) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport_config cfg;
+    cfg.initial_credit = 100;
+    cfg.gbn.window_frames = 2;
+    datagram_transport a(la, 0, cfg, clk.fn()), b(lb, 1, cfg, clk.fn());
+    body_recorder ra, rb;
+    std::mt19937_64 rng(7);
+    const std::string body = random_body(rng, 5 * fragment_bytes);
+    ASSERT_EQ(a.credit(1), 100u);
+    a.send(1, as_span(body), 10);
+    // Two fragments fill the window; three wait, and with them all credit.
+    EXPECT_EQ(a.counters().fragments_out, 2u);
+    EXPECT_EQ(a.credit(1), 0u);
+    EXPECT_EQ(a.pending_bytes(), 2 * wire_datagram_bytes + 3 * fragment_bytes);
+    bool credit_while_waiting = false;
+    for (int k = 0; k < 1000 && rb.batches.empty(); ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+        const std::uint64_t sent = a.counters().fragments_out;
+        const std::size_t waiting = (5 - sent) * fragment_bytes;
+        // What is not waiting is whole frames in flight, at most a window of them.
+        ASSERT_GE(a.pending_bytes(), waiting);
+        EXPECT_EQ((a.pending_bytes() - waiting) % wire_datagram_bytes, 0u);
+        EXPECT_LE(a.pending_bytes() - waiting, 2 * wire_datagram_bytes);
+        if (sent < 5 && a.credit(1) != 0) {
+            credit_while_waiting = true;
+        }
+    }
+    EXPECT_FALSE(credit_while_waiting);
+    ASSERT_EQ(rb.batches.size(), 1u);
+    EXPECT_TRUE(rb.batches[0].body == body);
+    EXPECT_EQ(rb.batches[0].count, 10u);
+    EXPECT_EQ(a.counters().fragments_out, 5u);
+    // B advertises the grant of 10 with its next ACK: it is less than a quarter of the credit, so
+    // that is the periodic one (ack_interval_ns, 20 ms).
+    for (int k = 0; k < 5000 && (a.pending_bytes() > 0 || a.credit(1) < 100); ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    // Everything acknowledged and granted back: the credit is whole again.
+    EXPECT_EQ(a.pending_bytes(), 0u);
+    EXPECT_EQ(a.credit(1), 100u);
+    // One byte over a datagram: two fragments, the second of one byte.
+    a.send(1, as_span(body.substr(0, fragment_bytes + 1)), 3);
+    EXPECT_EQ(a.counters().fragments_out, 7u);
+    EXPECT_EQ(a.pending_bytes(),
+              wire_datagram_bytes + (data_frame_header_bytes + 1 + data_ack_trailer_bytes));
+    EXPECT_EQ(a.credit(1), 0u); // the window is full
+    for (int k = 0; k < 1000 && rb.batches.size() < 2; ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    ASSERT_EQ(rb.batches.size(), 2u);
+    EXPECT_TRUE(rb.batches[1].body == body.substr(0, fragment_bytes + 1));
+}
+
+TEST(datagram_transport, sends_beyond_credit_or_the_body_limit_abort) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2);
+    datagram_transport_config cfg;
+    cfg.max_body_bytes = 10 * fragment_bytes;
+    cfg.gbn.window_frames = 2;
+    datagram_transport a(la, 0, cfg, clk.fn());
+    EXPECT_EQ(a.max_body_bytes(), 10 * fragment_bytes);
+    const std::string too_large(10 * fragment_bytes + 1, 'x');
+    EXPECT_DEATH(a.send(1, as_span(too_large), 1), "beyond the credit or frame size");
+    // While fragments of a body wait, credit is 0 and another send is a programmer error.
+    a.send(1, as_span(std::string(3 * fragment_bytes, 'y')), 1);
+    ASSERT_EQ(a.credit(1), 0u);
+    EXPECT_DEATH(a.send(1, as_span(std::string("z")), 1), "beyond the credit or frame size");
+}
+
+TEST(datagram_transport, acks_ride_on_data_frames_when_traffic_goes_both_ways) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport a(la, 0, {}, clk.fn()), b(lb, 1, {}, clk.fn());
+    body_recorder ra, rb;
+    const std::string body(64, 'm');
+    // A steady, symmetric flow: each side sends one frame of 8 messages per turn.
+    constexpr int turns = 20'000;
+    for (int k = 0; k < turns; ++k) {
+        ASSERT_GE(a.credit(1), 8u) << "turn " << k;
+        ASSERT_GE(b.credit(0), 8u) << "turn " << k;
+        a.send(1, as_span(body), 8);
+        b.send(0, as_span(body), 8);
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    for (int k = 0; k < 1000 && (a.pending_bytes() > 0 || b.pending_bytes() > 0); ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    EXPECT_EQ(a.pending_bytes() + b.pending_bytes(), 0u);
+    EXPECT_EQ(ra.batches.size(), std::size_t{ turns });
+    EXPECT_EQ(rb.batches.size(), std::size_t{ turns });
+    for (const datagram_transport* t : { &a, &b }) {
+        const auto& c = t->counters();
+        EXPECT_EQ(c.frames_out, std::uint64_t{ turns });
+        // Every DATA frame carries an ack ...
+        EXPECT_EQ(c.acks_piggybacked, c.frames_out);
+        // ... so frames of their own are rare: the ones after the flow stops, and the
+        // liveness ACK every ack_interval_ns (here 200 ms of simulated time, 20 000 turns).
+        EXPECT_LT(c.acks_out, c.frames_out / 4);
+        EXPECT_LE(c.acks_out, 20u);
+        EXPECT_EQ(c.retransmissions, 0u);
+    }
+    EXPECT_EQ(a.counters().acks_in, b.counters().acks_out);
+    EXPECT_EQ(b.counters().acks_in, a.counters().acks_out);
+}
+
+TEST(datagram_transport, one_way_traffic_still_gets_acks_of_their_own) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport a(la, 0, {}, clk.fn()), b(lb, 1, {}, clk.fn());
+    body_recorder ra, rb;
+    const std::string body(64, 'm');
+    for (int k = 0; k < 2000; ++k) {
+        a.send(1, as_span(body), 8);
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    for (int k = 0; k < 1000 && a.pending_bytes() > 0; ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    EXPECT_EQ(a.pending_bytes(), 0u);
+    EXPECT_EQ(rb.batches.size(), 2000u);
+    // Nothing to ride on: B acknowledges with ACK frames, about one per ack_delay_ns.
+    EXPECT_EQ(b.counters().frames_out, 0u);
+    EXPECT_EQ(b.counters().acks_piggybacked, 0u);
+    EXPECT_GT(b.counters().acks_out, 0u);
+    EXPECT_EQ(a.counters().acks_in, b.counters().acks_out);
+    EXPECT_EQ(a.counters().retransmissions, 0u);
+}
+
+TEST(datagram_transport, every_link_buffer_is_released_once_acknowledged) {
+    const std::uint64_t seed = test_seed();
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
+    std::mt19937_64 rng(seed);
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    recording_link la(wire, 0, 2);
+    wire_link lb(wire, 1, 2);
+    datagram_transport_config cfg;
+    cfg.gbn.window_frames = 16;
+    datagram_transport a(la, 0, cfg, clk.fn()), b(lb, 1, cfg, clk.fn());
+    body_recorder ra, rb;
+    std::vector<std::string> sent;
+    for (int k = 0; k < 20'000 && sent.size() < 500; ++k) {
+        if (a.credit(1) > 0) {
+            // Mostly small bodies, now and then one of a few fragments.
+            const std::size_t n =
+              rng() % 10 == 0 ? fragment_bytes + rng() % (5 * fragment_bytes) : 1 + rng() % 200;
+            sent.push_back(random_body(rng, n));
+            a.send(1, as_span(sent.back()), 1);
+        }
+        step({ &a, &b }, { &ra, &rb }, clk);
+        EXPECT_LE(la.live(), cfg.gbn.window_frames);
+    }
+    for (int k = 0; k < 1000 && a.pending_bytes() > 0; ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    ASSERT_EQ(sent.size(), 500u);
+    ASSERT_EQ(rb.batches.size(), sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        ASSERT_TRUE(rb.batches[i].body == sent[i]) << i;
+    }
+    EXPECT_EQ(a.pending_bytes(), 0u);
+    // One buffer per DATA frame, each sent once (nothing was lost), each given back once acked.
+    EXPECT_EQ(la.live(), 0u);
+    EXPECT_EQ(la.allocations, a.counters().frames_out);
+    EXPECT_EQ(la.releases, la.allocations);
+    EXPECT_EQ(la.buffer_sends, la.allocations);
+    EXPECT_LE(la.max_live, std::size_t{ cfg.gbn.window_frames });
+    EXPECT_GT(la.max_live, 1u);
+    for (std::uint64_t n : la.sends_per_buffer) {
+        EXPECT_EQ(n, 1u);
+    }
+}
+
+TEST(datagram_transport, a_retransmission_sends_the_same_buffer_again) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    recording_link la(wire, 0, 2);
+    wire_link lb(wire, 1, 2);
+    datagram_transport_config cfg;
+    datagram_transport a(la, 0, cfg, clk.fn()), b(lb, 1, cfg, clk.fn());
+    body_recorder ra, rb;
+    // Five DATA frames (one of them a body of three fragments) into a link that loses them.
+    la.blackhole = true;
+    std::mt19937_64 rng(3);
+    std::vector<std::string> sent;
+    for (std::size_t n : { std::size_t{ 10 }, std::size_t{ 20 }, 3 * fragment_bytes }) {
+        sent.push_back(random_body(rng, n));
+        a.send(1, as_span(sent.back()), 2);
+    }
+    ASSERT_EQ(a.counters().frames_out, 5u);
+    ASSERT_EQ(la.live(), 5u);
+    // Three timeouts (after 2, 6 and 14 ms; the next is at 30): every outstanding frame resent
+    // each time, from its buffer.
+    for (int k = 0; k < 1500; ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    EXPECT_EQ(a.counters().retransmissions, 15u);
+    EXPECT_EQ(la.allocations, 5u);
+    EXPECT_EQ(la.live(), 5u);
+    EXPECT_EQ(la.buffer_sends, 20u);
+    for (std::uint64_t n : la.live_sends()) {
+        EXPECT_EQ(n, 4u); // sent, then resent three times: the same handle
+    }
+    EXPECT_TRUE(rb.batches.empty());
+    // The link heals: the next retransmission delivers, the ack releases every buffer.
+    la.blackhole = false;
+    for (int k = 0; k < 3000 && (rb.batches.size() < 3 || a.pending_bytes() > 0); ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    ASSERT_EQ(rb.batches.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_TRUE(rb.batches[i].body == sent[i]) << i;
+    }
+    EXPECT_EQ(la.live(), 0u);
+    EXPECT_EQ(la.allocations, 5u);
+    EXPECT_EQ(la.releases, 5u);
+    EXPECT_EQ(la.buffer_sends, a.counters().frames_out + a.counters().retransmissions);
+    EXPECT_TRUE(ra.lost.empty());
+}
+
+TEST(datagram_transport, losing_a_peer_releases_the_buffers_held_for_it) {
+    simulated_clock clk;
+    faulty_wire wire(3, fault_config{}, clk.fn());
+    recording_link la(wire, 0, 3);
+    wire_link lb(wire, 1, 3), lc(wire, 2, 3);
+    datagram_transport_config cfg;
+    cfg.gbn.window_frames = 4;
+    datagram_transport a(la, 0, cfg, clk.fn()), b(lb, 1, cfg, clk.fn()), c(lc, 2, cfg, clk.fn());
+    body_recorder ra, rb, rc;
+    // Nothing A sends arrives: its frames stay held, for B a window of fragments and more
+    // waiting behind it.
+    la.blackhole = true;
+    a.send(1, as_span(std::string(10 * fragment_bytes, 'b')), 1);
+    a.send(2, as_span(std::string(8, 'c')), 1);
+    a.send(2, as_span(std::string(8, 'c')), 1);
+    EXPECT_EQ(la.live_for(1), 4u);
+    EXPECT_EQ(la.live_for(2), 2u);
+    EXPECT_EQ(a.pending_bytes(), 6 * fragment_bytes + 4 * wire_datagram_bytes +
+                                   2 * (data_frame_header_bytes + 8 + data_ack_trailer_bytes));
+    // B leaves: what A held for B goes back to the link, and only that.
+    b.say_goodbye();
+    step({ &a }, { &ra }, clk);
+    ASSERT_EQ(ra.lost.size(), 1u);
+    EXPECT_EQ(ra.lost[0], (std::pair<peer_id, std::string>{ 1, "left the cluster" }));
+    EXPECT_EQ(la.live_for(1), 0u);
+    EXPECT_EQ(la.live(), 2u);
+    EXPECT_EQ(a.pending_bytes(), 2 * (data_frame_header_bytes + 8 + data_ack_trailer_bytes));
+    // C never hears A (and never answers): unreachable, and its buffers go back too.
+    for (int k = 0; k < 1'000'000 && ra.lost.size() < 2; ++k) {
+        step({ &a }, { &ra }, clk, 100'000);
+        EXPECT_EQ(la.allocations, 6u); // retransmissions allocate nothing
+    }
+    ASSERT_EQ(ra.lost.size(), 2u);
+    EXPECT_EQ(ra.lost[1].first, 2u);
+    EXPECT_EQ(ra.lost[1].second.rfind("unreachable", 0), 0u) << ra.lost[1].second;
+    EXPECT_EQ(la.live(), 0u);
+    EXPECT_EQ(la.releases, la.allocations);
+    EXPECT_EQ(a.pending_bytes(), 0u);
+    EXPECT_GT(la.buffer_sends, la.allocations);
+}
+
+TEST(datagram_transport, destroying_the_transport_releases_what_it_holds) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    recording_link la(wire, 0, 2);
+    {
+        datagram_transport a(la, 0, {}, clk.fn());
+        la.blackhole = true;
+        a.send(1, as_span(std::string(3 * fragment_bytes, 'd')), 1);
+        a.send(1, as_span(std::string(8, 'e')), 1);
+        EXPECT_EQ(la.live(), 4u);
+    }
+    EXPECT_EQ(la.live(), 0u);
+    EXPECT_EQ(la.releases, 4u);
+}
+
+// A receiver whose max_body_bytes is smaller than the sender's: the sender's fragments add up to
+// more than it takes, and it cuts the sender off as corrupt without delivering anything.
+TEST(datagram_transport, fragments_beyond_max_body_bytes_cut_the_peer_off) {
+    struct limit_case {
+        std::size_t receiver_max;
+        std::size_t body;
+        bool delivered;
+    };
+    const std::vector<limit_case> cases = {
+        { 2 * fragment_bytes, 5 * fragment_bytes, false },      // over at a MORE fragment
+        { 2000, fragment_bytes + 1000, false },                 // over at the last one
+        { fragment_bytes + 999, fragment_bytes + 1000, false }, // by one byte
+        { fragment_bytes + 1000, fragment_bytes + 1000, true }, // exactly the limit
+    };
+    for (const auto& lc : cases) {
+        SCOPED_TRACE("limit " + std::to_string(lc.receiver_max) + ", body " +
+                     std::to_string(lc.body));
+        simulated_clock clk;
+        faulty_wire wire(2, fault_config{}, clk.fn());
+        wire_link la(wire, 0, 2), lb(wire, 1, 2);
+        datagram_transport_config small;
+        small.max_body_bytes = lc.receiver_max;
+        datagram_transport a(la, 0, {}, clk.fn()), b(lb, 1, small, clk.fn());
+        body_recorder ra, rb;
+        a.send(1, as_span(std::string(lc.body, 'f')), 4);
+        for (int k = 0; k < 1000 && rb.batches.empty() && rb.lost.empty(); ++k) {
+            step({ &a, &b }, { &ra, &rb }, clk);
+        }
+        if (lc.delivered) {
+            ASSERT_EQ(rb.batches.size(), 1u);
+            EXPECT_EQ(rb.batches[0].body.size(), lc.body);
+            EXPECT_TRUE(rb.lost.empty());
+            continue;
+        }
+        EXPECT_TRUE(rb.batches.empty());
+        ASSERT_EQ(rb.lost.size(), 1u);
+        EXPECT_EQ(rb.lost[0].first, 0u);
+        EXPECT_EQ(rb.lost[0].second, "corrupt: its fragments make a body larger than " +
+                                       std::to_string(lc.receiver_max) + " bytes");
+        EXPECT_FALSE(b.peer_alive(0));
+        EXPECT_EQ(b.counters().peers_lost, 1u);
+        EXPECT_EQ(b.counters().messages_in, 0u);
+    }
+}
+
+// A peer cut off at its last fragment (the one that makes the body too large) shows no messages
+// received: none were delivered.
+TEST(datagram_transport, a_body_cut_off_at_its_last_fragment_counts_no_messages) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport_config small;
+    small.max_body_bytes = 2000;
+    datagram_transport a(la, 0, {}, clk.fn()), b(lb, 1, small, clk.fn());
+    body_recorder ra, rb;
+    a.send(1, as_span(std::string(fragment_bytes + 1000, 'f')), 4);
+    for (int k = 0; k < 1000 && rb.lost.empty(); ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk);
+    }
+    ASSERT_EQ(rb.lost.size(), 1u);
+    EXPECT_TRUE(rb.batches.empty());
+    EXPECT_EQ(b.counters().messages_in, 0u);
+}
+
+// A peer that sends MORE fragments and never the last one: the receiver holds at most
+// max_body_bytes of them, then cuts it off.
+TEST(datagram_transport, endless_fragments_are_cut_off_at_the_limit) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link lb(wire, 1, 2);
+    datagram_transport_config cfg;
+    cfg.max_body_bytes = 20 * fragment_bytes;
+    datagram_transport b(lb, 1, cfg, clk.fn());
+    body_recorder rb;
+    const std::string fragment(fragment_bytes, 'F');
+    std::uint64_t seq = 1;
+    for (; seq <= 100 && rb.lost.empty(); ++seq) {
+        // Built as the transport builds its own: header, body, ACK trailer, sealed in place.
+        std::vector<std::byte> frame(wire_datagram_bytes);
+        std::memcpy(frame.data() + data_frame_header_bytes, fragment.data(), fragment.size());
+        write_ack_trailer(std::span(frame).last<data_ack_trailer_bytes>(), 0, 0);
+        seal_data_frame(frame, data_frame_type::data, data_flag_more | data_flag_ack, seq, 0);
+        wire.send(0, 1, frame);
+        step({ &b }, { &rb }, clk);
+    }
+    // The 21st fragment would make 21 * fragment_bytes: refused.
+    EXPECT_EQ(seq - 1, 21u);
+    ASSERT_EQ(rb.lost.size(), 1u);
+    EXPECT_EQ(rb.lost[0].second, "corrupt: its fragments make a body larger than " +
+                                   std::to_string(20 * fragment_bytes) + " bytes");
+    EXPECT_TRUE(rb.batches.empty());
+    EXPECT_EQ(b.counters().messages_in, 0u);
 }
 
 // ---- two runtimes of one cluster over the faulty link -----------------------------------------
