@@ -443,9 +443,40 @@ status cluster_member::build_mesh() {
                   _workers[_self].name);
         return ok_status();
     }
+    std::string names;
+    for (const auto& w : _workers) {
+        names += (names.empty() ? "" : ", ") + w.name;
+    }
     if (_config.test_faults) {
-        log::warn("cluster: RINGTAIL_TEST_FAULTS is ignored: faults are injected on the datagram "
-                  "(DPDK) data channel only, and this one runs on TCP");
+        // TCP would repair the faults below our frames, so the data channel runs over UDP
+        // datagrams instead, in the DPDK back end's stack: udp_socket_link -> faulty_link ->
+        // datagram_transport. The socket is bound to the data listener's host:port now, before
+        // READY, so no peer's datagram finds the port closed once START has been said (and one
+        // lost earlier is retransmitted anyway). The TCP listener stays open, unused: it keeps the
+        // port that the others know as ours. No TCP mesh is built, so every worker must see the
+        // variable: one that does not waits for a mesh the others never build, and formation
+        // fails with its timeout (or the worker is reported unreachable) - acceptable for a test
+        // hook. /status still says "net": "socket".
+        std::vector<host_port> peers;
+        for (const auto& w : _workers) {
+            peers.push_back(w.data);
+        }
+        auto udp = udp_socket_link::open(
+          host_port{ _config.data.host, bound_port(_data_listen_fd) }, _self, peers);
+        if (!udp) {
+            return error{ udp.err().code, "cluster: RINGTAIL_TEST_FAULTS: " + udp.err().message };
+        }
+        _udp_link = std::move(udp.value());
+        _faulty_link = std::make_unique<faulty_link>(*_udp_link, *_config.test_faults,
+                                                     [] { return clock::now_ns(); });
+        auto dt = std::make_unique<datagram_transport>(*_faulty_link, _self, _config.datagram);
+        _datagram = dt.get();
+        _transport = std::move(dt);
+        log::warn("cluster: RINGTAIL_TEST_FAULTS: the data channel runs over UDP datagrams with "
+                  "go-back-N and faults injected (a test hook; TCP would hide the loss)");
+        log::info("cluster: formed, {} workers ({}); data channel on UDP {}; this is '{}'",
+                  _workers.size(), names, _workers[_self].data.to_string(), _workers[_self].name);
+        return ok_status();
     }
     data_mesh_config mc;
     mc.cluster_token = _token;
@@ -460,10 +491,6 @@ status cluster_member::build_mesh() {
     }
     _transport =
       std::make_unique<socket_transport>(std::move(fds.value()), _self, _config.transport);
-    std::string names;
-    for (const auto& w : _workers) {
-        names += (names.empty() ? "" : ", ") + w.name;
-    }
     log::info("cluster: formed, {} workers ({}); this is '{}'", _workers.size(), names,
               _workers[_self].name);
     return ok_status();
@@ -508,14 +535,23 @@ std::string cluster_member::data_channel_report() const {
         return {};
     }
     const auto& c = _datagram->counters();
-    std::string out = "data channel (DPDK): " + std::to_string(c.frames_out) + " frames out, " +
-                      std::to_string(c.retransmissions) + " retransmitted, " +
-                      std::to_string(c.frames_in) + " in, " + std::to_string(c.corrupt_frames) +
-                      " corrupt dropped, " + std::to_string(c.duplicates) + " duplicates, " +
-                      std::to_string(c.out_of_order) + " out of order, " +
-                      std::to_string(c.acks_out) + " acks out";
+    std::string out =
+      std::string("data channel (") + (_dpdk_link ? "DPDK" : "UDP sockets") +
+      "): " + std::to_string(c.frames_out) + " frames out, " + std::to_string(c.retransmissions) +
+      " retransmitted, " + std::to_string(c.frames_in) + " in, " +
+      std::to_string(c.corrupt_frames) + " corrupt dropped, " + std::to_string(c.duplicates) +
+      " duplicates, " + std::to_string(c.out_of_order) + " out of order, " +
+      std::to_string(c.acks_piggybacked) + " acks piggybacked, " + std::to_string(c.acks_out) +
+      " acks alone, " + std::to_string(c.fragments_out) + " fragments";
     if (_dpdk_link) {
-        out += ", " + std::to_string(_dpdk_link->counters().rx_foreign) + " foreign frames";
+        out += ", " + std::to_string(_dpdk_link->counters().rx_foreign) + " foreign frames, " +
+               std::to_string(_dpdk_link->counters().held_on_heap) +
+               " held on the heap (mbuf pool empty)";
+    }
+    if (_udp_link) {
+        const auto& u = _udp_link->counters();
+        out += ", " + std::to_string(u.rx_foreign) + " foreign datagrams, " +
+               std::to_string(u.tx_dropped) + " refused by the kernel";
     }
     if (_faulty_link) {
         out += "; faults injected: " + std::to_string(_faulty_link->dropped()) + " lost, " +

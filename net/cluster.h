@@ -4,7 +4,9 @@
 //
 // The control channel is a star: every worker keeps one control connection to the initializer,
 // which relays what concerns everyone (a lost worker, a query, a shutdown). The data channel is a
-// full mesh (net/data_mesh.h, net/socket_transport.h).
+// full mesh: TCP (net/data_mesh.h, net/socket_transport.h), or datagrams with our own reliability
+// (net/datagram_transport.h) on a DPDK port (net/dpdk_link.h) or, when a test injects faults, on
+// UDP kernel sockets (net/udp_socket_link.h).
 //
 // Formation, as in Wallaroo: the initializer listens on --control and --data; each other worker
 // listens on --my-data (and --my-control), connects to the initializer's control address
@@ -41,6 +43,7 @@
 #include "net/faulty_link.h"
 #include "net/host_port.h"
 #include "net/socket_transport.h"
+#include "net/udp_socket_link.h"
 
 namespace ringtail::net {
 
@@ -65,7 +68,9 @@ struct cluster_config {
     dpdk_port* dpdk = nullptr;
     bool dpdk_required = false;
     datagram_transport_config datagram;
-    // Test hook: faults injected on the DPDK data channel (RINGTAIL_TEST_FAULTS).
+    // Test hook: faults injected on the data channel (RINGTAIL_TEST_FAULTS). On DPDK they go
+    // between the port and the datagram transport; on sockets the data channel then runs over UDP
+    // datagrams instead of the TCP mesh (see build_mesh in cluster.cc).
     std::optional<fault_config> test_faults;
     // Polled while formation waits (for the initializer, for other workers): true stops it with
     // errc::interrupted_formation (SIGINT/SIGTERM before the cluster formed).
@@ -102,8 +107,8 @@ public:
     ringtail::transport& transport() { return *_transport; }
     // "dpdk" or "socket": the data channel's back end.
     const std::string& net() const { return _net; }
-    // One line on the datagram (DPDK) channel's protocol counters; "" on sockets. After the
-    // exchange stopped.
+    // One line on the datagram channel's protocol counters (DPDK, or UDP sockets under
+    // RINGTAIL_TEST_FAULTS); "" on the TCP mesh. After the exchange stopped.
     std::string data_channel_report() const;
 
     // With the runtime started: says READY and waits until every worker is (START), then runs the
@@ -172,6 +177,7 @@ private:
     std::vector<link> _links; // initializer: one per other worker; others: one, to it
     std::string _net = "socket";
     std::unique_ptr<dpdk_link> _dpdk_link;
+    std::unique_ptr<udp_socket_link> _udp_link; // sockets with RINGTAIL_TEST_FAULTS only
     std::unique_ptr<faulty_link> _faulty_link;
     std::unique_ptr<ringtail::transport> _transport;
     datagram_transport* _datagram = nullptr; // _transport, when it is one

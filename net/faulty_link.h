@@ -24,6 +24,8 @@ public:
     int wait_fd() const override { return _inner.wait_fd(); }
     std::size_t max_datagram_bytes() const override { return _inner.max_datagram_bytes(); }
     void send(peer_id peer, std::span<const std::byte> datagram) override;
+    // The inner link's burst goes out as it would without faults.
+    void flush() override { _inner.flush(); }
     // Also hands the inner link every delayed datagram that has come due.
     std::size_t receive(
       const std::function<void(peer_id, std::span<const std::byte>)>& on) override;
