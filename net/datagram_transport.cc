@@ -79,6 +79,17 @@ struct datagram_transport::peer {
     std::uint32_t backlog_count = 0;
     // The fragments of a body received so far (MORE set), waiting for the last one.
     std::string partial;
+    // DATA frames that arrived after a gap, within the window, by seq % window_frames: delivered
+    // once the gap is filled, so that a frame overtaken on the way (reordered) does not cost the
+    // frames behind it a retransmission. Allocated on the first gap.
+    struct early_frame {
+        std::uint64_t seq = 0; // 0: the slot is empty
+        std::uint8_t flags = 0;
+        std::uint32_t count = 0;
+        std::string body;
+    };
+    std::vector<early_frame> early;
+    std::size_t early_bytes = 0;
     std::uint64_t messages_sent = 0;     // DATA messages sent to the peer, in all
     std::uint64_t credit_limit = 0;      // messages_sent may reach this (the peer's last ACK)
     std::uint64_t messages_received = 0; // messages delivered from the peer, in all
@@ -246,6 +257,8 @@ void datagram_transport::lose(peer_id id, std::string reason) {
     std::string{}.swap(p.backlog);
     p.backlog_at = 0;
     std::string{}.swap(p.partial);
+    std::vector<peer::early_frame>{}.swap(p.early);
+    p.early_bytes = 0;
     ++_counters.peers_lost;
 }
 
@@ -274,12 +287,14 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
                 switch (p.receiver.received(f.seq, now)) {
                     case gbn_receiver::verdict::deliver:
                         deliver(id, f, events);
+                        deliver_early(id, now, events);
                         break;
                     case gbn_receiver::verdict::duplicate:
                         ++_counters.duplicates;
                         break;
                     case gbn_receiver::verdict::out_of_order:
                         ++_counters.out_of_order;
+                        keep_early(id, f);
                         break;
                 }
                 return;
@@ -311,6 +326,59 @@ void datagram_transport::apply_ack(peer_id id, std::uint64_t ack, std::uint64_t 
         p.unacked_sizes.pop_front();
     }
     p.credit_limit = std::max(p.credit_limit, credit_limit);
+}
+
+void datagram_transport::keep_early(peer_id id, const data_frame& f) {
+    peer& p = *_peers[id];
+    const std::uint64_t window = _config.gbn.window_frames;
+    if (f.seq >= p.receiver.expected_seq() + window) {
+        return; // beyond any window the sender can have: dropped, as go-back-N would
+    }
+    if (p.early.empty()) {
+        p.early.resize(window);
+    }
+    auto& slot = p.early[f.seq % window];
+    if (slot.seq == f.seq) {
+        ++_counters.duplicates; // already kept
+        return;
+    }
+    // A slot holds an older seq only if that one was delivered (the window moved past it).
+    slot.seq = f.seq;
+    slot.flags = f.flags & data_flag_more;
+    slot.count = f.count;
+    p.early_bytes += f.body.size();
+    p.early_bytes -= slot.body.size();
+    slot.body.assign(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+    ++_counters.kept_early;
+}
+
+void datagram_transport::deliver_early(peer_id id, std::uint64_t now, transport_events& events) {
+    peer& p = *_peers[id];
+    if (p.early.empty()) {
+        return;
+    }
+    const std::uint64_t window = _config.gbn.window_frames;
+    for (;;) {
+        if (!p.alive) {
+            return; // deliver() cut the peer off
+        }
+        const std::uint64_t seq = p.receiver.expected_seq();
+        auto& slot = p.early[seq % window];
+        if (slot.seq != seq) {
+            return;
+        }
+        p.receiver.received(seq, now); // the next in order: deliver
+        data_frame f;
+        f.type = data_frame_type::data;
+        f.flags = slot.flags;
+        f.seq = seq;
+        f.count = slot.count;
+        f.body = std::as_bytes(std::span(slot.body.data(), slot.body.size()));
+        deliver(id, f, events);
+        slot.seq = 0;
+        p.early_bytes -= slot.body.size();
+        slot.body.clear();
+    }
 }
 
 void datagram_transport::deliver(peer_id id, const data_frame& f, transport_events& events) {

@@ -12,10 +12,15 @@
 // order by the receiver, so the engine sees the same max_body_bytes() as on TCP. Sent frames are
 // held in the link's own buffers (mbufs on DPDK: a reference, not a copy) until acknowledged.
 //
+// The sender is go-back-N (on a timeout it sends every unacknowledged frame again), but the
+// receiver keeps the frames that arrive after a gap, up to the window, and delivers them once the
+// gap is filled: a frame overtaken on the way costs no retransmission, and a lost one is made
+// good by its own retransmission, the copies of the frames behind it being dropped as duplicates.
+//
 // A peer is lost when it says BYE ("left the cluster"), when its frames go unacknowledged through
 // every retransmission ("unreachable: ..."), or when nothing at all was heard from it for
-// silence_timeout_ns; memory stays bounded (the go-back-N window, one body being fragmented and
-// one being reassembled per peer) whatever the peer does.
+// silence_timeout_ns; memory stays bounded (the go-back-N window each way, one body being
+// fragmented and one being reassembled per peer) whatever the peer does.
 #pragma once
 
 #include <cstddef>
@@ -92,10 +97,11 @@ struct datagram_transport_config {
 
 struct datagram_transport_counters {
     std::uint64_t frames_in = 0, frames_out = 0, messages_in = 0, messages_out = 0;
-    std::uint64_t corrupt_frames = 0;        // failed the checksum or the frame rules: dropped
-    std::uint64_t duplicates = 0;            // DATA frames already delivered: dropped
-    std::uint64_t out_of_order = 0;          // DATA frames after a gap: dropped (go-back-N)
-    std::uint64_t retransmissions = 0;       // DATA frames sent again
+    std::uint64_t corrupt_frames = 0;  // failed the checksum or the frame rules: dropped
+    std::uint64_t duplicates = 0;      // DATA frames already delivered: dropped
+    std::uint64_t out_of_order = 0;    // DATA frames after a gap
+    std::uint64_t kept_early = 0;      // of those, kept until the gap is filled (within the window)
+    std::uint64_t retransmissions = 0; // DATA frames sent again
     std::uint64_t acks_out = 0, acks_in = 0; // ACK frames of their own
     std::uint64_t acks_piggybacked = 0;      // acknowledgements carried by DATA frames
     std::uint64_t fragments_out = 0;         // DATA frames that carry part of a larger body
@@ -134,6 +140,9 @@ private:
     struct peer;
     void handle(peer_id id, std::span<const std::byte> datagram, transport_events& events);
     void deliver(peer_id id, const data_frame& f, transport_events& events);
+    // Keeps a DATA frame that arrived after a gap; delivers the kept frames the gap held back.
+    void keep_early(peer_id id, const data_frame& f);
+    void deliver_early(peer_id id, std::uint64_t now, transport_events& events);
     void apply_ack(peer_id id, std::uint64_t ack, std::uint64_t credit_limit, std::uint64_t now);
     // Sends one DATA frame carrying `body` and our acknowledgement, and holds it until acked.
     void send_frame(peer_id id, std::span<const std::byte> body, std::uint32_t count,

@@ -526,6 +526,48 @@ TEST(datagram_transport, a_body_larger_than_a_datagram_arrives_once_whole_with_i
     EXPECT_TRUE(rb.lost.empty());
 }
 
+// Frames overtaken on the way (reordering, no loss) are kept by the receiver until the gap is
+// filled: everything arrives once and in order, and the frames behind a late one are not sent
+// again (go-back-N without the receiver's keeping would resend most of the window each time).
+TEST(datagram_transport, reordered_frames_are_kept_not_retransmitted) {
+    const std::uint64_t seed = test_seed();
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
+    std::mt19937_64 rng(seed);
+    simulated_clock clk;
+    fault_config faults;
+    faults.reorder = 0.2;
+    faults.reorder_max_ns = 200'000; // well inside the 2 ms RTO
+    faults.seed = seed;
+    faulty_wire wire(2, faults, clk.fn());
+    wire_link la(wire, 0, 2), lb(wire, 1, 2);
+    datagram_transport a(la, 0, {}, clk.fn()), b(lb, 1, {}, clk.fn());
+    body_recorder ra, rb;
+    std::vector<std::string> sent;
+    for (int i = 0; i < 3000; ++i) {
+        for (int k = 0; k < 100'000 && a.credit(1) == 0; ++k) {
+            step({ &a, &b }, { &ra, &rb }, clk, 1'000);
+        }
+        ASSERT_GT(a.credit(1), 0u);
+        sent.push_back(random_body(rng, 1 + rng() % 200));
+        a.send(1, as_span(sent.back()), 1);
+        if (i % 8 == 7) {
+            step({ &a, &b }, { &ra, &rb }, clk, 1'000);
+        }
+    }
+    for (int k = 0; k < 100'000 && (rb.batches.size() < sent.size() || a.pending_bytes() > 0);
+         ++k) {
+        step({ &a, &b }, { &ra, &rb }, clk, 1'000);
+    }
+    ASSERT_EQ(rb.batches.size(), sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        ASSERT_EQ(rb.batches[i].body, sent[i]) << "batch " << i;
+    }
+    EXPECT_GT(b.counters().out_of_order, 100u); // the wire did reorder
+    EXPECT_EQ(b.counters().kept_early, b.counters().out_of_order);
+    EXPECT_EQ(a.counters().retransmissions, 0u);
+    EXPECT_TRUE(rb.lost.empty());
+}
+
 TEST(datagram_transport, fragmented_bodies_arrive_exactly_once_over_a_faulty_link_both_ways) {
     const std::uint64_t seed = test_seed();
     SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
