@@ -234,6 +234,7 @@ int run_worker(int argc, char** argv, application& app) {
         cc.shards = cores->shards;
         cc.dpdk = dpdk.get();
         cc.dpdk_required = o.net == net_mode::dpdk;
+        cc.dpdk_peer_macs = o.dpdk_peers;
         if (const char* faults = std::getenv("RINGTAIL_TEST_FAULTS"); faults && *faults) {
             auto parsed_faults = net::parse_fault_config(faults);
             if (!parsed_faults) {

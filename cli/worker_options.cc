@@ -21,6 +21,7 @@
 #include <boost/program_options.hpp>
 
 #include "engine/build_info.h"
+#include "net/dpdk_link.h"
 
 namespace ringtail::cli {
 namespace po = boost::program_options;
@@ -661,7 +662,19 @@ worker_options typed_options(const settings& st) {
                         { "dpdk", net_mode::dpdk } });
     o.dpdk_port = st.number<std::uint16_t>("dpdk-port", 0);
     if (st.is_set("dpdk-peer")) {
-        o.dpdk_peers = st.items("dpdk-peer");
+        for (const auto& item : st.items("dpdk-peer")) {
+            auto eq = item.find('=');
+            auto mac =
+              eq == std::string::npos ? std::nullopt : net::mac_from_string(item.substr(eq + 1));
+            if (eq == 0 || !mac) {
+                st.bad_value("dpdk-peer", "'" + item +
+                                            "': expected name=mac, the MAC as six hex pairs "
+                                            "(02:00:00:00:00:01)");
+            }
+            if (!o.dpdk_peers.emplace(item.substr(0, eq), *mac).second) {
+                st.bad_value("dpdk-peer", "worker '" + item.substr(0, eq) + "' is given twice");
+            }
+        }
     }
     o.metrics_listen = st.address("metrics-listen", true);
     o.metrics_period_ms =
@@ -745,6 +758,10 @@ void check_available(const settings& st, const worker_options& o) {
                            ": EAL arguments are for the DPDK transport, but --net is socket; drop "
                            "them or use --net auto|dpdk");
     }
+    if (!o.dpdk_peers.empty() && o.net == net_mode::socket) {
+        fail(exit_usage, "--dpdk-peer addresses workers on the DPDK transport, but --net is "
+                         "socket; drop it or use --net auto|dpdk");
+    }
     if (o.join) {
         st.unavailable("join", "joining a running cluster is");
     }
@@ -757,9 +774,6 @@ void check_available(const settings& st, const worker_options& o) {
     }
     if (o.event_log_file_size) {
         st.unavailable("event-log-file-size", "event-log rotation is");
-    }
-    if (!o.dpdk_peers.empty()) {
-        st.unavailable("dpdk-peer", "addressing DPDK peers by hand is");
     }
     if (st.is_set("application-module")) {
         st.unavailable("application-module", "the Python host is");

@@ -2,8 +2,10 @@
 // variables and an INI config file, with that precedence, plus validation into typed options.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,7 +52,9 @@ struct worker_options {
     net_mode net = net_mode::automatic;
     std::vector<std::string> eal_args; // everything after a literal `--`
     std::optional<std::uint16_t> dpdk_port;
-    std::vector<std::string> dpdk_peers;
+    // --dpdk-peer name=mac,...: the MAC address to send a worker's DPDK frames to, instead of the
+    // one it reported at formation (a router's, say, when the workers are not on one segment).
+    std::map<std::string, std::array<std::uint8_t, 6>> dpdk_peers;
     std::optional<net::host_port> metrics_listen;
     std::uint32_t metrics_period_ms = 2000;
     log_level level = log_level::info;

@@ -1,6 +1,7 @@
 // Cluster formation, heartbeats, loss reports, gathered queries and the clean shutdown.
 #include "net/cluster.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -417,8 +418,20 @@ status cluster_member::form_as_worker() {
 status cluster_member::build_mesh() {
     if (_net == "dpdk") {
         std::vector<udp_endpoint> endpoints;
+        for (const auto& [name, mac] : _config.dpdk_peer_macs) {
+            if (std::none_of(_workers.begin(), _workers.end(),
+                             [&](const worker_info& w) { return w.name == name; })) {
+                log::warn("cluster: --dpdk-peer names '{}', which is not in this cluster", name);
+            }
+        }
         for (const auto& w : _workers) {
             auto mac = mac_from_string(w.mac);
+            if (auto given = _config.dpdk_peer_macs.find(w.name);
+                given != _config.dpdk_peer_macs.end() && w.name != _workers[_self].name) {
+                log::info("cluster: frames for worker '{}' go to {} (--dpdk-peer; it reported {})",
+                          w.name, mac_to_string(given->second), w.mac);
+                mac = given->second;
+            }
             if (!mac) {
                 return error{ errc::unavailable,
                               "cluster: worker '" + w.name + "' reported no DPDK MAC address" };

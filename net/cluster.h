@@ -18,6 +18,7 @@
 // and says READY; when all are ready the initializer says START and sources open.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -67,6 +68,8 @@ struct cluster_config {
     // a port; otherwise on kernel sockets, unless a worker required DPDK: then formation fails.
     dpdk_port* dpdk = nullptr;
     bool dpdk_required = false;
+    // --dpdk-peer: MAC addresses to use for the named workers instead of those they reported.
+    std::map<std::string, std::array<std::uint8_t, 6>> dpdk_peer_macs;
     datagram_transport_config datagram;
     // Test hook: faults injected on the data channel (RINGTAIL_TEST_FAULTS). On DPDK they go
     // between the port and the datagram transport; on sockets the data channel then runs over UDP

@@ -83,12 +83,16 @@ class DpdkClusterTest(harness.ProcessTestCase):
             args.append(f"--vdev={vdev}")
         return args
 
-    def start_pair(self, app, source, out_ports, net="dpdk", memif=True, env=None, extra=()):
-        """An initializer (memif server) and w2 (memif client); returns them once both run."""
+    def start_pair(self, app, source, out_ports, net="dpdk", memif=True, env=None, extra=(),
+                   extra_w2=(), macs=None):
+        """An initializer (memif server) and w2 (memif client); returns them once both run.
+        `macs` (server, client) sets the memif ports' MAC addresses."""
         sock = f"/rt-itc-{os.getpid()}-{len(self._prefixes)}.sock"
         ctrl, data, ext = harness.free_port(), harness.free_port(), harness.free_port()
-        vdev = (lambda role: f"net_memif0,role={role},id=0,socket={sock}") if memif else (
-            lambda role: None)
+        mac = (lambda role: f",mac={macs[0] if role == 'server' else macs[1]}") if macs else (
+            lambda role: "")
+        vdev = (lambda role: f"net_memif0,role={role},id=0,socket={sock}{mac(role)}") if memif \
+            else (lambda role: None)
         ins = [harness.free_port(), harness.free_port()]
         common = ["-T", "1", "--metrics-period", "0" if not extra else "500", "--net", net]
         init_args = [harness.binary(app), "-t", "-w", "2", "-c", f"127.0.0.1:{ctrl}", "-d",
@@ -97,7 +101,8 @@ class DpdkClusterTest(harness.ProcessTestCase):
                      *self.eal("a", vdev("server"))]
         w2_args = [harness.binary(app), "-c", f"127.0.0.1:{ctrl}", "-n", "w2", "-y",
                    "127.0.0.1:0", "--in", f"{source}@127.0.0.1:{ins[1]}", "--out",
-                   f"127.0.0.1:{out_ports[1]}", *common, *self.eal("b", vdev("client"))]
+                   f"127.0.0.1:{out_ports[1]}", *common, *extra_w2,
+                   *self.eal("b", vdev("client"))]
         full_env = dict(os.environ, **(env or {}))
         members = []
         for name, args in (("initializer", init_args), ("w2", w2_args)):
@@ -217,6 +222,35 @@ class DpdkClusterTest(harness.ProcessTestCase):
             line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
             fragments += int(line.split(" fragments")[0].rsplit(" ", 1)[1])
         self.assertGreater(fragments, 0, "the long words cross workers in fragments")
+
+    def test_dpdk_peer_gives_a_workers_mac_by_hand(self):
+        server, client = "02:00:00:00:aa:01", "02:00:00:00:aa:02"
+        sinks = [self.py_sink(), self.py_sink()]
+        members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks],
+                                  macs=(server, client), extra=("--dpdk-peer", f"w2={client}"),
+                                  extra_w2=("--dpdk-peer",
+                                            f"initializer={server},ghost=02:00:00:00:00:09"))
+        self.assertIn(f"frames for worker 'w2' go to {client} (--dpdk-peer; it reported {client})",
+                      members[0].log())
+        self.assertIn(f"frames for worker 'initializer' go to {server} (--dpdk-peer; it reported "
+                      f"{server})", members[1].log())
+        self.assertIn("--dpdk-peer names 'ghost', which is not in this cluster", members[1].log())
+        lines = [f"p{i % 31} q{i % 7}".encode() for i in range(400)]
+        for m, part in zip(members, (lines[:200], lines[200:])):
+            path = harness.write_file(self.path(f"peer-{m.port}.txt"),
+                                      b"".join(l + b"\n" for l in part))
+            self.assertEqual(self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-f", path],
+                                        stderr=subprocess.DEVNULL).wait(timeout=60), 0)
+        counts = harness.count_words(lines)
+        harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= sum(counts.values()),
+                           60, what="counted words")
+        self.clean_shutdown(members)
+        best = {}
+        for s in sinks:
+            for line in s.lines():
+                word, _, n = line.decode().rpartition(" => ")
+                best[word] = max(best.get(word, 0), int(n))
+        self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
 
     def test_net_dpdk_without_a_device_exits_69(self):
         r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",

@@ -425,6 +425,32 @@ TEST(worker_options, help_and_version_exit_zero) {
     EXPECT_EQ(v.out_text, std::string("word_count (ringtail ") + build_info::version + ")\n");
 }
 
+TEST(worker_options, dpdk_peer_gives_macs_by_worker_name) {
+    const std::string in = "--in=127.0.0.1:7000";
+    const std::string out = "--out=127.0.0.1:7002";
+    {
+        auto r = parse({ in, out, "--dpdk-peer", "w1=02:00:00:00:00:01,w2=0A:1b:2c:3d:4e:5f",
+                         "--dpdk-peer", "initializer=02:00:00:00:00:03" });
+        ASSERT_FALSE(r.exit_now) << r.err_line;
+        ASSERT_EQ(r.options.dpdk_peers.size(), 3u);
+        EXPECT_EQ(r.options.dpdk_peers.at("w1"), (std::array<std::uint8_t, 6>{ 2, 0, 0, 0, 0, 1 }));
+        EXPECT_EQ(r.options.dpdk_peers.at("w2"),
+                  (std::array<std::uint8_t, 6>{ 0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f }));
+        EXPECT_EQ(r.options.dpdk_peers.at("initializer"),
+                  (std::array<std::uint8_t, 6>{ 2, 0, 0, 0, 0, 3 }));
+    }
+    for (const char* bad :
+         { "w1", "w1=", "=02:00:00:00:00:01", "w1=02:00:00:00:00", "w1=02:00:00:00:00:01:02",
+           "w1=zz:00:00:00:00:01", "w1=02-00-00-00-00-01" }) {
+        SCOPED_TRACE(bad);
+        expect_error(parse({ in, out, "--dpdk-peer", bad }), 64, "expected name=mac");
+    }
+    expect_error(parse({ in, out, "--dpdk-peer", "w1=02:00:00:00:00:01,w1=02:00:00:00:00:02" }), 64,
+                 "worker 'w1' is given twice");
+    expect_error(parse({ in, out, "--net", "socket", "--dpdk-peer", "w1=02:00:00:00:00:01" }), 64,
+                 "--dpdk-peer addresses workers on the DPDK transport, but --net is socket");
+}
+
 TEST(worker_options, unavailable_features_are_refused) {
     const std::string in = "--in=127.0.0.1:7000";
     const std::string out = "--out=127.0.0.1:7002";
@@ -435,7 +461,6 @@ TEST(worker_options, unavailable_features_are_refused) {
         { "--run-with-resilience" },
         { "--log-rotation" },
         { "-l", "1000000" },
-        { "--dpdk-peer", "w1=02:00:00:00:00:01" },
         { "--application-module", "word_count" },
     };
     for (auto args : cases) {
