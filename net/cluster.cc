@@ -418,9 +418,10 @@ status cluster_member::form_as_worker() {
 status cluster_member::build_mesh() {
     if (_net == "dpdk") {
         std::vector<udp_endpoint> endpoints;
-        for (const auto& [name, mac] : _config.dpdk_peer_macs) {
+        for (const auto& given : _config.dpdk_peer_macs) {
+            const std::string& name = given.first;
             if (std::none_of(_workers.begin(), _workers.end(),
-                             [&](const worker_info& w) { return w.name == name; })) {
+                             [&name](const worker_info& w) { return w.name == name; })) {
                 log::warn("cluster: --dpdk-peer names '{}', which is not in this cluster", name);
             }
         }

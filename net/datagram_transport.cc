@@ -368,16 +368,18 @@ void datagram_transport::deliver_early(peer_id id, std::uint64_t now, transport_
             return;
         }
         p.receiver.received(seq, now); // the next in order: deliver
+        // Out of the slot first: deliver() may cut the peer off, which frees the slots.
+        _early_scratch.swap(slot.body);
+        slot.body.clear();
+        slot.seq = 0;
+        p.early_bytes -= _early_scratch.size();
         data_frame f;
         f.type = data_frame_type::data;
         f.flags = slot.flags;
         f.seq = seq;
         f.count = slot.count;
-        f.body = std::as_bytes(std::span(slot.body.data(), slot.body.size()));
+        f.body = std::as_bytes(std::span(_early_scratch.data(), _early_scratch.size()));
         deliver(id, f, events);
-        slot.seq = 0;
-        p.early_bytes -= slot.body.size();
-        slot.body.clear();
     }
 }
 

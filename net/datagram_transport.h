@@ -162,6 +162,7 @@ private:
     std::size_t _unacked_bytes = 0;
     std::size_t _backlog_bytes = 0;
     std::string _scratch;
+    std::string _early_scratch; // a kept frame's body while it is delivered
     datagram_transport_counters _counters;
 };
 
