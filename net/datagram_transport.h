@@ -138,7 +138,9 @@ public:
 
 private:
     struct peer;
-    void handle(peer_id id, std::span<const std::byte> datagram, transport_events& events);
+    void handle(peer_id id, std::span<const std::byte> datagram, std::uint64_t now,
+                transport_events& events);
+    std::uint64_t now_ns() const;
     void deliver(peer_id id, const data_frame& f, transport_events& events);
     // Keeps a DATA frame that arrived after a gap; delivers the kept frames the gap held back.
     void keep_early(peer_id id, const data_frame& f);
@@ -157,7 +159,7 @@ private:
     datagram_link& _link;
     peer_id _self;
     datagram_transport_config _config;
-    clock_fn _clock;
+    clock_fn _clock; // empty: the engine's clock
     std::vector<std::unique_ptr<peer>> _peers;
     std::size_t _unacked_bytes = 0;
     std::size_t _backlog_bytes = 0;

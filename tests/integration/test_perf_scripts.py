@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh and cluster.py.
+"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh and cluster.py;
+of dpdk_frames.py only its help and its refusals (measuring needs root, dpdk-testpmd, quiet cores).
 
 They run short measurements of passthrough (seconds, not figures to quote) and check what the
 scripts write: files, JSON keys, percentile order, counts, plots, and one-line errors for bad
@@ -9,7 +10,9 @@ as they are (no build). Stdlib only:
 """
 import json
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -20,6 +23,8 @@ LATENCY = os.path.join(SCRIPTS, "latency.sh")
 SWEEP = os.path.join(SCRIPTS, "sweep.sh")
 COMPARE = os.path.join(SCRIPTS, "compare.sh")
 CLUSTER = os.path.join(SCRIPTS, "cluster.py")
+DPDK_FRAMES = os.path.join(SCRIPTS, "dpdk_frames.py")
+PYTHON = sys.executable
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUMMARY_KEYS = {"rate_asked", "rate_achieved", "count", "messages_received", "p50_us", "p90_us",
@@ -195,6 +200,61 @@ class PerfScriptsTest(unittest.TestCase):
         r = run(COMPARE, self.dir, timeout=10)
         self.assertEqual(r.returncode, 64)
         self.assert_one_line_error(r)
+
+
+class DpdkFramesScriptTest(unittest.TestCase):
+    """scripts/perf/dpdk_frames.py without measuring (a measurement needs root, dpdk-testpmd and
+    quiet cores; tests/integration/test_dpdk_memif.py runs the channel modes it measures): its
+    help, and the one-line refusals for bad flags, a missing dpdk-testpmd and a missing root."""
+
+    def refuse(self, args, env=None, launcher=(PYTHON,)):
+        r = subprocess.run(list(launcher) + [DPDK_FRAMES] + args, capture_output=True,
+                           timeout=30, env=env, cwd=ROOT)
+        lines = r.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr.decode() + r.stdout.decode())
+        self.assertTrue(lines[0].startswith("dpdk_frames.py: "), lines[0])
+        self.assertEqual(r.stdout, b"")
+        return r.returncode, lines[0]
+
+    def test_help(self):
+        r = run(PYTHON, DPDK_FRAMES, "--help", timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        text = r.stdout.decode()
+        for word in ("--sizes", "--reps", "--seconds", "--out", "dpdk-testpmd", "channel-send"):
+            self.assertIn(word, text)
+
+    def test_bad_flags(self):
+        for args in (["--sizes", "big"], ["--sizes", "20"], ["--reps", "0"], ["--cpus", "0"],
+                     ["--no-such-flag"]):
+            code, line = self.refuse(args)
+            self.assertEqual(code, 64, line)
+
+    def test_refuses_without_testpmd(self):
+        with tempfile.TemporaryDirectory() as empty:
+            code, line = self.refuse([], env=dict(os.environ, PATH=empty))
+        self.assertEqual(code, 69, line)
+        self.assertIn("install the Debian package dpdk-dev", line)
+
+    def test_refuses_without_root(self):
+        with tempfile.TemporaryDirectory() as fake:
+            # A stand-in dpdk-testpmd, so that the root check is the one that refuses.
+            testpmd = os.path.join(fake, "dpdk-testpmd")
+            with open(testpmd, "w") as f:
+                f.write("#!/bin/sh\nexit 1\n")
+            os.chmod(fake, 0o755)
+            os.chmod(testpmd, 0o755)
+            env = dict(os.environ, PATH=fake)
+            if os.geteuid() != 0:
+                code, line = self.refuse([], env=env)
+            else:
+                # As root: drop to nobody, with a Python that nobody may run.
+                setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
+                if setpriv is None or not os.access(python, os.X_OK):
+                    self.skipTest("root, and no setpriv or /usr/bin/python3 to drop root with")
+                code, line = self.refuse([], env=env, launcher=(
+                    setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python))
+        self.assertEqual(code, 77, line)
+        self.assertIn("needs root", line)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,23 @@
 // came back intact (exit 1 otherwise). `probe` says whether EAL starts and a port is usable
 // (dpdk_usable), exiting 0 or 69 with the reason. EAL arguments follow a literal `--`, as for the
 // worker (CLI.md).
+//
+// `channel-send` and `channel-recv` measure the whole DPDK data channel instead: dpdk_port +
+// dpdk_link + datagram_transport (CRC-32C, go-back-N, credit), worker 0 sending to worker 1.
+// The sender sends DATA frames of --frame-bytes on the wire as fast as credit and the window
+// allow, for --seconds or --frames; the receiver plays an engine that consumes at once (it grants
+// every message back as it arrives) and counts what was delivered. At the end the sender waits
+// for every frame to be acknowledged and sends one trailer frame with its totals, so the receiver
+// can say whether everything arrived, in order. Each prints one summary line; the receiver's
+// frames_per_s (delivered in order, after a warm-up) is the figure that counts
+// (scripts/perf/dpdk_frames.py compares it with dpdk-testpmd).
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -27,7 +38,11 @@
 #include "cli/tools/tool_support.h"
 #include "engine/big_endian.h"
 #include "engine/clock.h"
+#include "engine/transport.h"
 #include "net/crc32c.h"
+#include "net/data_codec.h"
+#include "net/datagram_transport.h"
+#include "net/dpdk_link.h"
 #include "net/dpdk_port.h"
 #include "net/udp_frame.h"
 
@@ -52,10 +67,17 @@ constexpr std::size_t payload_max_bytes = 1400;
     ringtail::tools::die("ringtail-dpdk-pingpong", code, line);
 }
 
-enum class mode { send, echo, probe };
+enum class mode { send, echo, probe, channel_send, channel_recv };
 
 struct options {
     mode run = mode::send;
+    // Channel modes.
+    std::size_t frame_bytes = 64; // asked for; raised to the smallest data-channel frame
+    double seconds = 5;           // channel-send: how long to send (0: until --frames)
+    std::uint64_t frames = 0;     // channel-send: frames to send at most (0: no limit)
+    std::uint32_t messages_per_frame = 1;
+    std::uint32_t batch = 32;     // channel-send: frames sent between two polls at most
+    double warmup_s = 0.5;        // channel-recv: not measured, from the first frame
     std::uint64_t count = 100000; // frames to send, or to echo before exiting (0: until signal)
     std::size_t payload_bytes = 64;
     std::uint32_t window = 32;
@@ -96,6 +118,45 @@ std::array<std::uint8_t, 6> parse_mac(const std::string& text) {
     return mac;
 }
 
+void parse_channel(const po::variables_map& vm, options& o) {
+    if (vm.count("frame-bytes") != 0) {
+        o.frame_bytes =
+          parse_number<std::size_t>(vm["frame-bytes"].as<std::string>(), "--frame-bytes");
+        if (o.frame_bytes == 0 || o.frame_bytes > 9000) {
+            throw usage_error{ "--frame-bytes must be 1..9000 (and fit one datagram)" };
+        }
+    }
+    if (vm.count("frames") != 0) {
+        o.frames = parse_number<std::uint64_t>(vm["frames"].as<std::string>(), "--frames");
+        o.seconds = 0; // unless --seconds says otherwise: whichever comes first
+    }
+    if (vm.count("seconds") != 0) {
+        o.seconds = parse_number<double>(vm["seconds"].as<std::string>(), "--seconds");
+    }
+    if (!(o.seconds >= 0) || (o.seconds == 0 && o.frames == 0)) {
+        throw usage_error{ "--seconds must be above 0, or 0 with --frames" };
+    }
+    if (vm.count("messages-per-frame") != 0) {
+        o.messages_per_frame = parse_number<std::uint32_t>(
+          vm["messages-per-frame"].as<std::string>(), "--messages-per-frame");
+        if (o.messages_per_frame == 0 || o.messages_per_frame > 4096) {
+            throw usage_error{ "--messages-per-frame must be 1..4096" };
+        }
+    }
+    if (vm.count("batch") != 0) {
+        o.batch = parse_number<std::uint32_t>(vm["batch"].as<std::string>(), "--batch");
+        if (o.batch == 0 || o.batch > 4096) {
+            throw usage_error{ "--batch must be 1..4096" };
+        }
+    }
+    if (vm.count("warmup") != 0) {
+        o.warmup_s = parse_number<double>(vm["warmup"].as<std::string>(), "--warmup");
+        if (!(o.warmup_s >= 0)) {
+            throw usage_error{ "--warmup must be 0 or more" };
+        }
+    }
+}
+
 options parse(int argc, char** argv) {
     options o;
     int own_argc = argc;
@@ -108,7 +169,8 @@ options parse(int argc, char** argv) {
     }
     po::options_description desc("options (EAL arguments follow a literal --)");
     desc.add_options()("help", "print this help and exit")(
-      "mode", po::value<std::string>()->required(), "send | echo | probe")(
+      "mode", po::value<std::string>()->required(),
+      "send | echo | probe | channel-send | channel-recv")(
       "count", po::value<std::string>(),
       "send: frames to send (default 100000); echo: frames to echo before exiting (0: until "
       "SIGINT/SIGTERM)")("payload-bytes", po::value<std::string>(),
@@ -116,16 +178,31 @@ options parse(int argc, char** argv) {
       "window", po::value<std::string>(), "send: frames in flight at most (default 32)")(
       "device", po::value<std::string>(), "ethdev name, e.g. net_memif0 (default: --port)")(
       "port", po::value<std::string>(), "DPDK port number (default 0)")(
-      "dst-mac", po::value<std::string>(), "send: destination MAC (default broadcast)")(
-      "timeout", po::value<std::string>(), "give up after this many seconds (default 20)")(
-      "link-timeout", po::value<std::string>(), "wait this long for the link (default 10)")(
+      "dst-mac", po::value<std::string>(), "send, channel-*: the peer's MAC (default broadcast)")(
+      "timeout", po::value<std::string>(),
+      "give up after this many seconds (default 20; channel-recv: the whole run; channel-send: "
+      "the sending, with --frames alone)")("link-timeout", po::value<std::string>(),
+                                           "wait this long for the link (default 10)")(
       "stall-ms", po::value<std::string>(),
-      "send: declare frames in flight lost after this long without a reply (default 200)");
+      "send: declare frames in flight lost after this long without a reply (default 200)")(
+      "frame-bytes", po::value<std::string>(),
+      "channel-send: Ethernet frame bytes without FCS, headers included (default 64; raised to "
+      "the smallest data-channel frame, 67)")(
+      "seconds", po::value<std::string>(),
+      "channel-send: send for this long (default 5; 0 with --frames: until that many)")(
+      "frames", po::value<std::string>(), "channel-send: stop after this many frames")(
+      "messages-per-frame", po::value<std::string>(),
+      "channel-send: the message count of each frame, taken from the credit (default 1)")(
+      "batch", po::value<std::string>(),
+      "channel-send: frames sent between two polls of the transport at most (default 32)")(
+      "warmup", po::value<std::string>(),
+      "channel-recv: seconds after the first frame not measured (default 0.5)");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(own_argc, argv).options(desc).run(), vm);
         if (vm.count("help") != 0) {
-            fmt::print("usage: ringtail-dpdk-pingpong --mode send|echo [options] -- <EAL args>\n");
+            fmt::print("usage: ringtail-dpdk-pingpong --mode "
+                       "send|echo|probe|channel-send|channel-recv [options] -- <EAL args>\n");
             std::ostringstream text;
             text << desc;
             fmt::print("{}", text.str());
@@ -142,9 +219,14 @@ options parse(int argc, char** argv) {
         o.run = mode::echo;
     } else if (mode == "probe") {
         o.run = mode::probe;
+    } else if (mode == "channel-send") {
+        o.run = mode::channel_send;
+    } else if (mode == "channel-recv") {
+        o.run = mode::channel_recv;
     } else {
-        throw usage_error{ fmt::format("bad value '{}' for --mode (want send, echo or probe)",
-                                       mode) };
+        throw usage_error{ fmt::format(
+          "bad value '{}' for --mode (want send, echo, probe, channel-send or channel-recv)",
+          mode) };
     }
     if (vm.count("count") != 0) {
         o.count = parse_number<std::uint64_t>(vm["count"].as<std::string>(), "--count");
@@ -184,6 +266,7 @@ options parse(int argc, char** argv) {
     if (vm.count("stall-ms") != 0) {
         o.stall_ms = parse_number<std::uint32_t>(vm["stall-ms"].as<std::string>(), "--stall-ms");
     }
+    parse_channel(vm, o);
     return o;
 }
 
@@ -391,6 +474,292 @@ int run_send(const options& o, dpdk_port& port) {
     return lost == 0 && corrupt == 0 ? 0 : exit_lost;
 }
 
+// --- The data channel: channel-send and channel-recv ---------------------------------------------
+
+using ringtail::peer_id;
+using ringtail::net::datagram_transport;
+
+// The transport's clock: the TSC once calibrated (main), as in a worker; a few ns a read.
+std::uint64_t channel_now_ns() {
+    return ringtail::clock::now_ns();
+}
+
+constexpr peer_id channel_sender = 0;
+constexpr peer_id channel_receiver = 1;
+// Every byte of a channel frame on the wire but its body: Ethernet, IPv4, UDP, data-channel header.
+constexpr std::size_t channel_header_bytes =
+  ringtail::net::udp_frame_header_bytes + ringtail::net::data_frame_header_bytes;
+// A DATA frame's body is never empty.
+constexpr std::size_t channel_frame_min_bytes = channel_header_bytes + 1;
+// The body of frame i is bytes (i + j) mod 256, j = 0, 1, ...; the receiver checks the first and
+// the last, which says whether frames came in order (modulo 256 with a 1-byte body) at almost no
+// cost per frame: the transport's CRC-32C already vouches for the bytes in between.
+// The last frame is a trailer instead: this magic, then [u64 frames][u64 messages] sent before
+// it, big-endian. No body of the pattern starts with the magic, whose bytes are not consecutive.
+constexpr std::array<char, 8> trailer_magic{ 'R', 'T', 'C', 'H', 'E', 'N', 'D', '!' };
+constexpr std::size_t trailer_bytes = 24;
+// How long the end of a run may take: every frame acknowledged, the trailer, the goodbye. Longer
+// than the transport takes to give up on a silent peer (about 3 s), so it decides first.
+constexpr std::uint64_t settle_ns = 5'000'000'000ull;
+
+std::vector<ringtail::net::udp_endpoint> channel_endpoints(const dpdk_port& port, const options& o,
+                                                           peer_id self) {
+    const peer_id other = self == channel_sender ? channel_receiver : channel_sender;
+    std::vector<udp_endpoint> endpoints(2);
+    endpoints[self] = ringtail::net::dpdk_endpoint(self, port.mac());
+    endpoints[other] = ringtail::net::dpdk_endpoint(other, o.dst_mac);
+    return endpoints;
+}
+
+std::string transport_counters_text(const datagram_transport& t) {
+    const auto& c = t.counters();
+    return fmt::format("retransmissions={} corrupt={} out_of_order={} duplicates={} "
+                       "credit_violations={} acks_in={} acks_out={} peers_lost={}",
+                       c.retransmissions, c.corrupt_frames, c.out_of_order, c.duplicates,
+                       c.credit_violations, c.acks_in, c.acks_out, c.peers_lost);
+}
+
+std::string link_counters_text(const ringtail::net::dpdk_link& link) {
+    const auto& c = link.counters();
+    return fmt::format("tx_no_mbuf={} tx_full={} rx_foreign={}", c.tx_no_mbuf, c.tx_full,
+                       c.rx_foreign);
+}
+
+// How the peer ended, in one word for the summary line ("left": it said goodbye); the whole
+// reason goes to stderr when it is not that.
+std::string peer_word(bool lost, const std::string& reason) {
+    if (!lost) {
+        return "alive";
+    }
+    if (reason == "left the cluster") {
+        return "left";
+    }
+    fmt::print(stderr, "ringtail-dpdk-pingpong: the peer was lost: {}\n", reason);
+    return reason.starts_with("unreachable") ? "unreachable" : "lost";
+}
+
+double mbps(std::uint64_t bytes, double seconds) {
+    return seconds > 0 ? static_cast<double>(bytes) * 8 / seconds / 1e6 : 0;
+}
+
+// What the sender hears back: nothing but the loss of its peer (ACKs are the transport's).
+struct sender_events final : ringtail::transport_events {
+    void on_messages(peer_id, std::span<const std::byte>, std::uint32_t) override { ++unexpected; }
+    void on_peer_lost(peer_id, const std::string& reason) override {
+        lost = true;
+        lost_reason = reason;
+    }
+    std::uint64_t unexpected = 0;
+    bool lost = false;
+    std::string lost_reason;
+};
+
+// After the goodbye: no more polling until the receiver has closed its end. A memif port whose
+// peer goes away is torn down by the PMD's interrupt thread, and an rx_burst or tx_burst running
+// meanwhile can touch memory being unmapped (seen as a crash of the receiver when it polled while
+// the sender closed; DPDK 22.11). So the receiver closes first, as soon as it has the goodbye,
+// while the sender does nothing but wait here; then the sender closes. Bounded: a receiver that
+// missed every goodbye gives up on its own (the transport's silence timeout).
+void wait_for_hang_up(const dpdk_port& port) {
+    const std::uint64_t deadline = channel_now_ns() + settle_ns;
+    while (port.link_up() && channel_now_ns() < deadline && ringtail::tools::stop_requested == 0) {
+        ::usleep(1000);
+    }
+    ::usleep(20000);
+}
+
+// Polls `t` until `done()` or the peer is lost or settle_ns passed; false on the last two.
+template<typename Done>
+bool settle(datagram_transport& t, sender_events& events, Done&& done) {
+    const std::uint64_t deadline = channel_now_ns() + settle_ns;
+    while (!done()) {
+        if (events.lost || channel_now_ns() >= deadline) {
+            return false;
+        }
+        t.poll(events);
+    }
+    return !events.lost;
+}
+
+int run_channel_send(const options& o, dpdk_port& port) {
+    ringtail::net::dpdk_link link(port, channel_sender, channel_endpoints(port, o, channel_sender));
+    // One datagram per frame: a body the transport would cut into fragments is not what is asked.
+    const std::size_t frame_max_bytes =
+      ringtail::net::udp_frame_header_bytes + link.max_datagram_bytes();
+    if (o.frame_bytes > frame_max_bytes) {
+        die(exit_usage, fmt::format("--frame-bytes {} is more than one datagram of this link "
+                                    "carries ({} bytes)",
+                                    o.frame_bytes, frame_max_bytes));
+    }
+    const std::size_t frame_bytes = std::max(o.frame_bytes, channel_frame_min_bytes);
+    if (frame_bytes != o.frame_bytes) {
+        fmt::print(stderr,
+                   "ringtail-dpdk-pingpong: --frame-bytes {} is below the smallest data-channel "
+                   "frame ({} bytes: {} of headers and a 1-byte body): sending {}-byte frames\n",
+                   o.frame_bytes, channel_frame_min_bytes, channel_header_bytes, frame_bytes);
+    }
+    const std::size_t body_bytes = frame_bytes - channel_header_bytes;
+    std::vector<std::byte> pattern(body_bytes + 256);
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        pattern[i] = static_cast<std::byte>(i & 0xFF);
+    }
+    datagram_transport t(link, channel_sender);
+    sender_events events;
+    const std::uint32_t k = o.messages_per_frame;
+    const std::uint64_t limit = o.frames == 0 ? ~std::uint64_t{ 0 } : o.frames;
+    const std::uint64_t start = channel_now_ns();
+    // --frames alone is bounded by --timeout.
+    const std::uint64_t end =
+      start + static_cast<std::uint64_t>((o.seconds > 0 ? o.seconds : o.timeout_s) * 1e9);
+    std::uint64_t sent = 0, turns = 0, blocked_turns = 0;
+    // The engine's exchange loop, reduced to one peer that always has messages to send: send
+    // within credit (at most a batch), then poll. A turn that could send nothing was held back
+    // by the window or the credit: their share says whether the sender or the protocol limits.
+    while (sent < limit && !events.lost && ringtail::tools::stop_requested == 0) {
+        if (channel_now_ns() >= end) {
+            break;
+        }
+        std::uint32_t n = 0;
+        for (; n < o.batch && sent < limit && t.credit(channel_receiver) >= k; ++n, ++sent) {
+            t.send(channel_receiver, std::span(pattern).subspan(sent & 0xFF, body_bytes), k);
+        }
+        ++turns;
+        blocked_turns += n == 0 ? 1 : 0;
+        t.poll(events);
+    }
+    const double send_s = static_cast<double>(channel_now_ns() - start) / 1e9;
+    // Every frame acknowledged, then the trailer, acknowledged too, then goodbye.
+    bool ok = settle(t, events, [&] { return t.pending_bytes() == 0; }) &&
+              settle(t, events, [&] { return t.credit(channel_receiver) >= 1; });
+    if (ok) {
+        std::array<std::byte, trailer_bytes> trailer{};
+        std::memcpy(trailer.data(), trailer_magic.data(), trailer_magic.size());
+        ringtail::be::write<std::uint64_t>(trailer.data() + 8, sent);
+        ringtail::be::write<std::uint64_t>(trailer.data() + 16, sent * k);
+        t.send(channel_receiver, trailer, 1);
+        ok = settle(t, events, [&] { return t.pending_bytes() == 0; });
+    }
+    t.say_goodbye();
+    wait_for_hang_up(port);
+    fmt::print("channel-send: frames={} messages={} frame_bytes={} frame_bytes_asked={} "
+               "messages_per_frame={} batch={} seconds={:.3f} frames_per_s={:.0f} mbps={:.1f} "
+               "blocked_turns={} turns={} acknowledged={} peer={} {} {} {}\n",
+               sent, sent * k, frame_bytes, o.frame_bytes, k, o.batch, send_s,
+               send_s > 0 ? static_cast<double>(sent) / send_s : 0.0,
+               mbps(sent * frame_bytes, send_s), blocked_turns, turns, ok ? "yes" : "no",
+               peer_word(events.lost, events.lost_reason), transport_counters_text(t),
+               link_counters_text(link), counters_text(port));
+    return ok && events.unexpected == 0 ? 0 : exit_lost;
+}
+
+// The receiving worker's engine, reduced to one that consumes every message at once: each is
+// granted back as it arrives, so credit never holds the sender back.
+struct receiver_events final : ringtail::transport_events {
+    explicit receiver_events(datagram_transport& transport)
+      : t(transport) {}
+
+    void on_messages(peer_id peer, std::span<const std::byte> body, std::uint32_t count) override {
+        t.grant(peer, count);
+        if (body.size() == trailer_bytes &&
+            std::memcmp(body.data(), trailer_magic.data(), trailer_magic.size()) == 0) {
+            trailer = true;
+            sent_frames = ringtail::be::read<std::uint64_t>(body.data() + 8);
+            sent_messages = ringtail::be::read<std::uint64_t>(body.data() + 16);
+            return;
+        }
+        if (trailer || body.front() != static_cast<std::byte>(frames & 0xFF) ||
+            body.back() != static_cast<std::byte>((frames + body.size() - 1) & 0xFF)) {
+            ++order_errors;
+        }
+        if (frames == 0) {
+            first_ns = now;
+        }
+        ++frames;
+        messages += count;
+        bytes += channel_header_bytes + body.size();
+        last_ns = now;
+    }
+    void on_peer_lost(peer_id, const std::string& reason) override {
+        lost = true;
+        lost_reason = reason;
+    }
+
+    datagram_transport& t;
+    std::uint64_t now = 0; // when the current poll started: the arrival time of its frames
+    std::uint64_t frames = 0, messages = 0, bytes = 0, order_errors = 0;
+    std::uint64_t first_ns = 0, last_ns = 0;
+    bool trailer = false;
+    std::uint64_t sent_frames = 0, sent_messages = 0;
+    bool lost = false;
+    std::string lost_reason;
+};
+
+int run_channel_recv(const options& o, dpdk_port& port) {
+    ringtail::net::dpdk_link link(port, channel_receiver,
+                                  channel_endpoints(port, o, channel_receiver));
+    datagram_transport t(link, channel_receiver);
+    receiver_events events(t);
+    const auto warmup_ns = static_cast<std::uint64_t>(o.warmup_s * 1e9);
+    const std::uint64_t deadline = channel_now_ns() + static_cast<std::uint64_t>(o.timeout_s * 1e9);
+    // The measuring interval starts at the first poll after the warm-up and ends with the last
+    // frame before the trailer (the sender stops at full speed, so nothing idle is counted).
+    bool warm = false;
+    std::uint64_t warm_ns = 0, warm_frames = 0, warm_bytes = 0, trailer_ns = 0;
+    bool timed_out = false;
+    // Until the sender says goodbye (it does once the trailer is acknowledged, so our ACK must
+    // go out first), or is lost.
+    while (!events.lost && ringtail::tools::stop_requested == 0) {
+        const std::uint64_t now = channel_now_ns();
+        if (now >= deadline || (trailer_ns != 0 && now - trailer_ns > settle_ns)) {
+            timed_out = now >= deadline;
+            break;
+        }
+        if (!warm && events.frames > 0 && now - events.first_ns >= warmup_ns) {
+            warm = true;
+            warm_ns = now;
+            warm_frames = events.frames;
+            warm_bytes = events.bytes;
+        }
+        events.now = now;
+        t.poll(events);
+        if (events.trailer && trailer_ns == 0) {
+            trailer_ns = now;
+        }
+    }
+    // A run shorter than the warm-up is measured whole, from its first frame.
+    if (!warm || events.last_ns <= warm_ns) {
+        warm_ns = events.first_ns;
+        warm_frames = events.frames > 0 ? 1 : 0;
+        warm_bytes = events.frames > 0 ? events.bytes / events.frames : 0;
+    }
+    const double measured_s = static_cast<double>(events.last_ns - warm_ns) / 1e9;
+    const std::uint64_t measured_frames = events.frames - warm_frames;
+    const bool complete = events.trailer && events.sent_frames == events.frames &&
+                          events.sent_messages == events.messages && events.order_errors == 0;
+    // No more polling: the port closes (main) while the sender waits for that (see
+    // wait_for_hang_up).
+    fmt::print("channel-recv: frames={} messages={} bytes={} frame_bytes_avg={:.1f} "
+               "warmup_s={:.3f} measured_frames={} seconds={:.3f} frames_per_s={:.0f} "
+               "mbps={:.1f} sent_frames={} sent_messages={} lost={} order_errors={} complete={} "
+               "timed_out={} peer={} {} {} {}\n",
+               events.frames, events.messages, events.bytes,
+               events.frames > 0
+                 ? static_cast<double>(events.bytes) / static_cast<double>(events.frames)
+                 : 0.0,
+               o.warmup_s, measured_frames, measured_s,
+               measured_s > 0 ? static_cast<double>(measured_frames) / measured_s : 0.0,
+               mbps(events.bytes - warm_bytes, measured_s),
+               events.trailer ? std::to_string(events.sent_frames) : std::string("unknown"),
+               events.trailer ? std::to_string(events.sent_messages) : std::string("unknown"),
+               events.trailer && events.sent_frames >= events.frames
+                 ? std::to_string(events.sent_frames - events.frames)
+                 : std::string("unknown"),
+               events.order_errors, complete ? "yes" : "no", timed_out ? "yes" : "no",
+               peer_word(events.lost, events.lost_reason), transport_counters_text(t),
+               link_counters_text(link), counters_text(port));
+    return complete ? 0 : exit_lost;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -413,6 +782,9 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
+    if (o.run == mode::channel_send || o.run == mode::channel_recv) {
+        ringtail::clock::calibrate(); // the transport's clock, as in a worker
+    }
     if (auto s = ringtail::net::dpdk_eal::init(o.eal_args); !s) {
         die(static_cast<int>(s.err().code), s.err().message);
     }
@@ -429,7 +801,22 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "ringtail-dpdk-pingpong: {} open, mac {}, waiting for the link\n",
                    (*port)->name(), mac_text((*port)->mac()));
         wait_for_link(**port, o.link_timeout_s);
-        rc = o.run == mode::send ? run_send(o, **port) : run_echo(o, **port);
+        switch (o.run) {
+            case mode::send:
+                rc = run_send(o, **port);
+                break;
+            case mode::echo:
+                rc = run_echo(o, **port);
+                break;
+            case mode::channel_send:
+                rc = run_channel_send(o, **port);
+                break;
+            case mode::channel_recv:
+                rc = run_channel_recv(o, **port);
+                break;
+            case mode::probe:
+                break; // handled above
+        }
     }
     ringtail::net::dpdk_eal::cleanup();
     return rc;
