@@ -2,7 +2,9 @@
 #include "net/host_port.h"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -97,6 +99,26 @@ result<std::uint32_t> resolve_ipv4(const std::string& host) {
     auto addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr.s_addr;
     ::freeaddrinfo(res);
     return addr;
+}
+
+error bind_error(std::string_view what, const host_port& at, int err) {
+    std::string where = std::string(what) + " " + at.to_string() + ": ";
+    switch (err) {
+        case EADDRINUSE:
+            return error{ errc::unavailable,
+                          where + "address already in use; stop the process using it or choose "
+                                  "another port" };
+        case EADDRNOTAVAIL:
+            return error{ errc::usage, where + "cannot assign requested address; use an address of "
+                                               "this machine (or 0.0.0.0)" };
+        case EACCES:
+            return error{ errc::unavailable,
+                          where +
+                            "permission denied; choose a port above 1023 or grant the process "
+                            "CAP_NET_BIND_SERVICE" };
+        default:
+            return error{ errc::unavailable, where + std::strerror(err) };
+    }
 }
 
 } // namespace ringtail::net

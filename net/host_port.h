@@ -37,4 +37,8 @@ result<source_address> parse_source_address(std::string_view text);
 // Resolves host (names through getaddrinfo, IPv4 only) into an IPv4 address in network order.
 result<std::uint32_t> resolve_ipv4(const std::string& host);
 
+// The error for a failed bind or listen on `at` (errno `err`), with a remedy: "<what> <at>:
+// address already in use; ...". `what` says which, e.g. "cannot listen on".
+error bind_error(std::string_view what, const host_port& at, int err);
+
 } // namespace ringtail::net

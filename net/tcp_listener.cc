@@ -8,29 +8,6 @@
 #include <unistd.h>
 
 namespace ringtail::net {
-namespace {
-
-error listen_error(const host_port& at, int err) {
-    std::string where = "cannot listen on " + at.to_string() + ": ";
-    switch (err) {
-        case EADDRINUSE:
-            return error{ errc::unavailable,
-                          where + "address already in use; stop the process using it or choose "
-                                  "another port" };
-        case EADDRNOTAVAIL:
-            return error{ errc::usage, where + "cannot assign requested address; use an address of "
-                                               "this machine (or 0.0.0.0)" };
-        case EACCES:
-            return error{ errc::unavailable,
-                          where +
-                            "permission denied; choose a port above 1023 or grant the process "
-                            "CAP_NET_BIND_SERVICE" };
-        default:
-            return error{ errc::unavailable, where + std::strerror(err) };
-    }
-}
-
-} // namespace
 
 result<int> listen_tcp(const host_port& at, int backlog) {
     auto addr = resolve_ipv4(at.host);
@@ -40,7 +17,7 @@ result<int> listen_tcp(const host_port& at, int backlog) {
     }
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return listen_error(at, errno);
+        return bind_error("cannot listen on", at, errno);
     }
     // SO_REUSEADDR lets a restarted worker bind while old connections sit in TIME_WAIT; it does
     // not let two listeners share a port on Linux, so "in use" is still reported.
@@ -48,7 +25,7 @@ result<int> listen_tcp(const host_port& at, int backlog) {
     if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
         int err = errno;
         ::close(fd);
-        return listen_error(at, err);
+        return bind_error("cannot listen on", at, err);
     }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -58,7 +35,7 @@ result<int> listen_tcp(const host_port& at, int backlog) {
         ::listen(fd, backlog) != 0) {
         int err = errno;
         ::close(fd);
-        return listen_error(at, err);
+        return bind_error("cannot listen on", at, err);
     }
     return fd;
 }

@@ -98,26 +98,6 @@ bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
     return false;
 }
 
-error bind_error(const host_port& at, int err) {
-    std::string where = "cannot bind UDP " + at.to_string() + ": ";
-    switch (err) {
-        case EADDRINUSE:
-            return error{ errc::unavailable,
-                          where + "address already in use; stop the process using it or choose "
-                                  "another port" };
-        case EADDRNOTAVAIL:
-            return error{ errc::usage, where + "cannot assign requested address; use an address of "
-                                               "this machine (or 0.0.0.0)" };
-        case EACCES:
-            return error{ errc::unavailable,
-                          where +
-                            "permission denied; choose a port above 1023 or grant the process "
-                            "CAP_NET_BIND_SERVICE" };
-        default:
-            return error{ errc::unavailable, where + std::strerror(err) };
-    }
-}
-
 } // namespace
 
 result<int> bind_udp(const host_port& at, int buffer_bytes) {
@@ -129,7 +109,7 @@ result<int> bind_udp(const host_port& at, int buffer_bytes) {
     const int family = addr->sa.ss_family;
     int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return bind_error(at, errno);
+        return bind_error("cannot bind UDP", at, errno);
     }
     if (family == AF_INET6) {
         // Dual stack: IPv4 peers are reached as IPv4-mapped addresses (see resolve()).
@@ -142,7 +122,7 @@ result<int> bind_udp(const host_port& at, int buffer_bytes) {
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr->sa), addr->len) != 0) {
         int err = errno;
         ::close(fd);
-        return bind_error(at, err);
+        return bind_error("cannot bind UDP", at, err);
     }
     return fd;
 }

@@ -118,6 +118,15 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.ext = ext
         return members
 
+    def assert_final_counts(self, sinks, counts):
+        """Each word's highest count, over every sink, is its count in the input."""
+        best = {}
+        for s in sinks:
+            for line in s.lines():
+                word, _, n = line.decode().rpartition(" => ")
+                best[word] = max(best.get(word, 0), int(n))
+        self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
+
     def sequence_files(self, keys, values, tag):
         """Two sequence input files, keys split by parity: values 1..values of every key, in
         order, each key in one file only."""
@@ -211,12 +220,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= total, 60,
                            what=f"{total} counted words")
         self.clean_shutdown(members)
-        best = {}
-        for s in sinks:
-            for line in s.lines():
-                word, _, n = line.decode().rpartition(" => ")
-                best[word] = max(best.get(word, 0), int(n))
-        self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
+        self.assert_final_counts(sinks, counts)
         fragments = 0
         for m in members:
             line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
@@ -245,12 +249,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= sum(counts.values()),
                            60, what="counted words")
         self.clean_shutdown(members)
-        best = {}
-        for s in sinks:
-            for line in s.lines():
-                word, _, n = line.decode().rpartition(" => ")
-                best[word] = max(best.get(word, 0), int(n))
-        self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
+        self.assert_final_counts(sinks, counts)
 
     def test_net_dpdk_without_a_device_exits_69(self):
         r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",

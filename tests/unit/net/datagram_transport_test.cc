@@ -27,6 +27,7 @@
 #include "net/fault_injector.h"
 #include "tests/unit/engine/engine_fakes.h"
 #include "tests/unit/engine/sequence_app.h"
+#include "tests/unit/net/u64_recorder.h"
 
 namespace ringtail::net {
 namespace {
@@ -129,22 +130,7 @@ private:
     std::uint32_t _workers;
 };
 
-// What a transport reported: messages (u64 numbers here) in order, and losses.
-struct recorder final : transport_events {
-    std::vector<std::uint64_t> values;
-    std::vector<std::pair<peer_id, std::string>> lost;
-    std::uint64_t pending_grant = 0;
-    void on_messages(peer_id, std::span<const std::byte> body, std::uint32_t count) override {
-        ASSERT_EQ(body.size(), 8u * count);
-        for (std::uint32_t i = 0; i < count; ++i) {
-            values.push_back(be::read<std::uint64_t>(body.data() + 8 * i));
-        }
-        pending_grant += count;
-    }
-    void on_peer_lost(peer_id peer, const std::string& reason) override {
-        lost.emplace_back(peer, reason);
-    }
-};
+using recorder = test_support::u64_recorder;
 
 struct simulated_clock {
     std::uint64_t now = 1'000'000'000;

@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/net/u64_recorder.h"
+
 #include "engine/big_endian.h"
 #include "engine/clock.h"
 #include "net/faulty_link.h"
@@ -206,22 +208,7 @@ TEST(udp_socket_link, bind_errors_are_one_line_results) {
 
 // ---- the reliable data channel over UDP, with faults ------------------------------------------
 
-// What a transport reported: messages (u64 numbers here) in order, and losses.
-struct recorder final : transport_events {
-    std::vector<std::uint64_t> values;
-    std::vector<std::pair<peer_id, std::string>> lost;
-    std::uint64_t pending_grant = 0;
-    void on_messages(peer_id, std::span<const std::byte> body, std::uint32_t count) override {
-        ASSERT_EQ(body.size(), 8u * count);
-        for (std::uint32_t i = 0; i < count; ++i) {
-            values.push_back(be::read<std::uint64_t>(body.data() + 8 * i));
-        }
-        pending_grant += count;
-    }
-    void on_peer_lost(peer_id peer, const std::string& reason) override {
-        lost.emplace_back(peer, reason);
-    }
-};
+using recorder = test_support::u64_recorder;
 
 TEST(udp_socket_link, datagram_transport_delivers_exactly_once_in_order_under_faults) {
     const std::uint64_t seed = test_seed();
