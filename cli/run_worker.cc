@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string_view>
+#include <thread>
 #include <unistd.h>
 #include <utility>
 
@@ -376,6 +378,18 @@ int run_worker(int argc, char** argv, application& app) {
     if (member) {
         member->transport().say_goodbye(); // the exchange thread has stopped: ours now
         member->stop();
+        if (dpdk && member->net() == "dpdk") {
+            // Nothing polls the port any more, but a peer may still: when a memif port's peer
+            // goes away, the PMD's interrupt thread unmaps the shared rings, and an rx_burst
+            // running meanwhile in the peer can fault (DPDK 22.11). So the port stays open until
+            // the peer has closed its end or a second has passed, by which time a peer in the
+            // same clean shutdown has long stopped polling. On a NIC the link stays up: one
+            // second more at exit.
+            const auto hang_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            while (dpdk->link_up() && std::chrono::steady_clock::now() < hang_up) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+        }
     }
     auto c = rt.counters();
     log::info("stopped: {} messages in, {} out ({} bytes), {} rejected by decoders, {} "
