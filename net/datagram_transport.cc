@@ -423,12 +423,18 @@ void datagram_transport::deliver(peer_id id, const data_frame& f, transport_even
 }
 
 std::size_t datagram_transport::poll(transport_events& events) {
-    _link.flush(); // DATA frames the exchange sent since the last poll
-    // One clock reading for the whole burst received.
-    const std::uint64_t received_at = now_ns();
-    std::size_t work = _link.receive([&](peer_id id, std::span<const std::byte> datagram) {
-        handle(id, datagram, received_at, events);
-    });
+    std::size_t work = 0;
+    // With every peer gone, the link is left alone: nothing on it can matter any more, and a
+    // memif port whose peer has left must not be polled while the peer closes it (the PMD can
+    // fault). Lost peers are final, so this is for good.
+    if (std::any_of(_peers.begin(), _peers.end(), [](const auto& p) { return p->alive; })) {
+        _link.flush(); // DATA frames the exchange sent since the last poll
+        // One clock reading for the whole burst received.
+        const std::uint64_t received_at = now_ns();
+        work = _link.receive([&](peer_id id, std::span<const std::byte> datagram) {
+            handle(id, datagram, received_at, events);
+        });
+    }
     const std::uint64_t now = now_ns();
     for (peer_id id = 0; id < _peers.size(); ++id) {
         peer& p = *_peers[id];

@@ -251,6 +251,28 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.clean_shutdown(members)
         self.assert_final_counts(sinks, counts)
 
+    def test_sigterm_of_one_worker_over_memif(self):
+        """w2 leaves on SIGTERM: it exits 0, and the initializer reports it once, stops polling
+        the memif port the leaver closes, and keeps running until stopped itself."""
+        sinks = [self.py_sink(), self.py_sink()]
+        members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks])
+        lines = [f"s{i % 17} t{i % 5}".encode() for i in range(200)]
+        path = harness.write_file(self.path("leave.txt"), b"".join(l + b"\n" for l in lines))
+        self.assertEqual(self.popen([SEND, "-h", f"127.0.0.1:{members[0].port}", "-f", path],
+                                    stderr=subprocess.DEVNULL).wait(timeout=60), 0)
+        counts = harness.count_words(lines)
+        harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= sum(counts.values()),
+                           60, what="counted words")
+        init, w2 = members
+        self.assertEqual(w2.stop(), 0, w2.log())
+        left = "cluster: worker 'w2' left the cluster ("
+        harness.wait_until(lambda: left in init.log(), 10, what="the initializer's report")
+        time.sleep(2)  # past w2's closing of its end of the memif pair
+        self.assertTrue(init.running(), init.log())
+        self.assertEqual(init.log().count(left), 1, init.log())
+        self.assertEqual(init.stop(), 0, init.log())
+        self.assert_final_counts(sinks, counts)
+
     def test_net_dpdk_without_a_device_exits_69(self):
         r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",
                             "127.0.0.1:1", "--net", "dpdk", *self.eal("a")],
