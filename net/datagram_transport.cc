@@ -390,34 +390,31 @@ void datagram_transport::deliver_early(peer_id id, std::uint64_t now, transport_
 
 void datagram_transport::deliver(peer_id id, const data_frame& f, transport_events& events) {
     peer& p = *_peers[id];
-    if (f.more()) {
-        if (p.partial.size() + f.body.size() > _config.max_body_bytes) {
-            lose(id, "corrupt: its fragments make a body larger than " +
-                       std::to_string(_config.max_body_bytes) + " bytes");
-            return;
-        }
-        p.partial.append(reinterpret_cast<const char*>(f.body.data()), f.body.size());
-        return;
-    }
-    if (p.messages_received + f.count > p.granted + _config.initial_credit) {
+    if (!f.more() && p.messages_received + f.count > p.granted + _config.initial_credit) {
         // More than we ever allowed: a peer that ignores credit is cut off, as on the socket
         // back end; its frame is never delivered.
         ++_counters.credit_violations;
         lose(id, "corrupt: it sent beyond its credit");
         return;
     }
-    if (!p.partial.empty() && p.partial.size() + f.body.size() > _config.max_body_bytes) {
+    const bool fragment = f.more() || !p.partial.empty();
+    if (fragment && p.partial.size() + f.body.size() > _config.max_body_bytes) {
         lose(id, "corrupt: its fragments make a body larger than " +
                    std::to_string(_config.max_body_bytes) + " bytes");
         return;
     }
-    p.messages_received += f.count;
-    _counters.messages_in += f.count;
-    if (p.partial.empty()) {
+    if (!fragment) {
+        p.messages_received += f.count;
+        _counters.messages_in += f.count;
         events.on_messages(id, f.body, f.count);
         return;
     }
     p.partial.append(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+    if (f.more()) {
+        return;
+    }
+    p.messages_received += f.count;
+    _counters.messages_in += f.count;
     events.on_messages(id, std::as_bytes(std::span(p.partial.data(), p.partial.size())), f.count);
     std::string{}.swap(p.partial);
 }

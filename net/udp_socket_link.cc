@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <string>
 #include <sys/uio.h>
@@ -26,100 +25,36 @@ void require(bool condition, const char* what) {
     }
 }
 
-struct resolved {
-    sockaddr_storage sa{};
-    socklen_t len = 0;
-};
-
-// `hp` for a socket of `family` (AF_UNSPEC: the socket is yet to be made): its IPv4 address where
-// it has one, else its IPv6 address. For an AF_INET6 socket an IPv4 address becomes IPv4-mapped;
-// an AF_INET socket cannot reach an address that is IPv6 only.
-result<resolved> resolve(const host_port& hp, int family) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* list = nullptr;
-    const std::string port = std::to_string(hp.port);
-    if (int rc = ::getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &list); rc != 0) {
-        return error{ errc::usage, "cannot resolve '" + hp.host + "': " + ::gai_strerror(rc) };
+// `hp` as a socket address: IPv4, as the TCP data listener and the data mesh resolve it.
+result<sockaddr_in> resolve(const host_port& hp) {
+    auto ip = resolve_ipv4(hp.host);
+    if (!ip) {
+        return ip.err();
     }
-    const addrinfo* v4 = nullptr;
-    const addrinfo* v6 = nullptr;
-    for (const addrinfo* a = list; a != nullptr; a = a->ai_next) {
-        if (a->ai_family == AF_INET && v4 == nullptr) {
-            v4 = a;
-        } else if (a->ai_family == AF_INET6 && v6 == nullptr) {
-            v6 = a;
-        }
-    }
-    resolved out;
-    if (v4 != nullptr && family == AF_INET6) {
-        sockaddr_in in{};
-        std::memcpy(&in, v4->ai_addr, sizeof in);
-        sockaddr_in6 mapped{};
-        mapped.sin6_family = AF_INET6;
-        mapped.sin6_port = in.sin_port;
-        mapped.sin6_addr.s6_addr[10] = 0xff;
-        mapped.sin6_addr.s6_addr[11] = 0xff;
-        std::memcpy(&mapped.sin6_addr.s6_addr[12], &in.sin_addr, 4);
-        std::memcpy(&out.sa, &mapped, sizeof mapped);
-        out.len = sizeof mapped;
-    } else if (const addrinfo* a = v4 != nullptr ? v4 : v6;
-               a != nullptr && (family == AF_UNSPEC || a->ai_family == family)) {
-        std::memcpy(&out.sa, a->ai_addr, a->ai_addrlen);
-        out.len = a->ai_addrlen;
-    }
-    ::freeaddrinfo(list);
-    if (out.len == 0) {
-        return error{ errc::usage, "'" + hp.host + "' has no " +
-                                     (family == AF_INET ? "IPv4 " : "IPv4 or IPv6 ") + "address" };
-    }
-    return out;
-}
-
-bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
-    if (a.ss_family != b.ss_family) {
-        return false;
-    }
-    if (a.ss_family == AF_INET) {
-        sockaddr_in x{}, y{};
-        std::memcpy(&x, &a, sizeof x);
-        std::memcpy(&y, &b, sizeof y);
-        return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
-    }
-    if (a.ss_family == AF_INET6) {
-        sockaddr_in6 x{}, y{};
-        std::memcpy(&x, &a, sizeof x);
-        std::memcpy(&y, &b, sizeof y);
-        return x.sin6_port == y.sin6_port &&
-               std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
-    }
-    return false;
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(hp.port);
+    sa.sin_addr.s_addr = ip.value();
+    return sa;
 }
 
 } // namespace
 
 result<int> bind_udp(const host_port& at, int buffer_bytes) {
-    auto addr = resolve(at, AF_UNSPEC);
+    auto addr = resolve(at);
     if (!addr) {
         return error{ errc::usage,
                       "cannot bind UDP " + at.to_string() + ": " + addr.err().message };
     }
-    const int family = addr->sa.ss_family;
-    int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return bind_error("cannot bind UDP", at, errno);
-    }
-    if (family == AF_INET6) {
-        // Dual stack: IPv4 peers are reached as IPv4-mapped addresses (see resolve()).
-        int zero = 0;
-        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     }
     // Best effort: a smaller buffer only means more loss under bursts, which go-back-N repairs.
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr->sa), addr->len) != 0) {
+    const sockaddr_in& sa = addr.value();
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
         int err = errno;
         ::close(fd);
         return bind_error("cannot bind UDP", at, err);
@@ -149,7 +84,7 @@ struct udp_socket_link::rx_buffers {
 
     std::vector<std::byte> data;
     std::array<iovec, rx_batch> iov{};
-    std::array<sockaddr_storage, rx_batch> from{};
+    std::array<sockaddr_in, rx_batch> from{};
     std::array<mmsghdr, rx_batch> msgs{};
 };
 
@@ -170,32 +105,32 @@ result<std::unique_ptr<udp_socket_link>> udp_socket_link::adopt(int fd, std::uin
     require(self < peers.size(), "adopt: `self` is not one of the peers");
     require(config.max_datagram_bytes > 0 && config.max_datagram_bytes <= udp_payload_max,
             "adopt: max_datagram_bytes must be within 1..65507");
-    sockaddr_storage local{};
+    sockaddr_in local{};
     socklen_t local_len = sizeof local;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
-        (local.ss_family != AF_INET && local.ss_family != AF_INET6)) {
+        local.sin_family != AF_INET) {
         const int err = errno;
         ::close(fd);
-        return error{ errc::unavailable, std::string("the data channel's UDP socket is not a bound "
-                                                     "IPv4 or IPv6 socket: ") +
-                                           std::strerror(err) };
+        return error{ errc::unavailable,
+                      std::string("the data channel's UDP socket is not a bound IPv4 socket: ") +
+                        std::strerror(err) };
     }
-    std::vector<address> resolved_peers;
+    std::vector<sockaddr_in> resolved_peers;
     for (std::size_t i = 0; i < peers.size(); ++i) {
-        auto a = resolve(peers[i], local.ss_family);
+        auto a = resolve(peers[i]);
         if (!a) {
             ::close(fd);
             return error{ errc::unavailable, "the data address of worker " + std::to_string(i) +
                                                " (" + peers[i].to_string() +
                                                ") cannot be reached over UDP: " + a.err().message };
         }
-        resolved_peers.push_back(address{ a->sa, a->len });
+        resolved_peers.push_back(a.value());
     }
     return std::unique_ptr<udp_socket_link>(
       new udp_socket_link(fd, self, std::move(resolved_peers), config));
 }
 
-udp_socket_link::udp_socket_link(int fd, std::uint32_t self, std::vector<address> peers,
+udp_socket_link::udp_socket_link(int fd, std::uint32_t self, std::vector<sockaddr_in> peers,
                                  udp_socket_link_config config)
   : _fd(fd)
   , _self(self)
@@ -210,10 +145,10 @@ udp_socket_link::~udp_socket_link() {
 void udp_socket_link::send(peer_id peer, std::span<const std::byte> datagram) {
     require(peer < _peers.size(), "send: no such peer");
     require(datagram.size() <= _config.max_datagram_bytes, "send: datagram beyond the size");
-    const address& to = _peers[peer];
+    const sockaddr_in& to = _peers[peer];
     for (;;) {
         if (::sendto(_fd, datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                     reinterpret_cast<const sockaddr*>(&to.sa), to.len) >= 0) {
+                     reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0) {
             ++_counters.datagrams_out;
             return;
         }
@@ -258,12 +193,13 @@ std::size_t udp_socket_link::receive(
     return handed;
 }
 
-std::uint32_t udp_socket_link::peer_of(const sockaddr_storage& from, socklen_t len) const {
-    if (len == 0) {
+std::uint32_t udp_socket_link::peer_of(const sockaddr_in& from, socklen_t len) const {
+    if (len != sizeof from || from.sin_family != AF_INET) {
         return peer_count();
     }
     for (std::uint32_t i = 0; i < _peers.size(); ++i) {
-        if (same_endpoint(_peers[i].sa, from)) {
+        if (_peers[i].sin_port == from.sin_port &&
+            _peers[i].sin_addr.s_addr == from.sin_addr.s_addr) {
             return i;
         }
     }

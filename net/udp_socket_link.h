@@ -5,9 +5,8 @@
 // host:port of its TCP data listener: UDP ports are a namespace of their own) and a datagram is
 // taken as worker i's when its source address is worker i's data address.
 //
-// Addresses: a name resolves to its IPv4 address where it has one, else to its IPv6 address
-// (the socket then also reaches IPv4 peers, as IPv4-mapped addresses). Every worker applies the
-// same rule, so the source address of a peer's datagrams is the address this worker resolved.
+// Addresses are IPv4, resolved as the TCP data listener and the data mesh resolve them
+// (resolve_ipv4), so the source address of a peer's datagrams is the address this worker resolved.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "engine/result.h"
@@ -93,20 +93,16 @@ public:
     static constexpr int rx_rounds_max = 8;
 
 private:
-    struct address {
-        sockaddr_storage sa{};
-        socklen_t len = 0;
-    };
     struct rx_buffers; // recvmmsg's headers and one buffer per datagram
 
-    udp_socket_link(int fd, std::uint32_t self, std::vector<address> peers,
+    udp_socket_link(int fd, std::uint32_t self, std::vector<sockaddr_in> peers,
                     udp_socket_link_config config);
     // The worker that `from` is, or peer_count() if none.
-    std::uint32_t peer_of(const sockaddr_storage& from, socklen_t len) const;
+    std::uint32_t peer_of(const sockaddr_in& from, socklen_t len) const;
 
     int _fd = -1;
     std::uint32_t _self = 0;
-    std::vector<address> _peers;
+    std::vector<sockaddr_in> _peers; // [worker]
     udp_socket_link_config _config;
     std::unique_ptr<rx_buffers> _rx;
     udp_socket_link_counters _counters;
