@@ -32,10 +32,16 @@ std::optional<std::array<std::uint8_t, 6>> mac_from_string(const std::string& te
     return mac;
 }
 
-dpdk_link::dpdk_link(dpdk_port& port, std::uint32_t self, std::vector<udp_endpoint> endpoints)
+dpdk_link::dpdk_link(dpdk_port& port, std::uint32_t self, std::vector<udp_endpoint> endpoints,
+                     std::uint16_t queue)
   : _port(port)
   , _self(self)
-  , _endpoints(std::move(endpoints)) {}
+  , _queue(queue)
+  , _endpoints(std::move(endpoints)) {
+    for (auto& e : _endpoints) {
+        e.port = static_cast<std::uint16_t>(dpdk_data_udp_port + queue);
+    }
+}
 
 std::size_t dpdk_link::max_datagram_bytes() const {
     // A standard 1500-byte MTU: the IPv4 and UDP headers come out of it.
@@ -43,7 +49,7 @@ std::size_t dpdk_link::max_datagram_bytes() const {
 }
 
 void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
-    rte_mbuf* m = _port.alloc();
+    rte_mbuf* m = _port.alloc(_queue);
     if (m == nullptr) {
         ++_counters.tx_no_mbuf;
         return;
@@ -62,7 +68,7 @@ void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
 }
 
 datagram_link::buffer dpdk_link::allocate(peer_id peer, std::size_t bytes) {
-    rte_mbuf* m = _port.alloc();
+    rte_mbuf* m = _port.alloc(_queue);
     if (m != nullptr) {
         auto room = dpdk_port::append(m, udp_frame_bytes(bytes));
         if (!room.empty()) {
@@ -102,12 +108,12 @@ void dpdk_link::flush() {
     if (_tx_count == 0) {
         return;
     }
-    const std::uint16_t sent = _port.tx_burst(_tx, _tx_count);
+    const std::uint16_t sent = _port.tx_burst(_queue, _tx, _tx_count);
     if (sent != 0) {
         ++_counters.tx_bursts;
     }
     if (sent < _tx_count) {
-        _port.drop(_tx + sent, static_cast<std::uint16_t>(_tx_count - sent));
+        _port.drop(_queue, _tx + sent, static_cast<std::uint16_t>(_tx_count - sent));
         _counters.tx_full += _tx_count - sent;
     }
     _tx_count = 0;
@@ -119,11 +125,11 @@ dpdk_link::~dpdk_link() {
 
 std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const std::byte>)>& on) {
     rte_mbuf* burst[32];
-    const std::uint16_t n = _port.rx_burst(burst, 32);
+    const std::uint16_t n = _port.rx_burst(_queue, burst, 32);
     for (std::uint16_t i = 0; i < n; ++i) {
         auto frame = parse_udp_frame(dpdk_port::data(burst[i]));
         std::optional<peer_id> from;
-        if (frame && frame->dst.port == dpdk_data_udp_port &&
+        if (frame && frame->dst.port == _endpoints[_self].port &&
             frame->dst.ip == _endpoints[_self].ip) {
             for (peer_id p = 0; p < _endpoints.size(); ++p) {
                 if (p != _self && _endpoints[p].ip == frame->src.ip) {
@@ -135,7 +141,7 @@ std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const
             on(*from, frame->payload);
         } else {
             ++_counters.rx_foreign;
-            _port.count_rx_bad();
+            _port.count_rx_bad(_queue);
         }
         dpdk_port::free(burst[i]);
     }

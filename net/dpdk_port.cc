@@ -1,6 +1,11 @@
-// DPDK's EAL start-up and one RX/TX queue pair on an ethdev port, with its own mempool; in a build
-// without DPDK, the same API reporting errc::unavailable.
+// DPDK's EAL start-up and RX/TX queue pairs on an ethdev port, each with its own mempool, steered
+// by rte_flow where the device needs it; in a build without DPDK, the same API reporting
+// errc::unavailable.
 #include "net/dpdk_port.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -10,9 +15,11 @@
 #include <cstring>
 #include <mutex>
 
+#include <rte_byteorder.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -22,6 +29,9 @@
 namespace ringtail::net {
 
 namespace {
+
+// Queue pairs a port uses at most, whatever is asked.
+constexpr unsigned max_queue_pairs = 8;
 
 // The first init()'s outcome, returned to every later call: rte_eal_init may not run twice.
 std::once_flag eal_once;
@@ -95,6 +105,35 @@ void dpdk_eal::cleanup() {
     }
 }
 
+namespace {
+// Whether register_thread gave this thread its lcore id.
+thread_local bool thread_registered = false;
+} // namespace
+
+bool dpdk_eal::register_thread() {
+    if (!eal_up) {
+        return false;
+    }
+    if (thread_registered || rte_lcore_id() != LCORE_ID_ANY) {
+        return true; // registered before, or one of EAL's threads
+    }
+    if (rte_thread_register() != 0) {
+        log::debug("DPDK: no EAL lcore id for this thread ({}): its mbufs bypass the mempool "
+                   "caches",
+                   rte_strerror(rte_errno));
+        return false;
+    }
+    thread_registered = true;
+    return true;
+}
+
+void dpdk_eal::unregister_thread() {
+    if (thread_registered) {
+        rte_thread_unregister();
+        thread_registered = false;
+    }
+}
+
 result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& config) {
     if (!eal_up) {
         return error{ errc::internal, "DPDK: dpdk_port::open before dpdk_eal::init succeeded" };
@@ -126,8 +165,27 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
     if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0) {
         return port_error(p->_name, "rte_eth_dev_info_get", rc);
     }
-    rte_eth_conf conf{};
-    if (int rc = rte_eth_dev_configure(port_id, 1, 1, &conf); rc != 0) {
+    const std::string driver = info.driver_name != nullptr ? info.driver_name : "unknown driver";
+    const std::uint16_t wanted = std::max<std::uint16_t>(config.queues, 1);
+    const auto queues = static_cast<std::uint16_t>(std::max<unsigned>(
+      1, std::min<unsigned>({ wanted, info.max_rx_queues, info.max_tx_queues, max_queue_pairs })));
+    // What the info line says about the count, before any rte_flow verdict.
+    std::string why;
+    if (queues < wanted && queues == max_queue_pairs) {
+        why =
+          fmt::format("{} queues wanted, {} used: at most {} are", wanted, queues, max_queue_pairs);
+    } else if (queues < wanted) {
+        why = fmt::format("{} queues wanted, {} used: {} has {} RX and {} TX queues", wanted,
+                          queues, driver, info.max_rx_queues, info.max_tx_queues);
+    } else {
+        why = fmt::format("{} queue pair{} as asked", queues, queues == 1 ? "," : "s,");
+    }
+    // memif and ring ports hand a frame sent on TX queue i to the peer's RX queue i; any other
+    // device spreads frames over its RX queues by its own rules unless rte_flow steers them.
+    const bool maps_queues = driver == "net_memif" || driver == "net_ring";
+
+    const rte_eth_conf conf{};
+    if (int rc = rte_eth_dev_configure(port_id, queues, queues, &conf); rc != 0) {
         return port_error(p->_name, "rte_eth_dev_configure", rc);
     }
     std::uint16_t rxd = config.rx_descriptors;
@@ -146,29 +204,57 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
                                   "descriptors plus a cache of {}",
                                   p->_name, config.pool_mbufs, rxd, txd, config.pool_cache) };
     }
-    // Pool names are global to the EAL instance: one per port (and, later, per queue).
-    const std::string pool_name = fmt::format("rt_p{}_q0", port_id);
-    p->_pool = rte_pktmbuf_pool_create(pool_name.c_str(), config.pool_mbufs, config.pool_cache, 0,
-                                       RTE_MBUF_DEFAULT_BUF_SIZE, socket);
-    if (p->_pool == nullptr) {
-        return error{ errc::unavailable,
-                      fmt::format("DPDK: port {}: no memory for {} mbufs ({}): give EAL more "
-                                  "memory (-m MB with --no-huge, or more hugepages)",
-                                  p->_name, config.pool_mbufs, rte_strerror(rte_errno)) };
+    p->_queues.resize(queues);
+    for (std::uint16_t q = 0; q < queues; ++q) {
+        // Pool names are global to the EAL instance: one per port and queue.
+        const std::string pool_name = fmt::format("rt_p{}_q{}", port_id, q);
+        p->_queues[q].pool =
+          rte_pktmbuf_pool_create(pool_name.c_str(), config.pool_mbufs, config.pool_cache, 0,
+                                  RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+        if (p->_queues[q].pool == nullptr) {
+            return error{ errc::unavailable,
+                          fmt::format("DPDK: port {}: no memory for {} mbufs for queue {} of {} "
+                                      "({}): give EAL more memory (-m MB with --no-huge, or more "
+                                      "hugepages), or use fewer queues",
+                                      p->_name, config.pool_mbufs, q, queues,
+                                      rte_strerror(rte_errno)) };
+        }
     }
-    if (int rc =
-          rte_eth_rx_queue_setup(port_id, 0, rxd, static_cast<unsigned>(socket), nullptr, p->_pool);
-        rc != 0) {
-        return port_error(p->_name, "rte_eth_rx_queue_setup", rc);
+    if (auto s = p->setup_queues(rxd, txd, socket); !s) {
+        return s.err();
     }
-    if (int rc = rte_eth_tx_queue_setup(port_id, 0, txd, static_cast<unsigned>(socket), nullptr);
-        rc != 0) {
-        return port_error(p->_name, "rte_eth_tx_queue_setup", rc);
+    if (queues > 1 && !maps_queues) {
+        std::string reason;
+        if (p->steer_udp_ports(&reason)) {
+            why += fmt::format(" ({} steers UDP port {}+i to queue i by rte_flow)", driver,
+                               dpdk_data_udp_port);
+        } else {
+            // Back to one queue pair, which receives everything.
+            rte_flow_error flush_error{};
+            rte_flow_flush(port_id, &flush_error);
+            p->_flows = false;
+            if (int rc = rte_eth_dev_stop(port_id); rc != 0) {
+                return port_error(p->_name, "rte_eth_dev_stop", rc);
+            }
+            p->_started = false;
+            if (int rc = rte_eth_dev_configure(port_id, 1, 1, &conf); rc != 0) {
+                return port_error(p->_name, "rte_eth_dev_configure", rc);
+            }
+            // The released queues gave their mbufs back: their pools are unused now.
+            for (std::size_t q = 1; q < p->_queues.size(); ++q) {
+                rte_mempool_free(p->_queues[q].pool);
+            }
+            p->_queues.resize(1);
+            if (auto s = p->setup_queues(rxd, txd, socket); !s) {
+                return s.err();
+            }
+            why = fmt::format("{} queues wanted, 1 used: {} cannot steer UDP ports to queues ({})",
+                              wanted, driver, reason);
+        }
+    } else if (queues > 1) {
+        why += fmt::format(" ({} maps TX queue i to the peer's RX queue i)", driver);
     }
-    if (int rc = rte_eth_dev_start(port_id); rc != 0) {
-        return port_error(p->_name, "rte_eth_dev_start", rc);
-    }
-    p->_started = true;
+    log::info("DPDK: port {}: {}", p->_name, why);
     // Peers address each other by MAC, but a veth or a switch may still hand us frames for other
     // addresses; the layer above filters. Devices without the notion (memif) say ENOTSUP.
     if (int rc = rte_eth_promiscuous_enable(port_id); rc != 0 && rc != -ENOTSUP) {
@@ -182,14 +268,82 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
     return p;
 }
 
+status dpdk_port::setup_queues(std::uint16_t rxd, std::uint16_t txd, int socket) {
+    for (std::uint16_t q = 0; q < queues(); ++q) {
+        if (int rc = rte_eth_rx_queue_setup(_port_id, q, rxd, static_cast<unsigned>(socket),
+                                            nullptr, _queues[q].pool);
+            rc != 0) {
+            return port_error(_name, "rte_eth_rx_queue_setup", rc);
+        }
+        if (int rc =
+              rte_eth_tx_queue_setup(_port_id, q, txd, static_cast<unsigned>(socket), nullptr);
+            rc != 0) {
+            return port_error(_name, "rte_eth_tx_queue_setup", rc);
+        }
+    }
+    if (int rc = rte_eth_dev_start(_port_id); rc != 0) {
+        return port_error(_name, "rte_eth_dev_start", rc);
+    }
+    _started = true;
+    return ok_status();
+}
+
+bool dpdk_port::steer_udp_ports(std::string* reason) {
+    for (std::uint16_t q = 0; q < queues(); ++q) {
+        rte_flow_attr attr{};
+        attr.ingress = 1;
+        rte_flow_item_udp udp_spec{};
+        rte_flow_item_udp udp_mask{};
+        udp_spec.hdr.dst_port =
+          rte_cpu_to_be_16(static_cast<std::uint16_t>(dpdk_data_udp_port + q));
+        udp_mask.hdr.dst_port = RTE_BE16(0xFFFF);
+        std::array<rte_flow_item, 4> pattern{};
+        pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
+        pattern[1].type = RTE_FLOW_ITEM_TYPE_IPV4;
+        pattern[2].type = RTE_FLOW_ITEM_TYPE_UDP;
+        pattern[2].spec = &udp_spec;
+        pattern[2].mask = &udp_mask;
+        pattern[3].type = RTE_FLOW_ITEM_TYPE_END;
+        rte_flow_action_queue to_queue{};
+        to_queue.index = q;
+        std::array<rte_flow_action, 2> actions{};
+        actions[0].type = RTE_FLOW_ACTION_TYPE_QUEUE;
+        actions[0].conf = &to_queue;
+        actions[1].type = RTE_FLOW_ACTION_TYPE_END;
+        rte_flow_error err{};
+        const char* step = "rte_flow_validate";
+        int rc = rte_flow_validate(_port_id, &attr, pattern.data(), actions.data(), &err);
+        if (rc == 0) {
+            step = "rte_flow_create";
+            if (rte_flow_create(_port_id, &attr, pattern.data(), actions.data(), &err) != nullptr) {
+                _flows = true;
+                continue;
+            }
+            rc = -rte_errno;
+        }
+        // The message the driver (or ethdev) gave, else the error number's text.
+        *reason =
+          fmt::format("{} for queue {}: {}", step, q,
+                      err.message != nullptr ? err.message : rte_strerror(rc < 0 ? -rc : rc));
+        return false;
+    }
+    return true;
+}
+
 dpdk_port::~dpdk_port() {
+    if (_flows) {
+        rte_flow_error err{};
+        rte_flow_flush(_port_id, &err);
+    }
     if (_started) {
         rte_eth_dev_stop(_port_id);
         rte_eth_dev_close(_port_id);
     }
-    // After the close: the device's rings held mbufs of this pool until then.
-    if (_pool != nullptr) {
-        rte_mempool_free(_pool);
+    // After the close: the device's rings held mbufs of these pools until then.
+    for (auto& q : _queues) {
+        if (q.pool != nullptr) {
+            rte_mempool_free(q.pool);
+        }
     }
 }
 
@@ -198,27 +352,27 @@ bool dpdk_port::link_up() const {
     return rte_eth_link_get_nowait(_port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
 }
 
-std::uint16_t dpdk_port::rx_burst(rte_mbuf** out, std::uint16_t n) {
-    const std::uint16_t got = rte_eth_rx_burst(_port_id, 0, out, n);
-    _counters.rx += got;
+std::uint16_t dpdk_port::rx_burst(std::uint16_t queue, rte_mbuf** out, std::uint16_t n) {
+    const std::uint16_t got = rte_eth_rx_burst(_port_id, queue, out, n);
+    _queues[queue].counters.rx += got;
     return got;
 }
 
-std::uint16_t dpdk_port::tx_burst(rte_mbuf** pkts, std::uint16_t n) {
-    const std::uint16_t sent = rte_eth_tx_burst(_port_id, 0, pkts, n);
-    _counters.tx += sent;
+std::uint16_t dpdk_port::tx_burst(std::uint16_t queue, rte_mbuf** pkts, std::uint16_t n) {
+    const std::uint16_t sent = rte_eth_tx_burst(_port_id, queue, pkts, n);
+    _queues[queue].counters.tx += sent;
     return sent;
 }
 
-void dpdk_port::drop(rte_mbuf** pkts, std::uint16_t n) {
+void dpdk_port::drop(std::uint16_t queue, rte_mbuf** pkts, std::uint16_t n) {
     rte_pktmbuf_free_bulk(pkts, n);
-    _counters.tx_dropped += n;
+    _queues[queue].counters.tx_dropped += n;
 }
 
-rte_mbuf* dpdk_port::alloc() {
-    rte_mbuf* m = rte_pktmbuf_alloc(_pool);
+rte_mbuf* dpdk_port::alloc(std::uint16_t queue) {
+    rte_mbuf* m = rte_pktmbuf_alloc(_queues[queue].pool);
     if (m == nullptr) {
-        ++_counters.alloc_failed;
+        ++_queues[queue].counters.alloc_failed;
     }
     return m;
 }
@@ -284,6 +438,12 @@ bool dpdk_eal::initialized() {
 
 void dpdk_eal::cleanup() {}
 
+bool dpdk_eal::register_thread() {
+    return false;
+}
+
+void dpdk_eal::unregister_thread() {}
+
 result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config&) {
     return error{ errc::unavailable, no_dpdk };
 }
@@ -293,14 +453,14 @@ dpdk_port::~dpdk_port() = default;
 bool dpdk_port::link_up() const {
     return false;
 }
-std::uint16_t dpdk_port::rx_burst(rte_mbuf**, std::uint16_t) {
+std::uint16_t dpdk_port::rx_burst(std::uint16_t, rte_mbuf**, std::uint16_t) {
     return 0;
 }
-std::uint16_t dpdk_port::tx_burst(rte_mbuf**, std::uint16_t) {
+std::uint16_t dpdk_port::tx_burst(std::uint16_t, rte_mbuf**, std::uint16_t) {
     return 0;
 }
-void dpdk_port::drop(rte_mbuf**, std::uint16_t) {}
-rte_mbuf* dpdk_port::alloc() {
+void dpdk_port::drop(std::uint16_t, rte_mbuf**, std::uint16_t) {}
+rte_mbuf* dpdk_port::alloc(std::uint16_t) {
     return nullptr;
 }
 std::span<std::byte> dpdk_port::data(rte_mbuf*) {
@@ -322,3 +482,38 @@ bool dpdk_usable(const std::vector<std::string>&, std::string* why) {
 } // namespace ringtail::net
 
 #endif
+
+// Both builds.
+namespace ringtail::net {
+
+dpdk_port_counters& dpdk_port_counters::operator+=(const dpdk_port_counters& o) {
+    rx += o.rx;
+    tx += o.tx;
+    tx_dropped += o.tx_dropped;
+    rx_bad += o.rx_bad;
+    alloc_failed += o.alloc_failed;
+    return *this;
+}
+
+dpdk_port_counters dpdk_port::counters() const {
+    dpdk_port_counters sum;
+    for (const auto& q : _queues) {
+        sum += q.counters;
+    }
+    return sum;
+}
+
+bool dpdk_port::wait_link_down(double timeout_s) const {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(std::max(timeout_s, 0.0)));
+    while (link_up()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+} // namespace ringtail::net

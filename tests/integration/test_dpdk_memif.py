@@ -5,9 +5,12 @@ echoing, one sending numbered, checksummed UDP frames and checking that every on
 
   - memif: 20000 frames of 64 bytes, 32 in flight; 2000 frames of 1400 bytes, one at a time;
   - memif, the whole data channel (--mode channel-send / channel-recv: dpdk_link and
-    datagram_transport): 100000 DATA frames, every one delivered in order;
-  - af_packet on a veth pair whose ends sit in two network namespaces: 5000 frames of 64 bytes
-    (skipped, with the reason, where network namespaces cannot be made);
+    datagram_transport): 100000 DATA frames, every one delivered in order; and with --queues 2,
+    two lanes (a thread, a queue pair, a link and a transport each) of 50000 frames each;
+  - af_packet on a veth pair whose ends sit in two network namespaces: 5000 frames of 64 bytes;
+    the data channel with --queues 2 falls back to one queue pair (af_packet has no rte_flow to
+    steer a lane's UDP port to its queue) and still delivers every frame (skipped, with the
+    reason, where network namespaces cannot be made);
   - the probe (dpdk_usable) says yes with a port and no, exit 69, without one;
   - bad EAL arguments and a missing device: one line, exit 69.
 
@@ -170,19 +173,23 @@ class DpdkMemifTest(ProcessTestCase):
         got = self.pingpong(2000, 1400, 1)
         self.assertGreater(float(got["rtt_us_max"]), 0)
 
-    def test_data_channel_delivers_every_frame_in_order(self):
-        """The channel modes: dpdk_port + dpdk_link + datagram_transport, worker 0 sending 64-byte
-        frames (raised to the channel's smallest, 67) as fast as credit allows, worker 1 granting
-        every message back at once; every frame arrives, in order, and both sides say so."""
+    def channel(self, frames, queues=1, device="net_memif0", send_vdev=None, recv_vdev=None,
+                send_netns=(), recv_netns=(), foreign_frames=False):
+        """Runs channel-send (started first: the memif server) and channel-recv with `queues`
+        lanes, `frames` 64-byte frames (raised to 67) per lane, and checks that every lane
+        delivered every frame in order. Returns (receiver fields, sender fields, receiver stderr,
+        sender stderr, context)."""
         self.require_dpdk_build()
-        frames = 100000
         sender, send_err = self.start_server(
-            [self.bin, "--mode", "channel-send", "--device", "net_memif0", "--frame-bytes", "64",
-             "--frames", str(frames), "--timeout", "20", "--"] +
-            self.eal("chsend", 1, self.memif_vdev("server")), "channel-send")
-        recv = subprocess.run([self.bin, "--mode", "channel-recv", "--device", "net_memif0",
-                               "--warmup", "0.1", "--timeout", "30", "--"] +
-                              self.eal("chrecv", 0, self.memif_vdev("client")),
+            list(send_netns) +
+            [self.bin, "--mode", "channel-send", "--device", device, "--frame-bytes", "64",
+             "--frames", str(frames), "--queues", str(queues), "--timeout", "20", "--"] +
+            self.eal("chsend", 1, send_vdev or self.memif_vdev("server")), "channel-send")
+        recv = subprocess.run(list(recv_netns) +
+                              [self.bin, "--mode", "channel-recv", "--device", device,
+                               "--warmup", "0.1", "--queues", str(queues), "--timeout", "30",
+                               "--"] +
+                              self.eal("chrecv", 0, recv_vdev or self.memif_vdev("client")),
                               capture_output=True, text=True, timeout=60)
         send_out, _ = sender.communicate(timeout=30)
         context = (f"receiver exit {recv.returncode}\nreceiver stdout:\n{recv.stdout}\nreceiver "
@@ -195,26 +202,57 @@ class DpdkMemifTest(ProcessTestCase):
                                   if l.startswith("channel-recv:")))
         sent = summary_fields(next(l for l in send_out.splitlines()
                                    if l.startswith("channel-send:")))
+        lanes = int(got["queues"])
+        self.assertEqual(int(sent["queues"]), lanes, context)
         for fields in (got, sent):
-            self.assertEqual(int(fields["frames"]), frames, context)
-            self.assertEqual(int(fields["messages"]), frames, context)
-        self.assertEqual(int(got["sent_frames"]), frames, context)
+            self.assertEqual(int(fields["frames"]), lanes * frames, context)
+            self.assertEqual(int(fields["messages"]), lanes * frames, context)
+            # Every lane carried its own frames.
+            for lane in range(lanes):
+                self.assertEqual(int(fields[f"lane{lane}"]), frames, f"lane {lane}: {context}")
+            self.assertNotIn(f"lane{lanes}", fields, context)
+        self.assertEqual(int(got["sent_frames"]), lanes * frames, context)
         self.assertEqual(int(got["lost"]), 0, context)
         self.assertEqual(int(got["order_errors"]), 0, context)
         self.assertEqual(got["complete"], "yes", context)
-        self.assertEqual(got["peer"], "left", context)  # the sender said goodbye
-        self.assertEqual(int(got["bytes"]), 67 * frames, context)
+        self.assertEqual(got["peer"], "left", context)  # every lane of the sender said goodbye
+        self.assertEqual(int(got["bytes"]), 67 * lanes * frames, context)
         self.assertGreater(float(got["frames_per_s"]), 0, context)
         self.assertEqual(sent["acknowledged"], "yes", context)
         self.assertEqual((int(sent["frame_bytes"]), int(sent["frame_bytes_asked"])), (67, 64))
         self.assertIn("below the smallest data-channel frame", "".join(send_err), context)
         for fields in (got, sent):
-            # memif carries only our frames; go-back-N may resend, but nothing is damaged.
-            self.assertEqual(int(fields["rx_bad"]), 0, context)
+            # go-back-N may resend, but nothing is damaged.
             self.assertEqual(int(fields["corrupt"]), 0, context)
+            if not foreign_frames:
+                # memif carries only our frames; a kernel interface also carries the kernel's own.
+                self.assertEqual(int(fields["rx_bad"]), 0, context)
+                self.assertEqual(int(fields["rx_foreign"]), 0, context)
+        return got, sent, recv.stderr, "".join(send_err), context
 
-    def test_af_packet_on_a_veth_pair_all_come_back_intact(self):
-        self.require_dpdk_build()
+    def test_data_channel_delivers_every_frame_in_order(self):
+        """The channel modes: dpdk_port + dpdk_link + datagram_transport, worker 0 sending 64-byte
+        frames (raised to the channel's smallest, 67) as fast as credit allows, worker 1 granting
+        every message back at once; every frame arrives, in order, and both sides say so."""
+        got, sent, _, _, context = self.channel(100000)
+        self.assertEqual((int(got["queues"]), int(sent["queues"])), (1, 1), context)
+
+    def test_data_channel_with_two_lanes_delivers_every_frame_of_each_in_order(self):
+        """--queues 2 on both memif ends: two queue pairs, two lanes (one thread, link and
+        transport each, lane i on queue pair i and UDP port 43210 + i); each lane delivers all of
+        its frames, in order, and nothing arrives on the other lane's queue."""
+        got, sent, recv_err, send_err, context = self.channel(50000, queues=2)
+        self.assertEqual((int(got["queues"]), int(sent["queues"])), (2, 2), context)
+        for err in (recv_err, send_err):
+            self.assertRegex(err, r"info +DPDK: port net_memif0: 2 queue pairs, as asked "
+                                  r"\(net_memif maps TX queue i to the peer's RX queue i\)",
+                             context)
+            self.assertNotIn("queue pair of the", err, context)
+
+    def veth_pair(self):
+        """Two network namespaces joined by a veth pair (rtveth0 in the first, rtveth1 in the
+        second), removed at cleanup; returns the `ip netns exec` prefixes. Skips where namespaces
+        cannot be made."""
         ns_a, ns_b = f"rt-it-{os.getpid()}-a", f"rt-it-{os.getpid()}-b"
         if shutil.which("ip") is None:
             self.skip_or_fail("no `ip` command (iproute2) to make network namespaces")
@@ -233,12 +271,36 @@ class DpdkMemifTest(ProcessTestCase):
                     ["ip", "-n", ns_b, "link", "set", "rtveth1", "up"]):
             r = subprocess.run(cmd, capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, f"{' '.join(cmd)}: {r.stderr}")
+        return ("ip", "netns", "exec", ns_a), ("ip", "netns", "exec", ns_b)
+
+    def test_af_packet_on_a_veth_pair_all_come_back_intact(self):
+        self.require_dpdk_build()
+        in_a, in_b = self.veth_pair()
         got = self.pingpong(5000, 64, 32, device="net_af_packet0",
                             echo_vdev="net_af_packet0,iface=rtveth1",
                             send_vdev="net_af_packet0,iface=rtveth0",
-                            echo_netns=("ip", "netns", "exec", ns_b),
-                            send_netns=("ip", "netns", "exec", ns_a), foreign_frames=True)
+                            echo_netns=in_b, send_netns=in_a, foreign_frames=True)
         self.assertGreater(float(got["frames_per_s"]), 0)
+
+    def test_af_packet_data_channel_with_two_queues_falls_back_to_one(self):
+        """--queues 2 on af_packet: with qpairs=2 the device has two queue pairs, but it has no
+        rte_flow to steer a lane's UDP port to its queue, so each port says why in one info line
+        and runs one queue pair; the tool runs one lane, and every frame arrives in order."""
+        self.require_dpdk_build()
+        in_a, in_b = self.veth_pair()
+        # The sender broadcasts (no --dst-mac); the receiver's ACKs go to broadcast too.
+        got, sent, recv_err, send_err, context = self.channel(
+            5000, queues=2, device="net_af_packet0",
+            send_vdev="net_af_packet0,iface=rtveth0,qpairs=2",
+            recv_vdev="net_af_packet0,iface=rtveth1,qpairs=2",
+            send_netns=in_a, recv_netns=in_b, foreign_frames=True)
+        self.assertEqual((int(got["queues"]), int(sent["queues"])), (1, 1), context)
+        for err in (recv_err, send_err):
+            self.assertRegex(err, r"info +DPDK: port net_af_packet0: 2 queues wanted, 1 used: "
+                                  r"net_af_packet cannot steer UDP ports to queues "
+                                  r"\(rte_flow_validate for queue 0: .+\)", context)
+            self.assertIn("net_af_packet0 has 1 queue pair of the 2 asked for: running 1 lane",
+                          err, context)
 
     def test_probe_without_a_port_says_unusable(self):
         self.require_dpdk_build()

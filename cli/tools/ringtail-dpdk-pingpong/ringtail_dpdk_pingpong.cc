@@ -15,9 +15,13 @@
 // for every frame to be acknowledged and sends one trailer frame with its totals, so the receiver
 // can say whether everything arrived, in order. Each prints one summary line; the receiver's
 // frames_per_s (delivered in order, after a warm-up) is the figure that counts
-// (scripts/perf/dpdk_frames.py compares it with dpdk-testpmd).
+// (scripts/perf/dpdk_frames.py compares it with dpdk-testpmd). With --queues N the channel runs N
+// lanes, lane i a thread of its own with its own dpdk_link on queue pair i and its own transport,
+// each sending (receiving) --frames; the summary lines give the totals, the frames per lane
+// (lane0=...) and queues=N, the lanes the port gave. The other modes use queue pair 0.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -28,6 +32,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -78,6 +83,7 @@ struct options {
     std::uint32_t messages_per_frame = 1;
     std::uint32_t batch = 32;     // channel-send: frames sent between two polls at most
     double warmup_s = 0.5;        // channel-recv: not measured, from the first frame
+    std::uint16_t queues = 1;     // channel modes: lanes, one queue pair and thread each
     std::uint64_t count = 100000; // frames to send, or to echo before exiting (0: until signal)
     std::size_t payload_bytes = 64;
     std::uint32_t window = 32;
@@ -149,6 +155,15 @@ void parse_channel(const po::variables_map& vm, options& o) {
             throw usage_error{ "--batch must be 1..4096" };
         }
     }
+    if (vm.count("queues") != 0) {
+        o.queues = parse_number<std::uint16_t>(vm["queues"].as<std::string>(), "--queues");
+        if (o.queues == 0) {
+            throw usage_error{ "--queues must be 1 or more" };
+        }
+        if (o.run != mode::channel_send && o.run != mode::channel_recv) {
+            throw usage_error{ "--queues is for --mode channel-send and channel-recv" };
+        }
+    }
     if (vm.count("warmup") != 0) {
         o.warmup_s = parse_number<double>(vm["warmup"].as<std::string>(), "--warmup");
         if (!(o.warmup_s >= 0)) {
@@ -196,7 +211,10 @@ options parse(int argc, char** argv) {
       "batch", po::value<std::string>(),
       "channel-send: frames sent between two polls of the transport at most (default 32)")(
       "warmup", po::value<std::string>(),
-      "channel-recv: seconds after the first frame not measured (default 0.5)");
+      "channel-recv: seconds after the first frame not measured (default 0.5)")(
+      "queues", po::value<std::string>(),
+      "channel-*: lanes, each on its own queue pair of the port and its own thread, each sending "
+      "or receiving --frames (default 1; fewer when the port gives fewer)");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(own_argc, argv).options(desc).run(), vm);
@@ -318,8 +336,9 @@ std::string mac_text(const std::array<std::uint8_t, 6>& m) {
                        m[5]);
 }
 
+// The port's counters, summed over its queues.
 std::string counters_text(const dpdk_port& port) {
-    const auto& c = port.counters();
+    const auto c = port.counters();
     return fmt::format("rx={} tx={} tx_dropped={} rx_bad={} alloc_failed={}", c.rx, c.tx,
                        c.tx_dropped, c.rx_bad, c.alloc_failed);
 }
@@ -339,6 +358,14 @@ void wait_for_link(const dpdk_port& port, double timeout_s) {
     }
 }
 
+// Waits until the port's link is down, `timeout_s` passed or a stop signal came.
+void wait_for_link_down(const dpdk_port& port, double timeout_s) {
+    const std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(timeout_s * 1e9);
+    while (!port.wait_link_down(0.05) && now_ns() < deadline &&
+           ringtail::tools::stop_requested == 0) {
+    }
+}
+
 // Returns each valid frame to where it came from, rewriting only the headers.
 int run_echo(const options& o, dpdk_port& port) {
     rte_mbuf* burst[burst_max];
@@ -348,13 +375,13 @@ int run_echo(const options& o, dpdk_port& port) {
         if (o.timeout_s > 0 && now_ns() >= deadline) {
             break;
         }
-        const std::uint16_t n = port.rx_burst(burst, burst_max);
+        const std::uint16_t n = port.rx_burst(0, burst, burst_max);
         std::uint16_t keep = 0;
         for (std::uint16_t i = 0; i < n; ++i) {
             auto bytes = dpdk_port::data(burst[i]);
             auto frame = ringtail::net::parse_udp_frame(bytes);
             if (!frame) {
-                port.count_rx_bad();
+                port.count_rx_bad(0);
                 dpdk_port::free(burst[i]);
                 continue;
             }
@@ -367,18 +394,15 @@ int run_echo(const options& o, dpdk_port& port) {
         std::uint16_t sent = 0;
         // The peer polls too, so the TX ring drains; a few tries, then drop (counted).
         for (int tries = 0; sent < keep && tries < 1000; ++tries) {
-            sent += port.tx_burst(burst + sent, static_cast<std::uint16_t>(keep - sent));
+            sent += port.tx_burst(0, burst + sent, static_cast<std::uint16_t>(keep - sent));
         }
-        port.drop(burst + sent, static_cast<std::uint16_t>(keep - sent));
+        port.drop(0, burst + sent, static_cast<std::uint16_t>(keep - sent));
         echoed += sent;
     }
     // Let the sender hang up first: when both memif ends close at once, the PMD's interrupt
     // thread and our close can both tear the connection down, and EAL then logs "Error: Invalid
     // memory" (seen once in DPDK 22.11). Bounded: a sender that stays is not waited for long.
-    const std::uint64_t hang_up_deadline = now_ns() + 2'000'000'000ull;
-    while (port.link_up() && now_ns() < hang_up_deadline && ringtail::tools::stop_requested == 0) {
-        ::usleep(1000);
-    }
+    wait_for_link_down(port, 2);
     ::usleep(20000);
     fmt::print("echo: echoed={} {}\n", echoed, counters_text(port));
     return 0;
@@ -407,7 +431,7 @@ int run_send(const options& o, dpdk_port& port) {
         }
         // Top the window up; frames the device did not take stay pending, in order.
         while (tx_pending < burst_max && in_flight + tx_pending < o.window && next < o.count) {
-            rte_mbuf* m = port.alloc();
+            rte_mbuf* m = port.alloc(0);
             if (m == nullptr) {
                 break;
             }
@@ -419,18 +443,18 @@ int run_send(const options& o, dpdk_port& port) {
             ++next;
         }
         if (tx_pending > 0) {
-            const std::uint16_t sent = port.tx_burst(tx, tx_pending);
+            const std::uint16_t sent = port.tx_burst(0, tx, tx_pending);
             std::copy(tx + sent, tx + tx_pending, tx);
             tx_pending = static_cast<std::uint16_t>(tx_pending - sent);
             in_flight += sent;
         }
-        const std::uint16_t n = port.rx_burst(rx, burst_max);
+        const std::uint16_t n = port.rx_burst(0, rx, burst_max);
         const std::uint64_t rx_ns = n > 0 ? now_ns() : now;
         for (std::uint16_t i = 0; i < n; ++i) {
             auto frame = ringtail::net::parse_udp_frame(dpdk_port::data(rx[i]));
             auto got = frame ? check_payload(frame->payload, o.payload_bytes) : std::nullopt;
             if (!frame) {
-                port.count_rx_bad();
+                port.count_rx_bad(0);
             } else if (!got || got->first >= o.count) {
                 ++corrupt;
             } else if (seen[got->first] != 0) {
@@ -453,7 +477,7 @@ int run_send(const options& o, dpdk_port& port) {
         }
     }
     const double elapsed_s = static_cast<double>(now_ns() - start) / 1e9;
-    port.drop(tx, tx_pending);
+    port.drop(0, tx, tx_pending);
     std::sort(rtt_ns.begin(), rtt_ns.end());
     auto pct_us = [&](double q) {
         if (rtt_ns.empty()) {
@@ -511,31 +535,82 @@ std::vector<ringtail::net::udp_endpoint> channel_endpoints(const dpdk_port& port
     return endpoints;
 }
 
-std::string transport_counters_text(const datagram_transport& t) {
-    const auto& c = t.counters();
-    return fmt::format("retransmissions={} corrupt={} out_of_order={} duplicates={} "
-                       "credit_violations={} acks_in={} acks_out={} peers_lost={}",
-                       c.retransmissions, c.corrupt_frames, c.out_of_order, c.duplicates,
-                       c.credit_violations, c.acks_in, c.acks_out, c.peers_lost);
-}
+// The counters the summary lines print, summed over the lanes.
+struct channel_counters {
+    ringtail::net::datagram_transport_counters transport;
+    ringtail::net::dpdk_link_counters link;
 
-std::string link_counters_text(const ringtail::net::dpdk_link& link) {
-    const auto& c = link.counters();
-    return fmt::format("tx_no_mbuf={} tx_full={} rx_foreign={}", c.tx_no_mbuf, c.tx_full,
-                       c.rx_foreign);
-}
+    void add(const datagram_transport& t, const ringtail::net::dpdk_link& l) {
+        const auto& c = t.counters();
+        transport.retransmissions += c.retransmissions;
+        transport.corrupt_frames += c.corrupt_frames;
+        transport.out_of_order += c.out_of_order;
+        transport.duplicates += c.duplicates;
+        transport.credit_violations += c.credit_violations;
+        transport.acks_in += c.acks_in;
+        transport.acks_out += c.acks_out;
+        transport.peers_lost += c.peers_lost;
+        link.tx_no_mbuf += l.counters().tx_no_mbuf;
+        link.tx_full += l.counters().tx_full;
+        link.rx_foreign += l.counters().rx_foreign;
+    }
+    void add(const channel_counters& o) {
+        transport.retransmissions += o.transport.retransmissions;
+        transport.corrupt_frames += o.transport.corrupt_frames;
+        transport.out_of_order += o.transport.out_of_order;
+        transport.duplicates += o.transport.duplicates;
+        transport.credit_violations += o.transport.credit_violations;
+        transport.acks_in += o.transport.acks_in;
+        transport.acks_out += o.transport.acks_out;
+        transport.peers_lost += o.transport.peers_lost;
+        link.tx_no_mbuf += o.link.tx_no_mbuf;
+        link.tx_full += o.link.tx_full;
+        link.rx_foreign += o.link.rx_foreign;
+    }
+    std::string text() const {
+        const auto& c = transport;
+        return fmt::format("retransmissions={} corrupt={} out_of_order={} duplicates={} "
+                           "credit_violations={} acks_in={} acks_out={} peers_lost={} "
+                           "tx_no_mbuf={} tx_full={} rx_foreign={}",
+                           c.retransmissions, c.corrupt_frames, c.out_of_order, c.duplicates,
+                           c.credit_violations, c.acks_in, c.acks_out, c.peers_lost,
+                           link.tx_no_mbuf, link.tx_full, link.rx_foreign);
+    }
+};
 
 // How the peer ended, in one word for the summary line ("left": it said goodbye); the whole
 // reason goes to stderr when it is not that.
-std::string peer_word(bool lost, const std::string& reason) {
+std::string peer_word(bool lost, const std::string& reason, std::uint16_t lane) {
     if (!lost) {
         return "alive";
     }
     if (reason == "left the cluster") {
         return "left";
     }
-    fmt::print(stderr, "ringtail-dpdk-pingpong: the peer was lost: {}\n", reason);
+    fmt::print(stderr, "ringtail-dpdk-pingpong: lane {}: the peer was lost: {}\n", lane, reason);
     return reason.starts_with("unreachable") ? "unreachable" : "lost";
+}
+
+// The lanes' words: one when they agree, else each lane's, comma-separated in lane order.
+std::string peer_words(const std::vector<std::string>& words) {
+    if (std::all_of(words.begin(), words.end(), [&](const auto& w) { return w == words[0]; })) {
+        return words[0];
+    }
+    std::string all;
+    for (const auto& w : words) {
+        all += (all.empty() ? "" : ",") + w;
+    }
+    return all;
+}
+
+// "queues=N lane0=F0 lane1=F1 ...": frames per lane.
+template<typename Lanes>
+std::string lanes_text(const Lanes& lanes) {
+    std::string text = fmt::format("queues={}", lanes.size());
+    for (std::size_t i = 0; i < lanes.size(); ++i) {
+        text += fmt::format(" lane{}={}", i, lanes[i].frames);
+    }
+    return text;
 }
 
 double mbps(std::uint64_t bytes, double seconds) {
@@ -561,10 +636,7 @@ struct sender_events final : ringtail::transport_events {
 // while the sender does nothing but wait here; then the sender closes. Bounded: a receiver that
 // missed every goodbye gives up on its own (the transport's silence timeout).
 void wait_for_hang_up(const dpdk_port& port) {
-    const std::uint64_t deadline = channel_now_ns() + settle_ns;
-    while (port.link_up() && channel_now_ns() < deadline && ringtail::tools::stop_requested == 0) {
-        ::usleep(1000);
-    }
+    wait_for_link_down(port, static_cast<double>(settle_ns) / 1e9);
     ::usleep(20000);
 }
 
@@ -581,23 +653,29 @@ bool settle(datagram_transport& t, sender_events& events, Done&& done) {
     return !events.lost;
 }
 
-int run_channel_send(const options& o, dpdk_port& port) {
-    ringtail::net::dpdk_link link(port, channel_sender, channel_endpoints(port, o, channel_sender));
-    // One datagram per frame: a body the transport would cut into fragments is not what is asked.
-    const std::size_t frame_max_bytes =
-      ringtail::net::udp_frame_header_bytes + link.max_datagram_bytes();
-    if (o.frame_bytes > frame_max_bytes) {
-        die(exit_usage, fmt::format("--frame-bytes {} is more than one datagram of this link "
-                                    "carries ({} bytes)",
-                                    o.frame_bytes, frame_max_bytes));
-    }
-    const std::size_t frame_bytes = std::max(o.frame_bytes, channel_frame_min_bytes);
-    if (frame_bytes != o.frame_bytes) {
-        fmt::print(stderr,
-                   "ringtail-dpdk-pingpong: --frame-bytes {} is below the smallest data-channel "
-                   "frame ({} bytes: {} of headers and a 1-byte body): sending {}-byte frames\n",
-                   o.frame_bytes, channel_frame_min_bytes, channel_header_bytes, frame_bytes);
-    }
+// A lane thread's EAL lcore id (mempool caches) for as long as it runs.
+struct eal_thread {
+    eal_thread() { ringtail::net::dpdk_eal::register_thread(); }
+    ~eal_thread() { ringtail::net::dpdk_eal::unregister_thread(); }
+    eal_thread(const eal_thread&) = delete;
+    eal_thread& operator=(const eal_thread&) = delete;
+};
+
+// One sending lane's outcome, written by its thread.
+struct send_lane {
+    std::uint64_t frames = 0, turns = 0, blocked_turns = 0, unexpected = 0;
+    std::uint64_t end_ns = 0; // when it stopped sending, before the settling
+    bool acknowledged = false;
+    std::string peer;
+    channel_counters counters;
+};
+
+// Lane `queue` of the sender: its own link on queue pair `queue` and its own transport.
+void run_send_lane(const options& o, dpdk_port& port, std::uint16_t queue, std::size_t frame_bytes,
+                   std::uint64_t start, send_lane& out) {
+    const eal_thread registered;
+    ringtail::net::dpdk_link link(port, channel_sender, channel_endpoints(port, o, channel_sender),
+                                  queue);
     const std::size_t body_bytes = frame_bytes - channel_header_bytes;
     std::vector<std::byte> pattern(body_bytes + 256);
     for (std::size_t i = 0; i < pattern.size(); ++i) {
@@ -607,7 +685,6 @@ int run_channel_send(const options& o, dpdk_port& port) {
     sender_events events;
     const std::uint32_t k = o.messages_per_frame;
     const std::uint64_t limit = o.frames == 0 ? ~std::uint64_t{ 0 } : o.frames;
-    const std::uint64_t start = channel_now_ns();
     // --frames alone is bounded by --timeout.
     const std::uint64_t end =
       start + static_cast<std::uint64_t>((o.seconds > 0 ? o.seconds : o.timeout_s) * 1e9);
@@ -627,7 +704,7 @@ int run_channel_send(const options& o, dpdk_port& port) {
         blocked_turns += n == 0 ? 1 : 0;
         t.poll(events);
     }
-    const double send_s = static_cast<double>(channel_now_ns() - start) / 1e9;
+    out.end_ns = channel_now_ns();
     // Every frame acknowledged, then the trailer, acknowledged too, then goodbye.
     bool ok = settle(t, events, [&] { return t.pending_bytes() == 0; }) &&
               settle(t, events, [&] { return t.credit(channel_receiver) >= 1; });
@@ -640,16 +717,68 @@ int run_channel_send(const options& o, dpdk_port& port) {
         ok = settle(t, events, [&] { return t.pending_bytes() == 0; });
     }
     t.say_goodbye();
+    out.frames = sent;
+    out.turns = turns;
+    out.blocked_turns = blocked_turns;
+    out.unexpected = events.unexpected;
+    out.acknowledged = ok;
+    out.peer = peer_word(events.lost, events.lost_reason, queue);
+    out.counters.add(t, link);
+}
+
+int run_channel_send(const options& o, dpdk_port& port) {
+    // One datagram per frame: a body the transport would cut into fragments is not what is asked.
+    const std::size_t frame_max_bytes =
+      ringtail::net::udp_frame_header_bytes +
+      ringtail::net::dpdk_link(port, channel_sender, channel_endpoints(port, o, channel_sender))
+        .max_datagram_bytes();
+    if (o.frame_bytes > frame_max_bytes) {
+        die(exit_usage, fmt::format("--frame-bytes {} is more than one datagram of this link "
+                                    "carries ({} bytes)",
+                                    o.frame_bytes, frame_max_bytes));
+    }
+    const std::size_t frame_bytes = std::max(o.frame_bytes, channel_frame_min_bytes);
+    if (frame_bytes != o.frame_bytes) {
+        fmt::print(stderr,
+                   "ringtail-dpdk-pingpong: --frame-bytes {} is below the smallest data-channel "
+                   "frame ({} bytes: {} of headers and a 1-byte body): sending {}-byte frames\n",
+                   o.frame_bytes, channel_frame_min_bytes, channel_header_bytes, frame_bytes);
+    }
+    std::vector<send_lane> lanes(port.queues());
+    const std::uint64_t start = channel_now_ns();
+    {
+        std::vector<std::jthread> threads;
+        for (std::uint16_t q = 0; q < port.queues(); ++q) {
+            threads.emplace_back(
+              [&, q] { run_send_lane(o, port, q, frame_bytes, start, lanes[q]); });
+        }
+    }
+    // Every lane said goodbye and polls no more.
     wait_for_hang_up(port);
+    std::uint64_t sent = 0, turns = 0, blocked_turns = 0, unexpected = 0, end_ns = start;
+    bool ok = true;
+    channel_counters counters;
+    std::vector<std::string> peers;
+    for (const auto& lane : lanes) {
+        sent += lane.frames;
+        turns += lane.turns;
+        blocked_turns += lane.blocked_turns;
+        unexpected += lane.unexpected;
+        end_ns = std::max(end_ns, lane.end_ns);
+        ok = ok && lane.acknowledged;
+        counters.add(lane.counters);
+        peers.push_back(lane.peer);
+    }
+    const std::uint32_t k = o.messages_per_frame;
+    const double send_s = static_cast<double>(end_ns - start) / 1e9;
     fmt::print("channel-send: frames={} messages={} frame_bytes={} frame_bytes_asked={} "
                "messages_per_frame={} batch={} seconds={:.3f} frames_per_s={:.0f} mbps={:.1f} "
                "blocked_turns={} turns={} acknowledged={} peer={} {} {} {}\n",
                sent, sent * k, frame_bytes, o.frame_bytes, k, o.batch, send_s,
                send_s > 0 ? static_cast<double>(sent) / send_s : 0.0,
                mbps(sent * frame_bytes, send_s), blocked_turns, turns, ok ? "yes" : "no",
-               peer_word(events.lost, events.lost_reason), transport_counters_text(t),
-               link_counters_text(link), counters_text(port));
-    return ok && events.unexpected == 0 ? 0 : exit_lost;
+               peer_words(peers), counters.text(), counters_text(port), lanes_text(lanes));
+    return ok && unexpected == 0 ? 0 : exit_lost;
 }
 
 // The receiving worker's engine, reduced to one that consumes every message at once: each is
@@ -694,69 +823,145 @@ struct receiver_events final : ringtail::transport_events {
     std::string lost_reason;
 };
 
-int run_channel_recv(const options& o, dpdk_port& port) {
+// One receiving lane: what its thread publishes while it runs (for the warm-up cut, taken by the
+// main thread) and its outcome.
+struct alignas(64) recv_lane {
+    std::atomic<std::uint64_t> frames_now{ 0 }, bytes_now{ 0 }; // after each poll
+    std::uint64_t frames = 0, messages = 0, bytes = 0, order_errors = 0;
+    std::uint64_t first_ns = 0, last_ns = 0;
+    bool trailer = false, timed_out = false;
+    std::uint64_t sent_frames = 0, sent_messages = 0;
+    std::string peer;
+    channel_counters counters;
+};
+
+// Lane `queue` of the receiver. `first_ns` is the earliest first frame of any lane.
+void run_recv_lane(const options& o, dpdk_port& port, std::uint16_t queue,
+                   std::atomic<std::uint64_t>& first_ns, recv_lane& out) {
+    const eal_thread registered;
     ringtail::net::dpdk_link link(port, channel_receiver,
-                                  channel_endpoints(port, o, channel_receiver));
+                                  channel_endpoints(port, o, channel_receiver), queue);
     datagram_transport t(link, channel_receiver);
     receiver_events events(t);
-    const auto warmup_ns = static_cast<std::uint64_t>(o.warmup_s * 1e9);
     const std::uint64_t deadline = channel_now_ns() + static_cast<std::uint64_t>(o.timeout_s * 1e9);
-    // The measuring interval starts at the first poll after the warm-up and ends with the last
-    // frame before the trailer (the sender stops at full speed, so nothing idle is counted).
-    bool warm = false;
-    std::uint64_t warm_ns = 0, warm_frames = 0, warm_bytes = 0, trailer_ns = 0;
-    bool timed_out = false;
+    std::uint64_t trailer_ns = 0;
     // Until the sender says goodbye (it does once the trailer is acknowledged, so our ACK must
     // go out first), or is lost.
     while (!events.lost && ringtail::tools::stop_requested == 0) {
         const std::uint64_t now = channel_now_ns();
         if (now >= deadline || (trailer_ns != 0 && now - trailer_ns > settle_ns)) {
-            timed_out = now >= deadline;
+            out.timed_out = now >= deadline;
             break;
         }
-        if (!warm && events.frames > 0 && now - events.first_ns >= warmup_ns) {
-            warm = true;
-            warm_ns = now;
-            warm_frames = events.frames;
-            warm_bytes = events.bytes;
-        }
         events.now = now;
+        const std::uint64_t before = events.frames;
         t.poll(events);
+        if (events.frames != before) {
+            if (before == 0) {
+                std::uint64_t seen = 0;
+                while ((seen == 0 || events.first_ns < seen) &&
+                       !first_ns.compare_exchange_weak(seen, events.first_ns)) {
+                }
+            }
+            out.frames_now.store(events.frames, std::memory_order_relaxed);
+            out.bytes_now.store(events.bytes, std::memory_order_relaxed);
+        }
         if (events.trailer && trailer_ns == 0) {
             trailer_ns = now;
         }
     }
-    // A run shorter than the warm-up is measured whole, from its first frame.
-    if (!warm || events.last_ns <= warm_ns) {
-        warm_ns = events.first_ns;
-        warm_frames = events.frames > 0 ? 1 : 0;
-        warm_bytes = events.frames > 0 ? events.bytes / events.frames : 0;
-    }
-    const double measured_s = static_cast<double>(events.last_ns - warm_ns) / 1e9;
-    const std::uint64_t measured_frames = events.frames - warm_frames;
-    const bool complete = events.trailer && events.sent_frames == events.frames &&
-                          events.sent_messages == events.messages && events.order_errors == 0;
     // No more polling: the port closes (main) while the sender waits for that (see
     // wait_for_hang_up).
+    out.frames = events.frames;
+    out.messages = events.messages;
+    out.bytes = events.bytes;
+    out.order_errors = events.order_errors;
+    out.first_ns = events.first_ns;
+    out.last_ns = events.last_ns;
+    out.trailer = events.trailer;
+    out.sent_frames = events.sent_frames;
+    out.sent_messages = events.sent_messages;
+    out.peer = peer_word(events.lost, events.lost_reason, queue);
+    out.counters.add(t, link);
+}
+
+int run_channel_recv(const options& o, dpdk_port& port) {
+    std::vector<recv_lane> lanes(port.queues());
+    std::atomic<std::uint64_t> first_ns{ 0 };
+    std::atomic<std::uint16_t> running{ port.queues() };
+    const auto warmup_ns = static_cast<std::uint64_t>(o.warmup_s * 1e9);
+    // The measuring interval starts when the warm-up after the first frame of any lane has passed
+    // (this thread takes every lane's count then) and ends with the last frame before a trailer
+    // (the sender stops at full speed, so nothing idle is counted).
+    bool warm = false;
+    std::uint64_t warm_ns = 0, warm_frames = 0, warm_bytes = 0;
+    {
+        std::vector<std::jthread> threads;
+        for (std::uint16_t q = 0; q < port.queues(); ++q) {
+            threads.emplace_back([&, q] {
+                run_recv_lane(o, port, q, first_ns, lanes[q]);
+                running.fetch_sub(1);
+            });
+        }
+        // Wakes about every millisecond until the warm-up has passed, then waits for the lanes:
+        // the lane threads share its CPU (they inherit EAL's affinity for it).
+        while (running.load() != 0 && !warm) {
+            const std::uint64_t first = first_ns.load();
+            const std::uint64_t now = channel_now_ns();
+            if (first != 0 && now >= first + warmup_ns) {
+                warm = true;
+                warm_ns = now;
+                for (const auto& lane : lanes) {
+                    warm_frames += lane.frames_now.load(std::memory_order_relaxed);
+                    warm_bytes += lane.bytes_now.load(std::memory_order_relaxed);
+                }
+            }
+            ::usleep(1000);
+        }
+    } // joins the lanes
+    std::uint64_t frames = 0, messages = 0, bytes = 0, order_errors = 0, last_ns = 0;
+    std::uint64_t sent_frames = 0, sent_messages = 0;
+    bool trailers = true, complete = true, timed_out = false, sent_known = true;
+    channel_counters counters;
+    std::vector<std::string> peers;
+    for (const auto& lane : lanes) {
+        frames += lane.frames;
+        messages += lane.messages;
+        bytes += lane.bytes;
+        order_errors += lane.order_errors;
+        last_ns = std::max(last_ns, lane.last_ns);
+        trailers = trailers && lane.trailer;
+        sent_frames += lane.sent_frames;
+        sent_messages += lane.sent_messages;
+        sent_known = sent_known && lane.trailer && lane.sent_frames >= lane.frames;
+        complete = complete && lane.trailer && lane.sent_frames == lane.frames &&
+                   lane.sent_messages == lane.messages && lane.order_errors == 0;
+        timed_out = timed_out || lane.timed_out;
+        counters.add(lane.counters);
+        peers.push_back(lane.peer);
+    }
+    // A run shorter than the warm-up is measured whole, from its first frame.
+    if (!warm || last_ns <= warm_ns) {
+        warm_ns = first_ns.load();
+        warm_frames = frames > 0 ? 1 : 0;
+        warm_bytes = frames > 0 ? bytes / frames : 0;
+    }
+    const double measured_s = static_cast<double>(last_ns - warm_ns) / 1e9;
+    const std::uint64_t measured_frames = frames - warm_frames;
     fmt::print("channel-recv: frames={} messages={} bytes={} frame_bytes_avg={:.1f} "
                "warmup_s={:.3f} measured_frames={} seconds={:.3f} frames_per_s={:.0f} "
                "mbps={:.1f} sent_frames={} sent_messages={} lost={} order_errors={} complete={} "
                "timed_out={} peer={} {} {} {}\n",
-               events.frames, events.messages, events.bytes,
-               events.frames > 0
-                 ? static_cast<double>(events.bytes) / static_cast<double>(events.frames)
-                 : 0.0,
+               frames, messages, bytes,
+               frames > 0 ? static_cast<double>(bytes) / static_cast<double>(frames) : 0.0,
                o.warmup_s, measured_frames, measured_s,
                measured_s > 0 ? static_cast<double>(measured_frames) / measured_s : 0.0,
-               mbps(events.bytes - warm_bytes, measured_s),
-               events.trailer ? std::to_string(events.sent_frames) : std::string("unknown"),
-               events.trailer ? std::to_string(events.sent_messages) : std::string("unknown"),
-               events.trailer && events.sent_frames >= events.frames
-                 ? std::to_string(events.sent_frames - events.frames)
-                 : std::string("unknown"),
-               events.order_errors, complete ? "yes" : "no", timed_out ? "yes" : "no",
-               peer_word(events.lost, events.lost_reason), transport_counters_text(t),
-               link_counters_text(link), counters_text(port));
+               mbps(bytes - warm_bytes, measured_s),
+               trailers ? std::to_string(sent_frames) : std::string("unknown"),
+               trailers ? std::to_string(sent_messages) : std::string("unknown"),
+               sent_known ? std::to_string(sent_frames - frames) : std::string("unknown"),
+               order_errors, complete ? "yes" : "no", timed_out ? "yes" : "no", peer_words(peers),
+               counters.text(), counters_text(port), lanes_text(lanes));
     return complete ? 0 : exit_lost;
 }
 
@@ -793,9 +998,17 @@ int main(int argc, char** argv) {
         ringtail::net::dpdk_port_config config;
         config.device = o.device;
         config.port_id = o.port_id;
+        config.queues = o.queues;
         auto port = ringtail::net::dpdk_port::open(config);
         if (!port) {
             die(static_cast<int>(port.err().code), port.err().message);
+        }
+        if ((*port)->queues() < o.queues) {
+            fmt::print(stderr,
+                       "ringtail-dpdk-pingpong: {} has {} queue pair{} of the {} asked for: "
+                       "running {} lane{}\n",
+                       (*port)->name(), (*port)->queues(), (*port)->queues() == 1 ? "" : "s",
+                       o.queues, (*port)->queues(), (*port)->queues() == 1 ? "" : "s");
         }
         // The line a test waits for before it starts the peer (a memif server listens from here).
         fmt::print(stderr, "ringtail-dpdk-pingpong: {} open, mac {}, waiting for the link\n",
