@@ -201,6 +201,9 @@ int run_worker(int argc, char** argv, application& app) {
         if (eal) {
             net::dpdk_port_config pc;
             pc.port_id = o.dpdk_port.value_or(0);
+            // A queue pair per shard where the device can keep each on its own (DESIGN.md §4):
+            // the data channel runs a lane per queue pair that every worker has.
+            pc.queues = static_cast<std::uint16_t>(std::min<std::uint32_t>(cores->shards, 64));
             auto port = net::dpdk_port::open(pc);
             if (port) {
                 dpdk = std::move(port.value());
@@ -271,7 +274,7 @@ int run_worker(int argc, char** argv, application& app) {
     if (member) {
         cfg.cluster_shards = member->shards_per_worker();
         cfg.worker_index = member->self();
-        cfg.data_transport = &member->transport();
+        cfg.data_transports = member->transports();
         cfg.exchange_cpu = o.control_core ? static_cast<int>(*o.control_core) : -1;
     }
     runtime rt(app, cfg, [&](std::uint32_t sink, std::uint32_t) -> std::unique_ptr<sink_output> {
@@ -376,7 +379,9 @@ int run_worker(int argc, char** argv, application& app) {
     external.reset();
     auto report = rt.stop(std::chrono::seconds(30));
     if (member) {
-        member->transport().say_goodbye(); // the exchange thread has stopped: ours now
+        for (auto* t : member->transports()) {
+            t->say_goodbye(); // the exchange threads have stopped: ours now
+        }
         member->stop();
         if (dpdk && member->net() == "dpdk") {
             // Nothing polls the port any more, but a peer may still: when a memif port's peer

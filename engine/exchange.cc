@@ -76,6 +76,9 @@ void exchange::run(int cpu) {
     std::uint64_t idle_since = clock::now_ns();
     while (!_rt._quit.load(std::memory_order_acquire)) {
         _now_ns = clock::now_ns();
+        if (_rt._peers_lost.load(std::memory_order_acquire) != _lost_seen) {
+            adopt_lost_peers();
+        }
         std::size_t work = _transport.poll(*this);
         work += deliver_inbound();
         work += send_outbound();
@@ -284,12 +287,29 @@ void exchange::on_peer_lost(peer_id peer, const std::string& reason) {
     if (peer >= _lost.size() || _lost[peer]) {
         return;
     }
+    forget_peer(peer);
+    // The first lane to find the peer lost tells the others and the runtime's callback.
+    if (!_rt._peer_lost[peer].exchange(true, std::memory_order_acq_rel)) {
+        _rt._peers_lost.fetch_add(1, std::memory_order_acq_rel);
+        if (_rt._on_peer_lost) {
+            _rt._on_peer_lost(peer, reason);
+        }
+    }
+}
+
+void exchange::forget_peer(peer_id peer) {
     _lost[peer] = true;
     _frame[peer].clear();
     bump(_stats.dropped_lost, _frame_count[peer]);
     _frame_count[peer] = 0;
-    if (_rt._on_peer_lost) {
-        _rt._on_peer_lost(peer, reason);
+}
+
+void exchange::adopt_lost_peers() {
+    _lost_seen = _rt._peers_lost.load(std::memory_order_acquire);
+    for (peer_id p = 0; p < _lost.size(); ++p) {
+        if (!_lost[p] && _rt._peer_lost[p].load(std::memory_order_acquire)) {
+            forget_peer(p);
+        }
     }
 }
 

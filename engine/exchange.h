@@ -80,6 +80,10 @@ private:
     void drop_oversize(peer_id peer, const envelope& e, std::size_t encoded_bytes,
                        std::size_t max_body);
     void sleep_until_woken(bool short_wait);
+    // Stops sending to `peer`: its frame is dropped and counted.
+    void forget_peer(peer_id peer);
+    // Forgets the peers another lane found lost.
+    void adopt_lost_peers();
     bool rings_pending() const;
     void update_quiet();
 
@@ -102,6 +106,7 @@ private:
     std::vector<std::uint32_t> _frame_count; // [peer]: messages in it
     std::vector<std::uint32_t> _grants;      // [peer]: scratch for deliver_inbound
     std::vector<bool> _lost;                 // [peer]
+    std::uint32_t _lost_seen = 0;            // runtime::_peers_lost when last adopted
     std::vector<bool> _oversize_logged;      // [node]: an oversize message was logged
     std::int64_t _in_flight_delta = 0;
     std::uint64_t _now_ns = 0;

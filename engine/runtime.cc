@@ -1,6 +1,8 @@
 // The worker's engine: builds shards and rings, starts and stops them.
 #include "engine/runtime.h"
 
+#include <algorithm>
+
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -38,7 +40,7 @@ runtime::~runtime() {
         stop(std::chrono::seconds(5));
     }
     _collector.reset(); // before the shards whose rings it reads
-    _exchange.reset();
+    _exchanges.clear();
 }
 
 void runtime::add_exporter(std::unique_ptr<metrics_exporter> exporter) {
@@ -80,16 +82,34 @@ status runtime::start() {
     }
     const bool clustered = _map.workers() > 1;
     if (clustered) {
-        if (_config.data_transport == nullptr) {
+        const auto& lanes = _config.data_transports;
+        if (lanes.empty() || std::find(lanes.begin(), lanes.end(), nullptr) != lanes.end()) {
             return error{ errc::internal, "a cluster worker started without a data channel" };
+        }
+        for (const transport* t : lanes) {
+            if (t->peer_count() != lanes.front()->peer_count()) {
+                return error{ errc::internal, "the data channel's lanes disagree on the workers" };
+            }
         }
         if (auto r = check_routable(_app); !r) {
             return r;
         }
-        _exchange = std::make_unique<exchange>(*this, *_config.data_transport);
+        const std::uint32_t peers = lanes.front()->peer_count();
+        _peer_lost = std::make_unique<std::atomic<bool>[]>(peers);
+        for (std::uint32_t p = 0; p < peers; ++p) {
+            _peer_lost[p].store(false, std::memory_order_relaxed);
+        }
+        for (transport* t : lanes) {
+            _exchanges.push_back(std::make_unique<exchange>(*this, *t));
+        }
         for (std::uint32_t i = 0; i < n; ++i) {
             _to_exchange.push_back(std::make_unique<spsc_ring<envelope>>(_config.ring_capacity));
-            _from_exchange.push_back(std::make_unique<spsc_ring<envelope>>(_config.ring_capacity));
+        }
+        for (std::size_t l = 0; l < lanes.size(); ++l) {
+            for (std::uint32_t i = 0; i < n; ++i) {
+                _from_exchange.push_back(
+                  std::make_unique<spsc_ring<envelope>>(_config.ring_capacity));
+            }
         }
     }
     // One ring per ordered pair (from, to), from != to: each has one producer and one consumer.
@@ -108,8 +128,10 @@ status runtime::start() {
             inbound[j] = _rings[j * n + i].get();
             outbound[j] = _rings[i * n + j].get();
         }
-        if (clustered) { // index n: the exchange
-            inbound.push_back(_from_exchange[i].get());
+        if (clustered) { // outbound index n: this shard's lane; inbound n..: every lane
+            for (std::size_t l = 0; l < _exchanges.size(); ++l) {
+                inbound.push_back(_from_exchange[l * n + i].get());
+            }
             outbound.push_back(_to_exchange[i].get());
         }
         _shards[i]->set_rings(std::move(inbound), std::move(outbound));
@@ -127,14 +149,16 @@ status runtime::start() {
           _config.cpus.empty() ? -1 : static_cast<int>(_config.cpus[i % _config.cpus.size()]);
         _shards[i]->start(cpu);
     }
-    if (_exchange) {
+    for (std::size_t l = 0; l < _exchanges.size(); ++l) {
         std::vector<spsc_ring<envelope>*> from, to;
         for (std::uint32_t i = 0; i < n; ++i) {
-            from.push_back(_to_exchange[i].get());
-            to.push_back(_from_exchange[i].get());
+            if (i % _exchanges.size() == l) {
+                from.push_back(_to_exchange[i].get());
+            }
+            to.push_back(_from_exchange[l * n + i].get());
         }
-        _exchange->set_rings(std::move(from), std::move(to));
-        _exchange->start(_config.exchange_cpu);
+        _exchanges[l]->set_rings(std::move(from), std::move(to));
+        _exchanges[l]->start(_config.exchange_cpu);
     }
     if (_collector) {
         _collector->start(_config.metrics_cpu);
@@ -180,8 +204,8 @@ runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
         return _stop_report;
     }
     using clock = std::chrono::steady_clock;
-    if (_exchange) {
-        _exchange->close_intake();
+    for (auto& x : _exchanges) {
+        x->close_intake();
     }
     stop_admitting();
     // Drain: every shard quiet (no sources, empty outboxes and inbound rings), the exchange quiet
@@ -220,9 +244,9 @@ runtime::stop_report runtime::stop(std::chrono::milliseconds flush_timeout) {
     for (auto& s : _shards) {
         s->join();
     }
-    if (_exchange) {
-        _exchange->notify();
-        _exchange->join();
+    for (auto& x : _exchanges) {
+        x->notify();
+        x->join();
     }
     if (_collector) {
         _collector->stop(); // publishes the last, partial period
@@ -246,29 +270,32 @@ bool runtime::all_quiet() const {
     for (const auto& s : _shards) {
         quiet = quiet && s->quiet();
     }
-    return quiet && (!_exchange || _exchange->quiet());
+    for (const auto& x : _exchanges) {
+        quiet = quiet && x->quiet();
+    }
+    return quiet;
 }
 
 runtime::drain_state runtime::drain() const {
     drain_state d;
     d.quiet = _started && _stopping.load(std::memory_order_acquire) && all_quiet();
-    if (_exchange) {
-        d.remote_sent = _exchange->stats().sent.load(std::memory_order_relaxed);
-        d.remote_received = _exchange->stats().received.load(std::memory_order_relaxed);
+    for (const auto& x : _exchanges) {
+        d.remote_sent += x->stats().sent.load(std::memory_order_relaxed);
+        d.remote_received += x->stats().received.load(std::memory_order_relaxed);
     }
     return d;
 }
 
 worker_counters runtime::counters() const {
     worker_counters c;
-    if (_exchange) {
-        const auto& x = _exchange->stats();
-        c.remote_sent = x.sent.load(std::memory_order_relaxed);
-        c.remote_received = x.received.load(std::memory_order_relaxed);
-        c.remote_dropped = x.rejected.load(std::memory_order_relaxed) +
-                           x.dropped_lost.load(std::memory_order_relaxed) +
-                           x.dropped_leaving.load(std::memory_order_relaxed);
-        c.remote_oversize = x.dropped_oversize.load(std::memory_order_relaxed);
+    for (const auto& lane : _exchanges) {
+        const auto& x = lane->stats();
+        c.remote_sent += x.sent.load(std::memory_order_relaxed);
+        c.remote_received += x.received.load(std::memory_order_relaxed);
+        c.remote_dropped += x.rejected.load(std::memory_order_relaxed) +
+                            x.dropped_lost.load(std::memory_order_relaxed) +
+                            x.dropped_leaving.load(std::memory_order_relaxed);
+        c.remote_oversize += x.dropped_oversize.load(std::memory_order_relaxed);
     }
     for (const auto& s : _shards) {
         const auto& st = s->stats();

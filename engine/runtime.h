@@ -46,10 +46,13 @@ struct runtime_config {
     std::string worker_name = "initializer";
     // In a cluster: how many shards each worker runs (index = worker index; empty = this worker
     // alone), which one this is, and the data channel to the others (net/ makes it; it must
-    // outlive the runtime). The exchange thread runs the transport, pinned to exchange_cpu.
+    // outlive the runtime). The data channel has one or more lanes, each a transport run by an
+    // exchange thread of its own; lane l of one worker carries to lane l of another, and shard i
+    // sends through lane i % lanes. Every lane receives for every shard. The exchange threads
+    // are pinned to exchange_cpu (all of them: it is the network I/O core).
     std::vector<std::uint32_t> cluster_shards;
     std::uint32_t worker_index = 0;
-    transport* data_transport = nullptr;
+    std::vector<transport*> data_transports;
     int exchange_cpu = -1;
 };
 
@@ -159,6 +162,10 @@ private:
     friend class shard;
     friend class exchange;
     bool all_quiet() const;
+    // The exchange that carries shard `shard_index`'s messages to other workers.
+    exchange& lane_of(std::uint32_t shard_index) const {
+        return *_exchanges[shard_index % _exchanges.size()];
+    }
 
     const application& _app;
     runtime_config _config;
@@ -169,11 +176,17 @@ private:
     // The rings between every ordered pair of shards, [from * shards + to]; declared before the
     // shards, which use them, so they outlive the shards.
     std::vector<std::unique_ptr<spsc_ring<envelope>>> _rings;
-    // In a cluster: the rings from each shard to the exchange and back, [shard].
+    // In a cluster: the ring from each shard to its lane's exchange, [shard], and from each
+    // exchange to each shard, [lane * shards + shard].
     std::vector<std::unique_ptr<spsc_ring<envelope>>> _to_exchange;
     std::vector<std::unique_ptr<spsc_ring<envelope>>> _from_exchange;
     std::vector<std::unique_ptr<shard>> _shards;
-    std::unique_ptr<exchange> _exchange; // after the shards: destroyed (joined) first
+    // One per lane; after the shards: destroyed (joined) first.
+    std::vector<std::unique_ptr<exchange>> _exchanges;
+    // [peer]: a lane found the peer lost; the other lanes stop sending to it too, and the
+    // callback hears of it once.
+    std::unique_ptr<std::atomic<bool>[]> _peer_lost;
+    std::atomic<std::uint32_t> _peers_lost{ 0 }; // how many of those are set
     std::unique_ptr<metric_catalog> _catalog;
     std::vector<std::unique_ptr<metrics_exporter>> _pending_exporters;
     std::unique_ptr<metrics_collector> _collector;

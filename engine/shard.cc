@@ -422,7 +422,7 @@ std::size_t shard::flush_outboxes() {
             if (dst < _rt._shards.size()) {
                 _rt._shards[dst]->notify();
             } else {
-                _rt._exchange->notify();
+                _rt.lane_of(_index).notify();
             }
         }
     }

@@ -93,7 +93,8 @@ result<control_msg> await(control_connection& conn, std::deque<control_msg>& inb
 
 json worker_json(const worker_info& w) {
     return json{
-        { "name", w.name }, { "data", w.data.to_string() }, { "shards", w.shards }, { "mac", w.mac }
+        { "name", w.name }, { "data", w.data.to_string() }, { "shards", w.shards },
+        { "mac", w.mac },   { "queues", w.queues },
     };
 }
 
@@ -169,7 +170,8 @@ status cluster_member::form_as_initializer() {
     _data_listen_fd = data_fd.value();
     host_port my_data{ _config.data.host, bound_port(_data_listen_fd) };
     const std::string my_mac = _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "";
-    _workers.push_back(worker_info{ "initializer", my_data, _config.shards, my_mac });
+    _workers.push_back(worker_info{ "initializer", my_data, _config.shards, my_mac,
+                                    _config.dpdk ? _config.dpdk->queues() : 1u });
     log::info("cluster: initializer waiting for {} more worker(s) on control {}:{}", expected - 1,
               _config.control.host, bound_port(_control_listen_fd));
 
@@ -219,12 +221,13 @@ status cluster_member::form_as_initializer() {
                 auto data = get_string(m.body, "data");
                 auto shards = get_u64(m.body, "shards");
                 const std::string mac = get_string(m.body, "mac").value_or("");
+                const std::uint64_t queues = get_u64(m.body, "queues").value_or(1);
                 const bool requires_dpdk = get_bool(m.body, "dpdk_required").value_or(false);
                 std::string refusal;
                 result<host_port> data_addr =
                   data ? parse_host_port(*data) : result<host_port>(error{ errc::usage, "" });
                 if (!name || name->empty() || !app || !fingerprint || !count || !data_addr ||
-                    !shards || *shards == 0 || *shards > 4096) {
+                    !shards || *shards == 0 || *shards > 4096 || queues == 0 || queues > 4096) {
                     refusal = "its HELLO is incomplete or malformed";
                 } else if (*app != _config.app_name) {
                     refusal = "it runs application '" + *app + "', the cluster runs '" +
@@ -264,7 +267,8 @@ status cluster_member::form_as_initializer() {
                 if (unspecified(addr.host)) {
                     addr.host = peer_ip(c.conn->fd());
                 }
-                c.info = worker_info{ *name, addr, static_cast<std::uint32_t>(*shards), mac };
+                c.info = worker_info{ *name, addr, static_cast<std::uint32_t>(*shards), mac,
+                                      static_cast<std::uint32_t>(queues) };
                 c.welcomed = true;
                 ++welcomed;
                 c.conn->send(control_type::welcome, json::object());
@@ -358,6 +362,7 @@ status cluster_member::form_as_worker() {
                      { "data", my_data.to_string() },
                      { "shards", _config.shards },
                      { "mac", _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "" },
+                     { "queues", _config.dpdk ? _config.dpdk->queues() : 1u },
                      { "dpdk_required", _config.dpdk_required } });
     std::deque<control_msg> inbox;
     auto answer =
@@ -388,8 +393,9 @@ status cluster_member::form_as_worker() {
         auto name = get_string(w, "name");
         auto data = get_string(w, "data");
         auto shards = get_u64(w, "shards");
+        const std::uint64_t queues = get_u64(w, "queues").value_or(1);
         auto addr = data ? parse_host_port(*data) : result<host_port>(error{ errc::usage, "" });
-        if (!name || !addr || !shards || *shards == 0) {
+        if (!name || !addr || !shards || *shards == 0 || queues == 0 || queues > 4096) {
             return error{ errc::unavailable, "cluster: the initializer sent a malformed topology" };
         }
         host_port a = addr.value();
@@ -397,7 +403,8 @@ status cluster_member::form_as_worker() {
             a.host = _config.control.host; // the initializer listens where we reached it
         }
         _workers.push_back(worker_info{ *name, a, static_cast<std::uint32_t>(*shards),
-                                        get_string(w, "mac").value_or("") });
+                                        get_string(w, "mac").value_or(""),
+                                        static_cast<std::uint32_t>(queues) });
     }
     _net = get_string(body, "net").value_or("socket");
     if (_net == "dpdk" && _config.dpdk == nullptr) {
@@ -439,22 +446,37 @@ status cluster_member::build_mesh() {
             }
             endpoints.push_back(dpdk_endpoint(static_cast<std::uint32_t>(endpoints.size()), *mac));
         }
-        _dpdk_link = std::make_unique<dpdk_link>(*_config.dpdk, _self, std::move(endpoints));
-        datagram_link* link = _dpdk_link.get();
+        // One lane per queue pair that every worker has: lane l of each worker sends on its queue
+        // l to the others' queue l, so the lanes never share a queue or a thread.
+        std::uint32_t lanes = _config.dpdk->queues();
+        for (const auto& w : _workers) {
+            lanes = std::min(lanes, w.queues);
+        }
+        lanes = std::max(lanes, 1u);
         if (_config.test_faults) {
-            _faulty_link = std::make_unique<faulty_link>(*_dpdk_link, *_config.test_faults,
-                                                         [] { return clock::now_ns(); });
-            link = _faulty_link.get();
             log::warn("cluster: RINGTAIL_TEST_FAULTS: faults injected on the data channel (a "
                       "test hook)");
         }
-        auto dt = std::make_unique<datagram_transport>(*link, _self, _config.datagram);
-        _datagram = dt.get();
-        _transport = std::move(dt);
-        log::info("cluster: formed, {} workers; data channel on DPDK port '{}' ({}); this is "
-                  "'{}'",
-                  _workers.size(), _config.dpdk->name(), mac_to_string(_config.dpdk->mac()),
-                  _workers[_self].name);
+        for (std::uint32_t l = 0; l < lanes; ++l) {
+            _dpdk_links.push_back(std::make_unique<dpdk_link>(*_config.dpdk, _self, endpoints,
+                                                              static_cast<std::uint16_t>(l)));
+            datagram_link* link = _dpdk_links.back().get();
+            if (_config.test_faults) {
+                fault_config faults = *_config.test_faults;
+                faults.seed += l; // lanes see different faults
+                _faulty_links.push_back(
+                  std::make_unique<faulty_link>(*link, faults, [] { return clock::now_ns(); }));
+                link = _faulty_links.back().get();
+            }
+            auto dt = std::make_unique<datagram_transport>(*link, _self, _config.datagram);
+            _datagrams.push_back(dt.get());
+            _transports.push_back(std::move(dt));
+        }
+        log::info("cluster: formed, {} workers; data channel on DPDK port '{}' ({}), {} lane(s) "
+                  "(queue pairs: this worker's port has {}, the fewest in the cluster {}); this "
+                  "is '{}'",
+                  _workers.size(), _config.dpdk->name(), mac_to_string(_config.dpdk->mac()), lanes,
+                  _config.dpdk->queues(), lanes, _workers[_self].name);
         return ok_status();
     }
     std::string names;
@@ -481,11 +503,12 @@ status cluster_member::build_mesh() {
             return error{ udp.err().code, "cluster: RINGTAIL_TEST_FAULTS: " + udp.err().message };
         }
         _udp_link = std::move(udp.value());
-        _faulty_link = std::make_unique<faulty_link>(*_udp_link, *_config.test_faults,
-                                                     [] { return clock::now_ns(); });
-        auto dt = std::make_unique<datagram_transport>(*_faulty_link, _self, _config.datagram);
-        _datagram = dt.get();
-        _transport = std::move(dt);
+        _faulty_links.push_back(std::make_unique<faulty_link>(*_udp_link, *_config.test_faults,
+                                                              [] { return clock::now_ns(); }));
+        auto dt =
+          std::make_unique<datagram_transport>(*_faulty_links.back(), _self, _config.datagram);
+        _datagrams.push_back(dt.get());
+        _transports.push_back(std::move(dt));
         log::warn("cluster: RINGTAIL_TEST_FAULTS: the data channel runs over UDP datagrams with "
                   "go-back-N and faults injected (a test hook; TCP would hide the loss)");
         log::info("cluster: formed, {} workers ({}); data channel on UDP {}; this is '{}'",
@@ -503,8 +526,8 @@ status cluster_member::build_mesh() {
     if (!fds) {
         return fds.err();
     }
-    _transport =
-      std::make_unique<socket_transport>(std::move(fds.value()), _self, _config.transport);
+    _transports.push_back(
+      std::make_unique<socket_transport>(std::move(fds.value()), _self, _config.transport));
     log::info("cluster: formed, {} workers ({}); this is '{}'", _workers.size(), names,
               _workers[_self].name);
     return ok_status();
@@ -544,23 +567,46 @@ status cluster_member::start(runtime& rt) {
     return ok_status();
 }
 
+std::vector<ringtail::transport*> cluster_member::transports() const {
+    std::vector<ringtail::transport*> out;
+    for (const auto& t : _transports) {
+        out.push_back(t.get());
+    }
+    return out;
+}
+
 std::string cluster_member::data_channel_report() const {
-    if (_datagram == nullptr) {
+    if (_datagrams.empty()) {
         return {};
     }
-    const auto& c = _datagram->counters();
+    datagram_transport_counters c;
+    for (const auto* d : _datagrams) {
+        c += d->counters();
+    }
     std::string out =
-      std::string("data channel (") + (_dpdk_link ? "DPDK" : "UDP sockets") +
-      "): " + std::to_string(c.frames_out) + " frames out, " + std::to_string(c.retransmissions) +
-      " retransmitted, " + std::to_string(c.frames_in) + " in, " +
-      std::to_string(c.corrupt_frames) + " corrupt dropped, " + std::to_string(c.duplicates) +
-      " duplicates, " + std::to_string(c.out_of_order) + " out of order (" +
-      std::to_string(c.kept_early) + " kept until the gap filled), " +
-      std::to_string(c.acks_piggybacked) + " acks piggybacked, " + std::to_string(c.acks_out) +
-      " acks alone, " + std::to_string(c.fragments_out) + " fragments";
-    if (_dpdk_link) {
-        out += ", " + std::to_string(_dpdk_link->counters().rx_foreign) + " foreign frames, " +
-               std::to_string(_dpdk_link->counters().held_on_heap) +
+      std::string("data channel (") + (_dpdk_links.empty() ? "UDP sockets" : "DPDK") +
+      "): " + std::to_string(_datagrams.size()) +
+      (_datagrams.size() == 1 ? " lane, " : " lanes, ") + std::to_string(c.frames_out) +
+      " frames out, " + std::to_string(c.retransmissions) + " retransmitted, " +
+      std::to_string(c.frames_in) + " in, " + std::to_string(c.corrupt_frames) +
+      " corrupt dropped, " + std::to_string(c.duplicates) + " duplicates, " +
+      std::to_string(c.out_of_order) + " out of order (" + std::to_string(c.kept_early) +
+      " kept until the gap filled), " + std::to_string(c.acks_piggybacked) + " acks piggybacked, " +
+      std::to_string(c.acks_out) + " acks alone, " + std::to_string(c.fragments_out) + " fragments";
+    if (_datagrams.size() > 1) {
+        out += " (frames out by lane:";
+        for (const auto* d : _datagrams) {
+            out += " " + std::to_string(d->counters().frames_out);
+        }
+        out += ")";
+    }
+    if (!_dpdk_links.empty()) {
+        std::uint64_t foreign = 0, on_heap = 0;
+        for (const auto& l : _dpdk_links) {
+            foreign += l->counters().rx_foreign;
+            on_heap += l->counters().held_on_heap;
+        }
+        out += ", " + std::to_string(foreign) + " foreign frames, " + std::to_string(on_heap) +
                " held on the heap (mbuf pool empty)";
     }
     if (_udp_link) {
@@ -568,9 +614,14 @@ std::string cluster_member::data_channel_report() const {
         out += ", " + std::to_string(u.rx_foreign) + " foreign datagrams, " +
                std::to_string(u.tx_dropped) + " refused by the kernel";
     }
-    if (_faulty_link) {
-        out += "; faults injected: " + std::to_string(_faulty_link->dropped()) + " lost, " +
-               std::to_string(_faulty_link->corrupted()) + " corrupted";
+    if (!_faulty_links.empty()) {
+        std::uint64_t lost = 0, corrupted = 0;
+        for (const auto& f : _faulty_links) {
+            lost += f->dropped();
+            corrupted += f->corrupted();
+        }
+        out += "; faults injected: " + std::to_string(lost) + " lost, " +
+               std::to_string(corrupted) + " corrupted";
     }
     return out;
 }

@@ -88,6 +88,9 @@ struct worker_info {
     host_port data;
     std::uint32_t shards = 1;
     std::string mac; // its DPDK port's MAC, "" when it has none
+    // The queue pairs its DPDK port has (1 without one): the data channel runs as many lanes as
+    // the worker with the fewest has (DESIGN.md §4).
+    std::uint32_t queues = 1;
 };
 
 // The application's fingerprint: name, stages (kind, name, partitions) and the build, hashed.
@@ -106,8 +109,9 @@ public:
     const std::vector<worker_info>& workers() const { return _workers; }
     std::uint32_t self() const { return _self; }
     std::vector<std::uint32_t> shards_per_worker() const;
-    // The data channel; the runtime's exchange thread drives it once the runtime starts.
-    ringtail::transport& transport() { return *_transport; }
+    // The data channel's lanes, one transport each (several only on DPDK, one queue pair each);
+    // the runtime's exchange threads drive them once the runtime starts.
+    std::vector<ringtail::transport*> transports() const;
     // "dpdk" or "socket": the data channel's back end.
     const std::string& net() const { return _net; }
     // One line on the datagram channel's protocol counters (DPDK, or UDP sockets under
@@ -179,11 +183,12 @@ private:
     int _control_listen_fd = -1;
     std::vector<link> _links; // initializer: one per other worker; others: one, to it
     std::string _net = "socket";
-    std::unique_ptr<dpdk_link> _dpdk_link;
+    // Per lane (DESIGN.md §4): lane l runs on the DPDK port's queue pair l.
+    std::vector<std::unique_ptr<dpdk_link>> _dpdk_links;
     std::unique_ptr<udp_socket_link> _udp_link; // sockets with RINGTAIL_TEST_FAULTS only
-    std::unique_ptr<faulty_link> _faulty_link;
-    std::unique_ptr<ringtail::transport> _transport;
-    datagram_transport* _datagram = nullptr; // _transport, when it is one
+    std::vector<std::unique_ptr<faulty_link>> _faulty_links;
+    std::vector<std::unique_ptr<ringtail::transport>> _transports;
+    std::vector<datagram_transport*> _datagrams; // _transports, when they are datagram ones
     runtime* _rt = nullptr;
 
     // Shared with other threads.

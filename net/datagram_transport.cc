@@ -102,6 +102,26 @@ struct datagram_transport::peer {
     std::string lost_reason;
 };
 
+datagram_transport_counters& datagram_transport_counters::operator+=(
+  const datagram_transport_counters& o) {
+    frames_in += o.frames_in;
+    frames_out += o.frames_out;
+    messages_in += o.messages_in;
+    messages_out += o.messages_out;
+    corrupt_frames += o.corrupt_frames;
+    duplicates += o.duplicates;
+    out_of_order += o.out_of_order;
+    kept_early += o.kept_early;
+    retransmissions += o.retransmissions;
+    acks_out += o.acks_out;
+    acks_in += o.acks_in;
+    acks_piggybacked += o.acks_piggybacked;
+    fragments_out += o.fragments_out;
+    credit_violations += o.credit_violations;
+    peers_lost += o.peers_lost;
+    return *this;
+}
+
 datagram_transport::datagram_transport(datagram_link& link, peer_id self,
                                        datagram_transport_config config, clock_fn clock)
   : _link(link)

@@ -107,6 +107,9 @@ struct datagram_transport_counters {
     std::uint64_t fragments_out = 0;         // DATA frames that carry part of a larger body
     std::uint64_t credit_violations = 0;     // DATA beyond the credit we gave: dropped
     std::uint64_t peers_lost = 0;
+
+    // Sums another lane's counters into these.
+    datagram_transport_counters& operator+=(const datagram_transport_counters& o);
 };
 
 class datagram_transport final : public transport {

@@ -84,7 +84,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         return args
 
     def start_pair(self, app, source, out_ports, net="dpdk", memif=True, env=None, extra=(),
-                   extra_w2=(), macs=None):
+                   extra_w2=(), macs=None, threads=1):
         """An initializer (memif server) and w2 (memif client); returns them once both run.
         `macs` (server, client) sets the memif ports' MAC addresses."""
         sock = f"/rt-itc-{os.getpid()}-{len(self._prefixes)}.sock"
@@ -94,7 +94,8 @@ class DpdkClusterTest(harness.ProcessTestCase):
         vdev = (lambda role: f"net_memif0,role={role},id=0,socket={sock}{mac(role)}") if memif \
             else (lambda role: None)
         ins = [harness.free_port(), harness.free_port()]
-        common = ["-T", "1", "--metrics-period", "0" if not extra else "500", "--net", net]
+        common = ["-T", str(threads), "--metrics-period", "0" if not extra else "500", "--net",
+                  net]
         init_args = [harness.binary(app), "-t", "-w", "2", "-c", f"127.0.0.1:{ctrl}", "-d",
                      f"127.0.0.1:{data}", "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
                      f"127.0.0.1:{out_ports[0]}", "-e", f"127.0.0.1:{ext}", *common, *extra,
@@ -127,14 +128,14 @@ class DpdkClusterTest(harness.ProcessTestCase):
                 best[word] = max(best.get(word, 0), int(n))
         self.assertEqual(best, {w.decode(): n for w, n in counts.items()})
 
-    def sequence_files(self, keys, values, tag):
-        """Two sequence input files, keys split by parity: values 1..values of every key, in
-        order, each key in one file only."""
+    def sequence_files(self, keys, values, tag, count=2):
+        """`count` sequence input files, keys split by k % count: values 1..values of every key,
+        in order, each key in one file only."""
         files = []
-        for i in range(2):
+        for i in range(count):
             data = bytearray()
             for v in range(1, values + 1):
-                for k in range(i, keys, 2):
+                for k in range(i, keys, count):
                     key = b"key%04d" % k
                     data += (8 + len(key)).to_bytes(4, "big") + v.to_bytes(8, "big") + key
             files.append(harness.write_file(self.path(f"{tag}-in{i}.bin"), bytes(data)))
@@ -147,7 +148,9 @@ class DpdkClusterTest(harness.ProcessTestCase):
         for m in members:
             self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
 
-    def sequence_run(self, env=None):
+    def sequence_run(self, env=None, threads=1):
+        """Sequence over memif, judged by ringtail-check. With `threads` shards per worker, each
+        worker gets `threads` senders (a connection each, so every shard ingests and sends)."""
         out = self.path("seq.out")
         recv = self.popen([harness.binary("ringtail-recv"), "-l", "127.0.0.1:0", "-f", "--out",
                            out, "--ready-file", self.path("recv.port"), "--timeout", "120",
@@ -160,12 +163,16 @@ class DpdkClusterTest(harness.ProcessTestCase):
                 return ""
         harness.wait_until(read_port, 10, what="receiver")
         port = int(read_port())
-        members = self.start_pair("sequence", "Sequence", [port, port], env=env)
+        members = self.start_pair("sequence", "Sequence", [port, port], env=env,
+                                  threads=threads)
         for m in members:
             self.assertIn("data channel on DPDK port 'net_memif0'", m.log())
-        files = self.sequence_files(keys=200, values=500, tag="memif")
-        senders = [self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-y", "-f", f],
-                              stderr=subprocess.DEVNULL) for m, f in zip(members, files)]
+        files = self.sequence_files(keys=200, values=500, tag="memif", count=2 * threads)
+        senders = []
+        for i, f in enumerate(files):
+            m = members[i % 2]
+            senders.append(self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-y", "-f", f],
+                                      stderr=subprocess.DEVNULL))
         for s in senders:
             self.assertEqual(s.wait(timeout=60), 0)
         # Every record reaches the sink (the receiver exits at the count) before the clean
@@ -173,8 +180,9 @@ class DpdkClusterTest(harness.ProcessTestCase):
         # cluster's to deliver.
         self.assertEqual(recv.wait(timeout=180), 0, "the receiver did not get every record")
         self.clean_shutdown(members)
-        r = subprocess.run([CHECK, "--output", out, "--format", "lines", "--input", files[0],
-                            "--input", files[1]], capture_output=True, timeout=60)
+        inputs = [a for f in files for a in ("--input", f)]
+        r = subprocess.run([CHECK, "--output", out, "--format", "lines", *inputs],
+                           capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
         self.assertIn(b"checked 100000 records, 200 keys: 0 lost, 0 duplicated, 0 out of order",
                       r.stdout + r.stderr)
@@ -190,6 +198,31 @@ class DpdkClusterTest(harness.ProcessTestCase):
             # retransmission is an mbuf reference.
             self.assertRegex(line[0], r"[1-9]\d* acks piggybacked")
             self.assertIn(" 0 held on the heap", line[0])
+
+    def test_sequence_over_memif_with_two_lanes(self):
+        # Two shards a worker: each worker's port opens two queue pairs, and the data channel
+        # runs a lane on each (an exchange thread of its own); two senders a worker, so both
+        # shards ingest and both lanes carry frames.
+        members = self.sequence_run(threads=2)
+        for m in members:
+            self.assertIn("2 lane(s) (queue pairs: this worker's port has 2", m.log())
+            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l]
+            self.assertEqual(len(line), 1, m.log())
+            self.assertIn(": 2 lanes, ", line[0])
+            by_lane = line[0].split("frames out by lane: ")[1].split(")")[0].split()
+            self.assertEqual(len(by_lane), 2, line[0])
+            for frames in by_lane:
+                self.assertGreater(int(frames), 0, line[0])
+            self.assertIn(" 0 held on the heap", line[0])
+
+    def test_sequence_over_memif_with_two_lanes_and_faults(self):
+        # Each lane has its own go-back-N state per peer and its own fault seed.
+        env = {"RINGTAIL_TEST_FAULTS": FAULTS.format(seed=self.seed)}
+        members = self.sequence_run(env=env, threads=2)
+        for m in members:
+            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
+            self.assertIn(": 2 lanes, ", line)
+            self.assertRegex(line, r"[1-9]\d* retransmitted")
 
     def test_sequence_over_memif_with_faults(self):
         env = {"RINGTAIL_TEST_FAULTS": FAULTS.format(seed=self.seed)}
@@ -361,8 +394,9 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for m in members:
             self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
-        r = subprocess.run([CHECK, "--output", out, "--format", "lines", "--input", files[0],
-                            "--input", files[1]], capture_output=True, timeout=60)
+        inputs = [a for f in files for a in ("--input", f)]
+        r = subprocess.run([CHECK, "--output", out, "--format", "lines", *inputs],
+                           capture_output=True, timeout=60)
         self.assertIn(b"checked 30000 records, 100 keys: 0 lost, 0 duplicated, 0 out of order",
                       r.stdout + r.stderr)
         self.assertEqual(r.returncode, 0)

@@ -48,36 +48,41 @@ struct memory_wire {
         bool closed = false;
         ~inbox() { ::close(event_fd); }
     };
-    explicit memory_wire(std::uint32_t workers) {
-        for (std::uint32_t i = 0; i < workers; ++i) {
+    // One inbox per worker and lane: lane l of one worker sends to lane l of another.
+    explicit memory_wire(std::uint32_t workers, std::uint32_t lanes = 1)
+      : workers(workers)
+      , lanes(lanes) {
+        for (std::uint32_t i = 0; i < workers * lanes; ++i) {
             inboxes.push_back(std::make_unique<inbox>());
         }
     }
-    void post(peer_id to, frame f) {
-        auto& in = *inboxes[to];
+    inbox& of(peer_id worker, std::uint32_t lane) { return *inboxes[worker * lanes + lane]; }
+    void post(peer_id to, frame f, std::uint32_t lane = 0) {
+        auto& in = of(to, lane);
         std::lock_guard lock(in.mu);
         in.frames.push_back(std::move(f));
         std::uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(in.event_fd, &one, sizeof one);
     }
-    std::vector<std::unique_ptr<inbox>> inboxes;
+    std::uint32_t workers;
+    std::uint32_t lanes;
+    std::vector<std::unique_ptr<inbox>> inboxes; // [worker * lanes + lane]
 };
 
 class memory_transport final : public transport {
 public:
     memory_transport(memory_wire& wire, peer_id self, std::uint32_t initial_credit,
-                     std::size_t max_body)
+                     std::size_t max_body, std::uint32_t lane = 0)
       : _wire(wire)
       , _self(self)
+      , _lane(lane)
       , _max_body(max_body)
-      , _credit(wire.inboxes.size(), initial_credit)
-      , _alive(wire.inboxes.size(), true) {}
-    std::uint32_t peer_count() const override {
-        return static_cast<std::uint32_t>(_wire.inboxes.size());
-    }
-    int wait_fd() const override { return _wire.inboxes[_self]->event_fd; }
+      , _credit(wire.workers, initial_credit)
+      , _alive(wire.workers, true) {}
+    std::uint32_t peer_count() const override { return _wire.workers; }
+    int wait_fd() const override { return _wire.of(_self, _lane).event_fd; }
     std::size_t poll(transport_events& events) override {
-        auto& in = *_wire.inboxes[_self];
+        auto& in = _wire.of(_self, _lane);
         std::deque<memory_wire::frame> frames;
         {
             std::lock_guard lock(in.mu);
@@ -107,12 +112,15 @@ public:
         _credit[peer] -= count;
         max_frame_count = std::max(max_frame_count, count);
         max_body_sent = std::max(max_body_sent, body.size());
-        _wire.post(peer, { _self, false, count,
-                           std::string(reinterpret_cast<const char*>(body.data()), body.size()) });
+        messages_sent += count;
+        _wire.post(peer,
+                   { _self, false, count,
+                     std::string(reinterpret_cast<const char*>(body.data()), body.size()) },
+                   _lane);
     }
     std::size_t max_body_bytes() const override { return _max_body; }
     void grant(peer_id peer, std::uint32_t count) override {
-        _wire.post(peer, { _self, true, count, {} });
+        _wire.post(peer, { _self, true, count, {} }, _lane);
     }
     std::size_t pending_bytes() const override { return 0; }
     bool peer_alive(peer_id peer) const override { return _alive[peer]; }
@@ -120,10 +128,12 @@ public:
     // Written on the owning worker's exchange thread; read after the runtimes stopped.
     std::uint32_t max_frame_count = 0;
     std::size_t max_body_sent = 0;
+    std::uint64_t messages_sent = 0;
 
 private:
     memory_wire& _wire;
     peer_id _self;
+    std::uint32_t _lane;
     std::size_t _max_body;
     std::vector<std::uint32_t> _credit;
     std::vector<bool> _alive;
@@ -137,19 +147,23 @@ application make_sequence() {
     return testing::make_sequence_app();
 }
 
-// A cluster of runtimes in this process; worker w's shard s writes to sinks[w].
+// A cluster of runtimes in this process; worker w's shard s writes to sinks[w]. Worker w's lane l
+// is transports[w * lanes + l].
 struct cluster {
     cluster(const application& app, std::vector<std::uint32_t> shards, std::uint32_t credit,
-            std::size_t max_body = 4096)
-      : wire(static_cast<std::uint32_t>(shards.size())) {
+            std::size_t max_body = 4096, std::uint32_t lanes = 1)
+      : wire(static_cast<std::uint32_t>(shards.size()), lanes) {
         for (std::uint32_t w = 0; w < shards.size(); ++w) {
             sinks.push_back(std::make_unique<collected>());
-            transports.push_back(std::make_unique<memory_transport>(wire, w, credit, max_body));
             runtime_config cfg;
+            for (std::uint32_t l = 0; l < lanes; ++l) {
+                transports.push_back(
+                  std::make_unique<memory_transport>(wire, w, credit, max_body, l));
+                cfg.data_transports.push_back(transports.back().get());
+            }
             cfg.shards = shards[w];
             cfg.cluster_shards = shards;
             cfg.worker_index = w;
-            cfg.data_transport = transports.back().get();
             cfg.metrics_period_ns = 0;
             cfg.in_flight_budget = 1024;
             auto* out = sinks.back().get();
@@ -328,6 +342,94 @@ TEST(RuntimeCluster, LostPeerIsReportedAndItsMessagesDropped) {
     }
     auto counters = c.runtimes[0]->counters();
     EXPECT_EQ(counters.sink_writes + counters.remote_dropped, payloads.size());
+    EXPECT_GT(counters.remote_dropped, 0u);
+}
+
+// Several lanes: shard i of a worker sends through lane i % lanes, and every lane delivers to
+// every shard. Each shard of each worker feeds keys of its own, so every key's values must still
+// arrive in order, exactly once, and every lane must have carried messages.
+TEST(RuntimeCluster, LanesCarryEveryShardsMessagesInOrder) {
+    struct shape {
+        std::vector<std::uint32_t> shards;
+        std::uint32_t lanes;
+    };
+    for (const auto& [shards, lanes] :
+         std::vector<shape>{ { { 2, 2 }, 2 }, { { 3, 2 }, 2 }, { { 3, 3, 4 }, 3 } }) {
+        SCOPED_TRACE(::testing::Message() << shards.size() << " workers, " << lanes << " lanes");
+        auto app = make_sequence();
+        cluster c(app, shards, 64, 4096, lanes);
+        c.start();
+        constexpr std::uint32_t keys = 90;
+        constexpr std::uint64_t per_key = 200;
+        // Key k is fed by worker k % workers, on its shard (k / workers) % shards.
+        const auto workers = static_cast<std::uint32_t>(shards.size());
+        std::vector<std::vector<std::vector<std::string>>> payloads(workers);
+        for (std::uint32_t w = 0; w < workers; ++w) {
+            payloads[w].resize(shards[w]);
+        }
+        for (std::uint64_t v = 1; v <= per_key; ++v) {
+            for (std::uint32_t k = 0; k < keys; ++k) {
+                const std::uint32_t w = k % workers;
+                payloads[w][(k / workers) % shards[w]].push_back(
+                  encode_record(v, "k" + std::to_string(k)));
+            }
+        }
+        for (std::uint32_t w = 0; w < workers; ++w) {
+            for (std::uint32_t s = 0; s < shards[w]; ++s) {
+                c.ingest_expected[w] += payloads[w][s].size();
+                c.runtimes[w]->adopt_on(s, std::make_unique<fake_source>(payloads[w][s]));
+            }
+        }
+        c.drain_and_stop();
+        check_sequence(c, keys, per_key);
+        for (std::uint32_t w = 0; w < workers; ++w) {
+            EXPECT_EQ(c.runtimes[w]->counters().remote_dropped, 0u);
+            for (std::uint32_t l = 0; l < lanes; ++l) {
+                EXPECT_GT(c.transports[w * lanes + l]->messages_sent, 0u)
+                  << "worker " << w << " lane " << l << " carried nothing";
+            }
+        }
+    }
+}
+
+// A peer lost on one lane is lost on every lane: the callback hears of it once, and the other
+// lanes send it nothing more (what is routed to it is dropped and counted).
+TEST(RuntimeCluster, APeerLostOnOneLaneIsLostOnEveryLane) {
+    auto app = make_sequence();
+    constexpr std::uint32_t lanes = 2;
+    cluster c(app, { 2, 2 }, 64, 4096, lanes);
+    c.start();
+    c.wire.post(0, { 1, false, ~std::uint32_t{ 0 }, {} }, 0); // worker 1 gone, seen on lane 0
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (bool seen = false; !seen && std::chrono::steady_clock::now() < deadline;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::lock_guard lock(c.mu);
+        seen = !c.lost.empty();
+    }
+    std::vector<std::string> payloads[2];
+    for (std::uint32_t k = 0; k < 200; ++k) {
+        payloads[k % 2].push_back(encode_record(1, "k" + std::to_string(k)));
+    }
+    c.runtimes[0]->adopt_on(0, std::make_unique<fake_source>(payloads[0]));
+    c.runtimes[0]->adopt_on(1, std::make_unique<fake_source>(payloads[1]));
+    while (c.runtimes[0]->counters().ingested < 200 &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    auto report = c.runtimes[0]->stop(std::chrono::seconds(5));
+    EXPECT_TRUE(report.drained);
+    c.runtimes[1]->stop(std::chrono::seconds(5));
+    {
+        std::lock_guard lock(c.mu);
+        ASSERT_EQ(c.lost.size(), 1u);
+        EXPECT_EQ(c.lost[0].at, 0u);
+        EXPECT_EQ(c.lost[0].peer, 1u);
+    }
+    for (std::uint32_t l = 0; l < lanes; ++l) {
+        EXPECT_EQ(c.transports[l]->messages_sent, 0u) << "lane " << l << " sent to a lost peer";
+    }
+    auto counters = c.runtimes[0]->counters();
+    EXPECT_EQ(counters.sink_writes + counters.remote_dropped, 200u);
     EXPECT_GT(counters.remote_dropped, 0u);
 }
 

@@ -1044,7 +1044,7 @@ TEST(datagram_transport, runtimes_route_keys_exactly_once_over_a_faulty_link) {
         cfg.shards = 1;
         cfg.cluster_shards = { 1, 1 };
         cfg.worker_index = w;
-        cfg.data_transport = transports.back().get();
+        cfg.data_transports = { transports.back().get() };
         cfg.metrics_period_ns = 0;
         auto* out = sinks.back().get();
         runtimes.push_back(std::make_unique<runtime>(app, cfg, [out](std::uint32_t, std::uint32_t) {
