@@ -21,9 +21,13 @@ With --dpdk (root, a build with DPDK), the 2-worker cases and the latency run ar
 the data channel on DPDK: the two workers joined by a net_memif pair (--no-huge), interleaved with
 the socket runs; the table then compares DPDK with sockets.
 
+With --wide, sequence also runs on 2 workers x 2 threads with a sender per shard (4): on sockets
+and, with --dpdk, on memif with a queue pair per shard, so the data channel runs 2 lanes (an
+exchange thread each). It shows how lanes scale where there are cores for them.
+
 Usage (from the repository root):
   scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
-                          [--dpdk]
+                          [--dpdk] [--wide]
 Environment: RINGTAIL_BIN_DIR (the binaries; default BUILD_DIR/bin, BUILD_DIR default build).
 Results: --out DIR (default results/cluster-<date>/): summary.json, table.txt, logs/.
 """
@@ -226,6 +230,9 @@ def main():
     ap.add_argument("--out", help="results folder (default results/cluster-<date>)")
     ap.add_argument("--dpdk", action="store_true",
                     help="also run the 2-worker cases with the data channel on DPDK (memif)")
+    ap.add_argument("--wide", action="store_true",
+                    help="also run sequence on 2 workers x 2 threads (4 senders): on sockets, "
+                         "and with --dpdk on memif with 2 lanes (a queue pair per shard)")
     a = ap.parse_args()
     if a.quick:
         a.reps, a.messages, a.lines, a.duration = 1, 100_000, 10_000, 2
@@ -271,21 +278,32 @@ def main():
             ("word_count, 2 workers x 1 thread, DPDK memif", "word_count", "Split and Count", 2,
              1, "wc", 2 * half_lines),
         ]
+    if a.wide:
+        cases.append(("sequence, 2 workers x 2 threads", "sequence", "Sequence", 2, 2, "seq",
+                      a.messages))
+        if a.dpdk:
+            cases.append(("sequence, 2 workers x 2 threads, DPDK memif 2 lanes", "sequence",
+                          "Sequence", 2, 2, "seq", a.messages))
     times = collections.defaultdict(list)
     for rep in range(a.reps):
         for label, app, source, workers, threads, kind, count in cases:
             net = "dpdk" if "DPDK" in label else "socket"
-            tag = f"r{rep}-{app}-w{workers}-{net}"
+            tag = f"r{rep}-{app}-w{workers}x{threads}-{net}"
             if kind == "seq":
-                files = seq_files
-                send = [["-y", "-r", "-m", str(half)]] * 2
-                expect, framed = 2 * half, True
+                # A sender per shard, so that every shard ingests (and, on DPDK, every lane
+                # carries frames); each file is read by threads senders.
+                senders = workers * threads if workers > 1 else 2
+                files = [seq_files[i % 2] for i in range(senders)]
+                part = a.messages // senders
+                send = [["-y", "-r", "-m", str(part)]] * senders
+                expect, framed = part * senders, True
             else:
                 files = [GPL, GPL]
                 send = [["-r", "-m", str(half_lines)]] * 2
                 expect, framed = wc_bytes, False
             t = timed_case(run, tag, app, source, workers, threads, files, send, expect, framed,
                            net)
+            count = expect if kind == "seq" else count
             times[label].append(count / t)
             print(f"  rep {rep + 1}: {label}: {count / t:,.0f} msgs/s", flush=True)
     lat = latency_case(run, a.rate, a.duration, a.warmup)
@@ -303,7 +321,8 @@ def main():
     for label, app, *_ in cases:
         base = statistics.median(times[f"{app}, 1 worker x 2 threads"])
         if "DPDK" in label:
-            sock = statistics.median(times[f"{app}, 2 workers x 1 thread"])
+            sock_label = label.split(", DPDK")[0]
+            sock = statistics.median(times[sock_label])
             m = statistics.median(times[label])
             rows.append(f"| {label} | {m:,.0f} | {m / base:.2f} (x sockets: {m / sock:.2f}) |")
             continue

@@ -154,13 +154,14 @@ class PerfScriptsTest(unittest.TestCase):
     def test_cluster_quick(self):
         # 1 worker against 2 workers, and local against crossing latency, in one short run.
         out = os.path.join(self.dir, "cluster")
-        r = run("python3", CLUSTER, "--quick", "--out", out, timeout=300)
+        r = run("python3", CLUSTER, "--quick", "--wide", "--out", out, timeout=300)
         self.assertEqual(r.returncode, 0, r.stderr.decode() + r.stdout.decode())
         with open(os.path.join(out, "summary.json")) as f:
             s = json.load(f)
         self.assertEqual(set(s["throughput"]), {
             "sequence, 1 worker x 2 threads", "sequence, 2 workers x 1 thread",
-            "word_count, 1 worker x 2 threads", "word_count, 2 workers x 1 thread"})
+            "word_count, 1 worker x 2 threads", "word_count, 2 workers x 1 thread",
+            "sequence, 2 workers x 2 threads"})
         for case in s["throughput"].values():
             self.assertGreater(case["median"], 0)
         # Fresh keys spread over both workers: each path carries a good share of the messages.
