@@ -390,10 +390,7 @@ int run_worker(int argc, char** argv, application& app) {
             // the peer has closed its end or a second has passed, by which time a peer in the
             // same clean shutdown has long stopped polling. On a NIC the link stays up: one
             // second more at exit.
-            const auto hang_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-            while (dpdk->link_up() && std::chrono::steady_clock::now() < hang_up) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            }
+            dpdk->wait_link_down(1.0);
         }
     }
     auto c = rt.counters();

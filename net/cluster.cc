@@ -453,6 +453,12 @@ status cluster_member::build_mesh() {
             lanes = std::min(lanes, w.queues);
         }
         lanes = std::max(lanes, 1u);
+        // A memif or ring port starts here with `lanes` queue pairs, the same count at both ends;
+        // any other port was started by open().
+        const std::uint16_t opened = _config.dpdk->queues();
+        if (auto s = _config.dpdk->start(static_cast<std::uint16_t>(lanes)); !s) {
+            return error{ s.err().code, "cluster: " + s.err().message };
+        }
         if (_config.test_faults) {
             log::warn("cluster: RINGTAIL_TEST_FAULTS: faults injected on the data channel (a "
                       "test hook)");
@@ -476,7 +482,7 @@ status cluster_member::build_mesh() {
                   "(queue pairs: this worker's port has {}, the fewest in the cluster {}); this "
                   "is '{}'",
                   _workers.size(), _config.dpdk->name(), mac_to_string(_config.dpdk->mac()), lanes,
-                  _config.dpdk->queues(), lanes, _workers[_self].name);
+                  opened, lanes, _workers[_self].name);
         return ok_status();
     }
     std::string names;

@@ -6,6 +6,29 @@
 
 namespace ringtail::net {
 
+namespace {
+
+// An EAL lcore id for the thread (dpdk_eal::register_thread), from its first data-plane call on a
+// dpdk_link until it ends: the mbufs it allocates and frees then go through a mempool cache of its
+// own instead of the pool's shared ring. A thread EAL started keeps the id it has.
+struct eal_thread_registration {
+    eal_thread_registration() { dpdk_eal::register_thread(); }
+    ~eal_thread_registration() { dpdk_eal::unregister_thread(); }
+    eal_thread_registration(const eal_thread_registration&) = delete;
+    eal_thread_registration& operator=(const eal_thread_registration&) = delete;
+};
+
+thread_local bool eal_thread_checked = false;
+
+void register_eal_thread() {
+    if (!eal_thread_checked) [[unlikely]] {
+        eal_thread_checked = true;
+        thread_local const eal_thread_registration registration;
+    }
+}
+
+} // namespace
+
 udp_endpoint dpdk_endpoint(std::uint32_t index, const std::array<std::uint8_t, 6>& mac) {
     const std::uint32_t host = index + 1;
     return udp_endpoint{ mac, (10u << 24) | (77u << 16) | (host & 0xFFFF), dpdk_data_udp_port };
@@ -49,6 +72,7 @@ std::size_t dpdk_link::max_datagram_bytes() const {
 }
 
 void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
+    register_eal_thread();
     rte_mbuf* m = _port.alloc(_queue);
     if (m == nullptr) {
         ++_counters.tx_no_mbuf;
@@ -68,6 +92,7 @@ void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
 }
 
 datagram_link::buffer dpdk_link::allocate(peer_id peer, std::size_t bytes) {
+    register_eal_thread();
     rte_mbuf* m = _port.alloc(_queue);
     if (m != nullptr) {
         auto room = dpdk_port::append(m, udp_frame_bytes(bytes));
@@ -83,6 +108,7 @@ datagram_link::buffer dpdk_link::allocate(peer_id peer, std::size_t bytes) {
 }
 
 void dpdk_link::send_buffer(peer_id peer, const buffer& b) {
+    register_eal_thread();
     if (b.handle == nullptr) {
         send(peer, std::span<const std::byte>(b.data, b.size)); // heap: a copy into a fresh mbuf
         return;
@@ -96,6 +122,7 @@ void dpdk_link::send_buffer(peer_id peer, const buffer& b) {
 }
 
 void dpdk_link::release(buffer& b) {
+    register_eal_thread();
     if (b.handle == nullptr) {
         datagram_link::release(b);
         return;
@@ -105,6 +132,7 @@ void dpdk_link::release(buffer& b) {
 }
 
 void dpdk_link::flush() {
+    register_eal_thread();
     if (_tx_count == 0) {
         return;
     }
@@ -124,6 +152,7 @@ dpdk_link::~dpdk_link() {
 }
 
 std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const std::byte>)>& on) {
+    register_eal_thread();
     rte_mbuf* burst[32];
     const std::uint16_t n = _port.rx_burst(_queue, burst, 32);
     for (std::uint16_t i = 0; i < n; ++i) {

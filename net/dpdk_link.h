@@ -32,6 +32,9 @@ struct dpdk_link_counters {
 };
 
 // Threading: the thread that owns queue pair `queue` of the port (one lane's exchange thread).
+// A thread's first data-plane call on any dpdk_link gives it an EAL lcore id, when it has none,
+// for as long as it runs (dpdk_eal::register_thread), so that its mbufs go through a mempool cache
+// of its own.
 class dpdk_link final : public datagram_link {
 public:
     // `endpoints[i]` is worker i's address; `self` is this worker's index. The link uses only

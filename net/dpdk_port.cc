@@ -14,8 +14,11 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 
 #include <rte_byteorder.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -80,6 +83,29 @@ status start_eal(const std::vector<std::string>& eal_args) {
     return ok_status();
 }
 
+// How long start() keeps trying to connect a memif client, and how long its tries wait for the
+// server's answer: the first, then each one twice as long as the one before, up to the last.
+constexpr auto memif_connect_timeout = std::chrono::seconds(10);
+constexpr auto memif_first_try = std::chrono::milliseconds(250);
+constexpr auto memif_longest_try = std::chrono::milliseconds(2000);
+
+// Whether the device arguments (--vdev) of the port say role=client: a memif client.
+bool memif_client_role(const rte_eth_dev_info& info) {
+    const rte_devargs* devargs = info.device != nullptr ? rte_dev_devargs(info.device) : nullptr;
+    if (devargs == nullptr || devargs->args == nullptr) {
+        return false;
+    }
+    std::string_view rest(devargs->args);
+    while (!rest.empty()) {
+        const std::size_t comma = rest.find(',');
+        if (rest.substr(0, comma) == "role=client") {
+            return true;
+        }
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    return false;
+}
+
 error port_error(const std::string& name, const char* step, int rc) {
     return error{ errc::unavailable,
                   fmt::format("DPDK: port {}: {} failed ({}): check the device arguments (--vdev) "
@@ -128,10 +154,10 @@ bool dpdk_eal::register_thread() {
 }
 
 void dpdk_eal::unregister_thread() {
-    if (thread_registered) {
+    if (thread_registered && eal_up) {
         rte_thread_unregister();
-        thread_registered = false;
     }
+    thread_registered = false;
 }
 
 result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& config) {
@@ -183,11 +209,8 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
     // memif and ring ports hand a frame sent on TX queue i to the peer's RX queue i; any other
     // device spreads frames over its RX queues by its own rules unless rte_flow steers them.
     const bool maps_queues = driver == "net_memif" || driver == "net_ring";
+    p->_memif_client = driver == "net_memif" && memif_client_role(info);
 
-    const rte_eth_conf conf{};
-    if (int rc = rte_eth_dev_configure(port_id, queues, queues, &conf); rc != 0) {
-        return port_error(p->_name, "rte_eth_dev_configure", rc);
-    }
     std::uint16_t rxd = config.rx_descriptors;
     std::uint16_t txd = config.tx_descriptors;
     if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rxd, &txd); rc != 0) {
@@ -204,6 +227,9 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
                                   "descriptors plus a cache of {}",
                                   p->_name, config.pool_mbufs, rxd, txd, config.pool_cache) };
     }
+    p->_rx_descriptors = rxd;
+    p->_tx_descriptors = txd;
+    p->_socket = socket;
     p->_queues.resize(queues);
     for (std::uint16_t q = 0; q < queues; ++q) {
         // Pool names are global to the EAL instance: one per port and queue.
@@ -211,48 +237,62 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
         p->_queues[q].pool =
           rte_pktmbuf_pool_create(pool_name.c_str(), config.pool_mbufs, config.pool_cache, 0,
                                   RTE_MBUF_DEFAULT_BUF_SIZE, socket);
-        if (p->_queues[q].pool == nullptr) {
-            return error{ errc::unavailable,
-                          fmt::format("DPDK: port {}: no memory for {} mbufs for queue {} of {} "
-                                      "({}): give EAL more memory (-m MB with --no-huge, or more "
-                                      "hugepages), or use fewer queues",
-                                      p->_name, config.pool_mbufs, q, queues,
-                                      rte_strerror(rte_errno)) };
+        if (p->_queues[q].pool != nullptr) {
+            continue;
         }
+        const int e = rte_errno;
+        if (q > 0 && e == ENOMEM) {
+            // As many queue pairs as have a pool.
+            p->_queues.resize(q);
+            why = fmt::format("{} queues wanted, {} used: EAL memory holds {} pool{} of {} mbufs; "
+                              "give EAL more (-m MB with --no-huge, or hugepages)",
+                              wanted, q, q, q == 1 ? "" : "s", config.pool_mbufs);
+            break;
+        }
+        return error{ errc::unavailable,
+                      fmt::format("DPDK: port {}: no memory for {} mbufs for queue {} of {} ({}): "
+                                  "give EAL more memory (-m MB with --no-huge, or more "
+                                  "hugepages), or use fewer queues",
+                                  p->_name, config.pool_mbufs, q, queues, rte_strerror(e)) };
     }
-    if (auto s = p->setup_queues(rxd, txd, socket); !s) {
+    const std::uint16_t pools = p->queues();
+    if (auto s = p->configure(pools); !s) {
         return s.err();
     }
-    if (queues > 1 && !maps_queues) {
-        std::string reason;
-        if (p->steer_udp_ports(&reason)) {
-            why += fmt::format(" ({} steers UDP port {}+i to queue i by rte_flow)", driver,
-                               dpdk_data_udp_port);
-        } else {
-            // Back to one queue pair, which receives everything.
-            rte_flow_error flush_error{};
-            rte_flow_flush(port_id, &flush_error);
-            p->_flows = false;
-            if (int rc = rte_eth_dev_stop(port_id); rc != 0) {
-                return port_error(p->_name, "rte_eth_dev_stop", rc);
-            }
-            p->_started = false;
-            if (int rc = rte_eth_dev_configure(port_id, 1, 1, &conf); rc != 0) {
-                return port_error(p->_name, "rte_eth_dev_configure", rc);
-            }
-            // The released queues gave their mbufs back: their pools are unused now.
-            for (std::size_t q = 1; q < p->_queues.size(); ++q) {
-                rte_mempool_free(p->_queues[q].pool);
-            }
-            p->_queues.resize(1);
-            if (auto s = p->setup_queues(rxd, txd, socket); !s) {
-                return s.err();
-            }
-            why = fmt::format("{} queues wanted, 1 used: {} cannot steer UDP ports to queues ({})",
-                              wanted, driver, reason);
+    if (maps_queues) {
+        // Started by start(), with the count both ends use.
+        if (pools > 1 && pools == queues) {
+            why += fmt::format(" ({} maps TX queue i to the peer's RX queue i)", driver);
         }
-    } else if (queues > 1) {
-        why += fmt::format(" ({} maps TX queue i to the peer's RX queue i)", driver);
+    } else {
+        if (auto s = p->start_device(); !s) {
+            return s.err();
+        }
+        if (pools > 1) {
+            std::string reason;
+            if (p->steer_udp_ports(&reason)) {
+                why += fmt::format(" ({} steers UDP port {}+i to queue i by rte_flow)", driver,
+                                   dpdk_data_udp_port);
+            } else {
+                // Back to one queue pair, which receives everything.
+                rte_flow_error flush_error{};
+                rte_flow_flush(port_id, &flush_error);
+                p->_flows = false;
+                if (int rc = rte_eth_dev_stop(port_id); rc != 0) {
+                    return port_error(p->_name, "rte_eth_dev_stop", rc);
+                }
+                p->_started = false;
+                if (auto s = p->configure(1); !s) {
+                    return s.err();
+                }
+                if (auto s = p->start_device(); !s) {
+                    return s.err();
+                }
+                why =
+                  fmt::format("{} queues wanted, 1 used: {} cannot steer UDP ports to queues ({})",
+                              wanted, driver, reason);
+            }
+        }
     }
     log::info("DPDK: port {}: {}", p->_name, why);
     // Peers address each other by MAC, but a veth or a switch may still hand us frames for other
@@ -268,24 +308,89 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& confi
     return p;
 }
 
-status dpdk_port::setup_queues(std::uint16_t rxd, std::uint16_t txd, int socket) {
-    for (std::uint16_t q = 0; q < queues(); ++q) {
-        if (int rc = rte_eth_rx_queue_setup(_port_id, q, rxd, static_cast<unsigned>(socket),
-                                            nullptr, _queues[q].pool);
+status dpdk_port::configure(std::uint16_t queues) {
+    const rte_eth_conf conf{};
+    if (int rc = rte_eth_dev_configure(_port_id, queues, queues, &conf); rc != 0) {
+        return port_error(_name, "rte_eth_dev_configure", rc);
+    }
+    _configured = true;
+    // The queues beyond `queues` are released by the configure: their pools lend mbufs to no one.
+    for (std::size_t q = queues; q < _queues.size(); ++q) {
+        rte_mempool_free(_queues[q].pool);
+    }
+    _queues.resize(std::min<std::size_t>(_queues.size(), queues));
+    for (std::uint16_t q = 0; q < this->queues(); ++q) {
+        if (int rc =
+              rte_eth_rx_queue_setup(_port_id, q, _rx_descriptors, static_cast<unsigned>(_socket),
+                                     nullptr, _queues[q].pool);
             rc != 0) {
             return port_error(_name, "rte_eth_rx_queue_setup", rc);
         }
-        if (int rc =
-              rte_eth_tx_queue_setup(_port_id, q, txd, static_cast<unsigned>(socket), nullptr);
+        if (int rc = rte_eth_tx_queue_setup(_port_id, q, _tx_descriptors,
+                                            static_cast<unsigned>(_socket), nullptr);
             rc != 0) {
             return port_error(_name, "rte_eth_tx_queue_setup", rc);
         }
     }
+    return ok_status();
+}
+
+status dpdk_port::start_device() {
     if (int rc = rte_eth_dev_start(_port_id); rc != 0) {
         return port_error(_name, "rte_eth_dev_start", rc);
     }
     _started = true;
     return ok_status();
+}
+
+status dpdk_port::start(std::uint16_t queues) {
+    if (queues == 0 || queues > this->queues()) {
+        return error{ errc::unavailable,
+                      fmt::format("DPDK: port {}: cannot start with {} queue pairs: it has {}",
+                                  _name, queues, this->queues()) };
+    }
+    if (_started) {
+        return ok_status();
+    }
+    if (queues < this->queues()) {
+        log::info("DPDK: port {}: starting with {} of its {} queue pairs", _name, queues,
+                  this->queues());
+        if (auto s = configure(queues); !s) {
+            return s;
+        }
+    }
+    if (!_memif_client) {
+        return start_device();
+    }
+    // A memif client connects once, in rte_eth_dev_start (which fails when no server listens on
+    // the socket), and a server whose port is not started yet turns it away ("ID not found") for
+    // good. So until the link is up: start, wait, stop and start again.
+    const auto deadline = std::chrono::steady_clock::now() + memif_connect_timeout;
+    std::chrono::milliseconds wait = memif_first_try;
+    for (;;) {
+        if (auto s = start_device(); !s) {
+            return s;
+        }
+        const auto answered = std::chrono::steady_clock::now() + wait;
+        wait = std::min(wait * 2, memif_longest_try);
+        while (!link_up() && std::chrono::steady_clock::now() < answered) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (link_up()) {
+            return ok_status();
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            const auto waited =
+              std::chrono::duration_cast<std::chrono::seconds>(memif_connect_timeout).count();
+            return error{ errc::unavailable,
+                          fmt::format("DPDK: port {}: the memif server did not accept the "
+                                      "connection within {} s: is its port started, with the same "
+                                      "id and socket?",
+                                      _name, waited) };
+        }
+        rte_eth_dev_stop(_port_id);
+        _started = false;
+    }
 }
 
 bool dpdk_port::steer_udp_ports(std::string* reason) {
@@ -337,6 +442,8 @@ dpdk_port::~dpdk_port() {
     }
     if (_started) {
         rte_eth_dev_stop(_port_id);
+    }
+    if (_configured) {
         rte_eth_dev_close(_port_id);
     }
     // After the close: the device's rings held mbufs of these pools until then.
@@ -348,6 +455,9 @@ dpdk_port::~dpdk_port() {
 }
 
 bool dpdk_port::link_up() const {
+    if (!_started) {
+        return false;
+    }
     rte_eth_link link{};
     return rte_eth_link_get_nowait(_port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
 }
@@ -450,6 +560,9 @@ result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config&) {
 
 // Unreachable: open() never makes a port in this build.
 dpdk_port::~dpdk_port() = default;
+status dpdk_port::start(std::uint16_t) {
+    return error{ errc::unavailable, no_dpdk };
+}
 bool dpdk_port::link_up() const {
     return false;
 }

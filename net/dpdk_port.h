@@ -41,8 +41,8 @@ public:
     // runs with multi-process in use, and in a build without DPDK. EAL threads need not call it.
     static bool register_thread();
     // Gives back the id register_thread took for this thread, if any (rte_thread_unregister),
-    // before the thread ends. mbufs left in its caches stay there for the next thread given that
-    // id.
+    // before the thread ends; nothing once cleanup() ran. mbufs left in its caches stay there for
+    // the next thread given that id.
     static void unregister_thread();
 };
 
@@ -68,7 +68,8 @@ struct dpdk_port_config {
     // counts it). A power of two minus one is what rte_mempool stores best. 4095 mbufs of 2 KiB
     // data room take about 10 MiB per queue pair. With --no-huge, EAL's default 64 MiB holds the
     // pools of 3 queue pairs beside EAL's own needs, -m 128 those of 7, -m 144 those of 8
-    // (net_memif, DPDK 22.11); open() fails with that remedy when a pool does not fit.
+    // (net_memif, DPDK 22.11). open() uses as many queue pairs as have a pool that fits, saying so
+    // with the remedy, and fails only when the first pool does not fit.
     std::uint32_t pool_mbufs = 4095;
     std::uint32_t pool_cache = 256;
 };
@@ -84,33 +85,51 @@ struct dpdk_port_counters {
     dpdk_port_counters& operator+=(const dpdk_port_counters& o);
 };
 
-// One started DPDK port with queues() RX/TX queue pairs, each with its own mempool behind its RX
-// queue and alloc(queue). The data-plane calls (rx_burst, tx_burst, alloc, drop, count_rx_bad,
-// counters(queue)) take the queue first; each queue belongs to one thread: DPDK queues are not
-// thread-safe, and neither are a queue's counters. Queues of one port may be used by different
-// threads at once.
+// One DPDK port with queues() RX/TX queue pairs, each with its own mempool behind its RX queue
+// and alloc(queue). The data-plane calls (rx_burst, tx_burst, alloc, drop, count_rx_bad,
+// counters(queue)) need a started port and take the queue first; each queue belongs to one
+// thread: DPDK queues are not thread-safe, and neither are a queue's counters. Queues of one port
+// may be used by different threads at once.
 class dpdk_port {
 public:
-    // Opens, configures and starts the port; needs dpdk_eal::init to have succeeded. Queue pairs:
-    // min(config.queues, the device's RX and TX queues, 8), and more than one only where TX queue
-    // i is sure to reach the peer's RX queue i: net_memif and net_ring map queue indexes straight
-    // across; on any other device an rte_flow rule per queue i steers IPv4/UDP to destination port
-    // dpdk_data_udp_port + i to queue i, and when a rule fails the port is restarted with one
-    // queue pair. Logs one info line saying how many queue pairs are used and why.
+    // Opens and configures the port and sets up its queue pairs; needs dpdk_eal::init to have
+    // succeeded. Queue pairs: min(config.queues, the device's RX and TX queues, 8, the pools that
+    // fit in EAL's memory), and more than one only where TX queue i is sure to reach the peer's RX
+    // queue i: net_memif and net_ring map queue indexes straight across; on any other device an
+    // rte_flow rule per queue i steers IPv4/UDP to destination port dpdk_data_udp_port + i to
+    // queue i, and when a rule fails the port is restarted with one queue pair. Logs one info
+    // line saying how many queue pairs are used and why.
+    //
+    // net_memif and net_ring ports are left stopped: both ends of the pair must use the same
+    // number of queue pairs (a memif client with more rings than its server never connects; one
+    // with fewer leaves the server's extra RX queues reading ring 0), so start() sets the count
+    // once the peers agreed on it. Any other port is started here (its rte_flow rules need that).
     static result<std::unique_ptr<dpdk_port>> open(const dpdk_port_config& config);
-    ~dpdk_port(); // removes its flow rules, stops and closes the port, then frees its pools
+    // Removes its flow rules, stops (when started) and closes the port, then frees its pools.
+    ~dpdk_port();
     dpdk_port(const dpdk_port&) = delete;
     dpdk_port& operator=(const dpdk_port&) = delete;
 
     std::uint16_t port_id() const { return _port_id; }
     const std::string& name() const { return _name; }
     const std::array<std::uint8_t, 6>& mac() const { return _mac; }
-    // The RX/TX queue pairs in use, 0 .. queues() - 1.
+    // The RX/TX queue pairs set up, 0 .. queues() - 1: after start(), those in use.
     std::uint16_t queues() const { return static_cast<std::uint16_t>(_queues.size()); }
-    // Whether the link is up now (a memif port is up once its peer connected). Does not wait.
+    // Starts a port that open() left stopped with `queues` pairs (1 .. queues()): when fewer than
+    // open() set up, the port is configured again with `queues`, its queues set up again and the
+    // pools of the others freed. Call once, from the thread that opened the port, before any
+    // data-plane call. A memif client (role=client) returns once its server accepted it,
+    // starting again until then (a server not started yet turns a client away for good) after
+    // 250 ms, then after twice as long each time up to 2 s; it fails after about 10 s, or at once
+    // when no server listens on the socket. On a port open() started, only checks that `queues`
+    // <= queues(). Fails with errc::unavailable and a one-line reason.
+    status start(std::uint16_t queues);
+    bool started() const { return _started; }
+    // Whether the link is up now (a memif port is up once its peer connected); false while the
+    // port is stopped. Does not wait.
     bool link_up() const;
     // Waits, checking about every millisecond, until link_up() is false or `timeout_s` passed;
-    // returns whether the link went down.
+    // returns whether the link went down (at once on a stopped port).
     bool wait_link_down(double timeout_s) const;
 
     // Receives up to n frames from RX queue `queue` into out[0..return); the caller owns them and
@@ -155,8 +174,12 @@ private:
         dpdk_port_counters counters;
     };
 
-    // Sets up queue pairs 0 .. queues() - 1 of the configured port on their pools and starts it.
-    status setup_queues(std::uint16_t rx_descriptors, std::uint16_t tx_descriptors, int socket);
+    // Configures the port for `queues` pairs, sets up queue pairs 0 .. queues - 1 on their
+    // pools and frees the pools of any queue pairs beyond (which the port no longer has, and
+    // which never ran or were stopped). The port must be stopped.
+    status configure(std::uint16_t queues);
+    // rte_eth_dev_start.
+    status start_device();
     // One rte_flow rule per queue i: IPv4/UDP to port dpdk_data_udp_port + i goes to queue i.
     // False, with the reason, as soon as one cannot be made.
     bool steer_udp_ports(std::string* reason);
@@ -165,6 +188,12 @@ private:
     std::string _name;
     std::array<std::uint8_t, 6> _mac{};
     std::vector<queue_state> _queues;
+    // What configure() sets up the queues with.
+    std::uint16_t _rx_descriptors = 0;
+    std::uint16_t _tx_descriptors = 0;
+    int _socket = 0;
+    bool _memif_client = false; // net_memif with role=client: start() connects it
+    bool _configured = false;   // rte_eth_dev_configure succeeded: closed on destruction
     bool _started = false;
     bool _flows = false; // rte_flow rules were created: flushed on close
 };

@@ -86,7 +86,9 @@ class DpdkClusterTest(harness.ProcessTestCase):
     def start_pair(self, app, source, out_ports, net="dpdk", memif=True, env=None, extra=(),
                    extra_w2=(), macs=None, threads=1):
         """An initializer (memif server) and w2 (memif client); returns them once both run.
-        `macs` (server, client) sets the memif ports' MAC addresses."""
+        `macs` (server, client) sets the memif ports' MAC addresses. `threads` is both workers'
+        -T, or (the initializer's, w2's)."""
+        threads = (threads, threads) if isinstance(threads, int) else threads
         sock = f"/rt-itc-{os.getpid()}-{len(self._prefixes)}.sock"
         ctrl, data, ext = harness.free_port(), harness.free_port(), harness.free_port()
         mac = (lambda role: f",mac={macs[0] if role == 'server' else macs[1]}") if macs else (
@@ -94,15 +96,14 @@ class DpdkClusterTest(harness.ProcessTestCase):
         vdev = (lambda role: f"net_memif0,role={role},id=0,socket={sock}{mac(role)}") if memif \
             else (lambda role: None)
         ins = [harness.free_port(), harness.free_port()]
-        common = ["-T", str(threads), "--metrics-period", "0" if not extra else "500", "--net",
-                  net]
+        common = ["--metrics-period", "0" if not extra else "500", "--net", net]
         init_args = [harness.binary(app), "-t", "-w", "2", "-c", f"127.0.0.1:{ctrl}", "-d",
                      f"127.0.0.1:{data}", "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
-                     f"127.0.0.1:{out_ports[0]}", "-e", f"127.0.0.1:{ext}", *common, *extra,
-                     *self.eal("a", vdev("server"))]
+                     f"127.0.0.1:{out_ports[0]}", "-e", f"127.0.0.1:{ext}", "-T",
+                     str(threads[0]), *common, *extra, *self.eal("a", vdev("server"))]
         w2_args = [harness.binary(app), "-c", f"127.0.0.1:{ctrl}", "-n", "w2", "-y",
                    "127.0.0.1:0", "--in", f"{source}@127.0.0.1:{ins[1]}", "--out",
-                   f"127.0.0.1:{out_ports[1]}", *common, *extra_w2,
+                   f"127.0.0.1:{out_ports[1]}", "-T", str(threads[1]), *common, *extra_w2,
                    *self.eal("b", vdev("client"))]
         full_env = dict(os.environ, **(env or {}))
         members = []
@@ -149,8 +150,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
             self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
 
     def sequence_run(self, env=None, threads=1):
-        """Sequence over memif, judged by ringtail-check. With `threads` shards per worker, each
-        worker gets `threads` senders (a connection each, so every shard ingests and sends)."""
+        """Sequence over memif, judged by ringtail-check. With `threads` shards per worker (or
+        (the initializer's, w2's)), each worker gets as many senders (a connection each, so every
+        shard ingests and sends)."""
+        threads = (threads, threads) if isinstance(threads, int) else threads
         out = self.path("seq.out")
         recv = self.popen([harness.binary("ringtail-recv"), "-l", "127.0.0.1:0", "-f", "--out",
                            out, "--ready-file", self.path("recv.port"), "--timeout", "120",
@@ -167,10 +170,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
                                   threads=threads)
         for m in members:
             self.assertIn("data channel on DPDK port 'net_memif0'", m.log())
-        files = self.sequence_files(keys=200, values=500, tag="memif", count=2 * threads)
+        files = self.sequence_files(keys=200, values=500, tag="memif", count=sum(threads))
         senders = []
         for i, f in enumerate(files):
-            m = members[i % 2]
+            m = members[0 if i < threads[0] else 1]
             senders.append(self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-y", "-f", f],
                                       stderr=subprocess.DEVNULL))
         for s in senders:
@@ -214,6 +217,22 @@ class DpdkClusterTest(harness.ProcessTestCase):
             for frames in by_lane:
                 self.assertGreater(int(frames), 0, line[0])
             self.assertIn(" 0 held on the heap", line[0])
+
+    def test_sequence_over_memif_with_different_thread_counts(self):
+        # The initializer has one shard and w2 two: their ports open one and two queue pairs, and
+        # both start with one, the lane count the cluster agreed on (the ends of a memif pair must
+        # use as many queue pairs each).
+        members = self.sequence_run(threads=(1, 2))
+        for m, opened in zip(members, (1, 2)):
+            self.assertIn(f"1 lane(s) (queue pairs: this worker's port has {opened}, the fewest "
+                          f"in the cluster 1)", m.log())
+            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l]
+            self.assertEqual(len(line), 1, m.log())
+            self.assertIn(": 1 lane, ", line[0])
+            self.assertRegex(line[0], r"[1-9]\d* frames out")
+            self.assertIn(" 0 held on the heap", line[0])
+        self.assertIn("DPDK: port net_memif0: starting with 1 of its 2 queue pairs",
+                      members[1].log())
 
     def test_sequence_over_memif_with_two_lanes_and_faults(self):
         # Each lane has its own go-back-N state per peer and its own fault seed.

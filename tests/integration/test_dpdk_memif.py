@@ -6,7 +6,9 @@ echoing, one sending numbered, checksummed UDP frames and checking that every on
   - memif: 20000 frames of 64 bytes, 32 in flight; 2000 frames of 1400 bytes, one at a time;
   - memif, the whole data channel (--mode channel-send / channel-recv: dpdk_link and
     datagram_transport): 100000 DATA frames, every one delivered in order; and with --queues 2,
-    two lanes (a thread, a queue pair, a link and a transport each) of 50000 frames each;
+    two lanes (a thread, a queue pair, a link and a transport each) of 50000 frames each; and
+    with --queues 8 in EAL's 64 MiB, as many lanes as there are pools that fit, each delivering
+    all of its frames;
   - af_packet on a veth pair whose ends sit in two network namespaces: 5000 frames of 64 bytes;
     the data channel with --queues 2 falls back to one queue pair (af_packet has no rte_flow to
     steer a lane's UDP port to its queue) and still delivers every frame (skipped, with the
@@ -71,15 +73,15 @@ class DpdkMemifTest(ProcessTestCase):
         print(f"test_dpdk_memif: skipped: {reason}", file=sys.stderr, flush=True)
         self.skipTest(reason)
 
-    def eal(self, role, lcore, vdev=None):
+    def eal(self, role, lcore, vdev=None, memory_mb=128):
         prefix = f"rt-it-{os.getpid()}-{role}"
         self._prefixes.append(prefix)
         # Echo and sender poll on different cores where there are two (CI has two); lcore numbers
         # are CPU numbers, so pick from the CPUs this process may run on.
         cpus = sorted(os.sched_getaffinity(0))
         cpu = cpus[min(lcore, len(cpus) - 1)]
-        args = ["--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix", prefix, "--no-pci",
-                "--no-telemetry", "--log-level=lib.eal:warning"]
+        args = ["--no-huge", "-m", str(memory_mb), "-l", str(cpu), "--file-prefix", prefix,
+                "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning"]
         if vdev:
             args.append(f"--vdev={vdev}")
         return args
@@ -174,22 +176,24 @@ class DpdkMemifTest(ProcessTestCase):
         self.assertGreater(float(got["rtt_us_max"]), 0)
 
     def channel(self, frames, queues=1, device="net_memif0", send_vdev=None, recv_vdev=None,
-                send_netns=(), recv_netns=(), foreign_frames=False):
+                send_netns=(), recv_netns=(), foreign_frames=False, memory_mb=128):
         """Runs channel-send (started first: the memif server) and channel-recv with `queues`
-        lanes, `frames` 64-byte frames (raised to 67) per lane, and checks that every lane
-        delivered every frame in order. Returns (receiver fields, sender fields, receiver stderr,
-        sender stderr, context)."""
+        lanes asked, `frames` 64-byte frames (raised to 67) per lane, EAL given `memory_mb`, and
+        checks that every lane delivered every frame in order. Returns (receiver fields, sender
+        fields, receiver stderr, sender stderr, context)."""
         self.require_dpdk_build()
         sender, send_err = self.start_server(
             list(send_netns) +
             [self.bin, "--mode", "channel-send", "--device", device, "--frame-bytes", "64",
              "--frames", str(frames), "--queues", str(queues), "--timeout", "20", "--"] +
-            self.eal("chsend", 1, send_vdev or self.memif_vdev("server")), "channel-send")
+            self.eal("chsend", 1, send_vdev or self.memif_vdev("server"), memory_mb),
+            "channel-send")
         recv = subprocess.run(list(recv_netns) +
                               [self.bin, "--mode", "channel-recv", "--device", device,
                                "--warmup", "0.1", "--queues", str(queues), "--timeout", "30",
                                "--"] +
-                              self.eal("chrecv", 0, recv_vdev or self.memif_vdev("client")),
+                              self.eal("chrecv", 0, recv_vdev or self.memif_vdev("client"),
+                                       memory_mb),
                               capture_output=True, text=True, timeout=60)
         send_out, _ = sender.communicate(timeout=30)
         context = (f"receiver exit {recv.returncode}\nreceiver stdout:\n{recv.stdout}\nreceiver "
@@ -248,6 +252,19 @@ class DpdkMemifTest(ProcessTestCase):
                                   r"\(net_memif maps TX queue i to the peer's RX queue i\)",
                              context)
             self.assertNotIn("queue pair of the", err, context)
+
+    def test_data_channel_uses_the_queues_whose_pools_fit(self):
+        """--queues 8 with EAL's 64 MiB (--no-huge -m 64), which holds the pools of fewer queue
+        pairs: both ends use as many as fit, say so with the remedy, and every lane delivers all
+        of its frames."""
+        got, sent, recv_err, send_err, context = self.channel(5000, queues=8, memory_mb=64)
+        lanes = int(got["queues"])
+        self.assertGreaterEqual(lanes, 1, context)
+        self.assertLess(lanes, 8, context)
+        for err in (recv_err, send_err):
+            self.assertRegex(err, r"info +DPDK: port net_memif0: 8 queues wanted, %d used: EAL "
+                                  r"memory holds %d pools? of 4095 mbufs; give EAL more \(-m MB "
+                                  r"with --no-huge, or hugepages\)" % (lanes, lanes), context)
 
     def veth_pair(self):
         """Two network namespaces joined by a veth pair (rtveth0 in the first, rtveth1 in the

@@ -653,14 +653,6 @@ bool settle(datagram_transport& t, sender_events& events, Done&& done) {
     return !events.lost;
 }
 
-// A lane thread's EAL lcore id (mempool caches) for as long as it runs.
-struct eal_thread {
-    eal_thread() { ringtail::net::dpdk_eal::register_thread(); }
-    ~eal_thread() { ringtail::net::dpdk_eal::unregister_thread(); }
-    eal_thread(const eal_thread&) = delete;
-    eal_thread& operator=(const eal_thread&) = delete;
-};
-
 // One sending lane's outcome, written by its thread.
 struct send_lane {
     std::uint64_t frames = 0, turns = 0, blocked_turns = 0, unexpected = 0;
@@ -673,7 +665,6 @@ struct send_lane {
 // Lane `queue` of the sender: its own link on queue pair `queue` and its own transport.
 void run_send_lane(const options& o, dpdk_port& port, std::uint16_t queue, std::size_t frame_bytes,
                    std::uint64_t start, send_lane& out) {
-    const eal_thread registered;
     ringtail::net::dpdk_link link(port, channel_sender, channel_endpoints(port, o, channel_sender),
                                   queue);
     const std::size_t body_bytes = frame_bytes - channel_header_bytes;
@@ -838,7 +829,6 @@ struct alignas(64) recv_lane {
 // Lane `queue` of the receiver. `first_ns` is the earliest first frame of any lane.
 void run_recv_lane(const options& o, dpdk_port& port, std::uint16_t queue,
                    std::atomic<std::uint64_t>& first_ns, recv_lane& out) {
-    const eal_thread registered;
     ringtail::net::dpdk_link link(port, channel_receiver,
                                   channel_endpoints(port, o, channel_receiver), queue);
     datagram_transport t(link, channel_receiver);
@@ -1009,6 +999,11 @@ int main(int argc, char** argv) {
                        "running {} lane{}\n",
                        (*port)->name(), (*port)->queues(), (*port)->queues() == 1 ? "" : "s",
                        o.queues, (*port)->queues(), (*port)->queues() == 1 ? "" : "s");
+        }
+        // Both ends run as many lanes as the port opened with (--queues on both, and as much EAL
+        // memory): a memif pair needs the same queue count at each end.
+        if (auto s = (*port)->start((*port)->queues()); !s) {
+            die(static_cast<int>(s.err().code), s.err().message);
         }
         // The line a test waits for before it starts the peer (a memif server listens from here).
         fmt::print(stderr, "ringtail-dpdk-pingpong: {} open, mac {}, waiting for the link\n",
