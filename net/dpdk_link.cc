@@ -155,19 +155,19 @@ std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const
     register_eal_thread();
     rte_mbuf* burst[32];
     const std::uint16_t n = _port.rx_burst(_queue, burst, 32);
+    parsed_udp frame;
     for (std::uint16_t i = 0; i < n; ++i) {
-        auto frame = parse_udp_frame(dpdk_port::data(burst[i]));
         std::optional<peer_id> from;
-        if (frame && frame->dst.port == _endpoints[_self].port &&
-            frame->dst.ip == _endpoints[_self].ip) {
+        if (parse_udp_frame(dpdk_port::data(burst[i]), frame) &&
+            frame.dst.port == _endpoints[_self].port && frame.dst.ip == _endpoints[_self].ip) {
             for (peer_id p = 0; p < _endpoints.size(); ++p) {
-                if (p != _self && _endpoints[p].ip == frame->src.ip) {
+                if (p != _self && _endpoints[p].ip == frame.src.ip) {
                     from = p;
                 }
             }
         }
         if (from) {
-            on(*from, frame->payload);
+            on(*from, frame.payload);
         } else {
             ++_counters.rx_foreign;
             _port.count_rx_bad(_queue);

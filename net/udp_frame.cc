@@ -52,11 +52,11 @@ std::uint32_t get32(const std::byte* p) {
     return std::uint32_t{ get16(p) } << 16 | get16(p + 2);
 }
 
-std::optional<parsed_udp> reject(udp_parse_error e, udp_parse_error* why) {
+bool rejected(udp_parse_error e, udp_parse_error* why) {
     if (why != nullptr) {
         *why = e;
     }
-    return std::nullopt;
+    return false;
 }
 
 } // namespace
@@ -144,46 +144,53 @@ void build_udp_frame(std::span<std::byte> out, const udp_endpoint& src, const ud
 }
 
 std::optional<parsed_udp> parse_udp_frame(std::span<const std::byte> frame, udp_parse_error* why) {
+    parsed_udp out;
+    if (!parse_udp_frame(frame, out, why)) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+bool parse_udp_frame(std::span<const std::byte> frame, parsed_udp& out, udp_parse_error* why) {
     if (frame.size() < ethernet_header_bytes + ipv4_header_min_bytes) {
-        return reject(udp_parse_error::truncated, why);
+        return rejected(udp_parse_error::truncated, why);
     }
     const std::byte* eth = frame.data();
     if (get16(eth + 12) != ethertype_ipv4) {
-        return reject(udp_parse_error::not_ipv4, why);
+        return rejected(udp_parse_error::not_ipv4, why);
     }
     const std::byte* ip = eth + ethernet_header_bytes;
     const std::size_t ip_room = frame.size() - ethernet_header_bytes;
     const unsigned ver_ihl = std::to_integer<unsigned>(ip[ip_ver_ihl_at]);
     if (ver_ihl >> 4 != 4) {
-        return reject(udp_parse_error::bad_ip_version, why);
+        return rejected(udp_parse_error::bad_ip_version, why);
     }
     const std::size_t ihl_bytes = std::size_t{ ver_ihl & 0x0Fu } * 4;
     if (ihl_bytes < ipv4_header_min_bytes || ihl_bytes > ip_room) {
-        return reject(udp_parse_error::bad_ihl, why);
+        return rejected(udp_parse_error::bad_ihl, why);
     }
     // A correct header (checksum field included) sums to 0xFFFF, whose complement is 0.
     if (internet_checksum(std::span(ip, ihl_bytes)) != 0) {
-        return reject(udp_parse_error::bad_ip_checksum, why);
+        return rejected(udp_parse_error::bad_ip_checksum, why);
     }
     const std::size_t total_len = get16(ip + ip_total_len_at);
     if (total_len < ihl_bytes + udp_header_bytes || total_len > ip_room) {
-        return reject(udp_parse_error::bad_ip_length, why);
+        return rejected(udp_parse_error::bad_ip_length, why);
     }
     const std::uint16_t flags_frag = get16(ip + ip_flags_frag_at);
     if ((flags_frag & (ip_flag_mf | ip_frag_offset_mask)) != 0) {
-        return reject(udp_parse_error::fragmented, why);
+        return rejected(udp_parse_error::fragmented, why);
     }
     if (std::to_integer<std::uint8_t>(ip[ip_proto_at]) != ip_protocol_udp) {
-        return reject(udp_parse_error::not_udp, why);
+        return rejected(udp_parse_error::not_udp, why);
     }
     const std::byte* udp = ip + ihl_bytes;
     const std::size_t udp_len = get16(udp + 4);
     // Bytes past total_len are Ethernet padding; the UDP length must describe exactly the rest of
     // the IPv4 datagram.
     if (udp_len != total_len - ihl_bytes) {
-        return reject(udp_parse_error::bad_udp_length, why);
+        return rejected(udp_parse_error::bad_udp_length, why);
     }
-    parsed_udp out;
     std::memcpy(out.dst.mac.data(), eth, 6);
     std::memcpy(out.src.mac.data(), eth + 6, 6);
     out.src.ip = get32(ip + ip_src_at);
@@ -194,7 +201,7 @@ std::optional<parsed_udp> parse_udp_frame(std::span<const std::byte> frame, udp_
     if (why != nullptr) {
         *why = udp_parse_error::none;
     }
-    return out;
+    return true;
 }
 
 } // namespace ringtail::net

@@ -88,6 +88,10 @@ struct parsed_udp {
 // returns nullopt and, when `why` is given, stores the reason there (none on success).
 std::optional<parsed_udp> parse_udp_frame(std::span<const std::byte> frame,
                                           udp_parse_error* why = nullptr);
+// The same into `out` (left partly written on false): the receive path's form, which spares a
+// copy per frame (GCC builds the optional's value apart and copies it with rep movs).
+bool parse_udp_frame(std::span<const std::byte> frame, parsed_udp& out,
+                     udp_parse_error* why = nullptr);
 
 // The Internet checksum (RFC 1071) of `bytes`: the one's complement of the one's complement sum
 // of the 16-bit big-endian words, an odd last byte padded with zero.
