@@ -307,41 +307,48 @@ TEST(RuntimeCluster, SmallCreditWindowStillDeliversEverything) {
     EXPECT_LE(c.transports[0]->max_frame_count, 4u);
 }
 
-TEST(RuntimeCluster, LostPeerIsReportedAndItsMessagesDropped) {
-    auto app = make_sequence();
-    cluster c(app, { 1, 1 }, 64);
-    c.start();
-    // Worker 1 vanishes: worker 0's transport reports it; what worker 0 routes there is dropped
-    // and counted, and worker 0 still stops cleanly.
-    c.wire.post(0, { 1, false, ~std::uint32_t{ 0 }, {} });
-    std::vector<std::string> payloads;
-    for (std::uint32_t k = 0; k < 200; ++k) {
-        payloads.push_back(encode_record(1, "k" + std::to_string(k)));
-    }
+// Worker 1 vanishes, as worker 0's lane 0 sees it; once worker 0 has heard of the loss, its
+// shard s ingests payloads[s]. Worker 0 must still stop cleanly and hear of the loss once.
+void lose_worker_1_then_ingest(cluster& c, const std::vector<std::vector<std::string>>& payloads) {
+    c.wire.post(0, { 1, false, ~std::uint32_t{ 0 }, {} }, 0);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
+    for (bool seen = false; !seen && std::chrono::steady_clock::now() < deadline;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
         std::lock_guard lock(c.mu);
-        if (!c.lost.empty()) {
-            break;
-        }
+        seen = !c.lost.empty();
     }
-    c.runtimes[0]->adopt_on(0, std::make_unique<fake_source>(payloads));
-    while (c.runtimes[0]->counters().ingested < payloads.size() &&
+    std::size_t total = 0;
+    for (std::uint32_t s = 0; s < payloads.size(); ++s) {
+        total += payloads[s].size();
+        c.runtimes[0]->adopt_on(s, std::make_unique<fake_source>(payloads[s]));
+    }
+    while (c.runtimes[0]->counters().ingested < total &&
            std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     auto report = c.runtimes[0]->stop(std::chrono::seconds(5));
     EXPECT_TRUE(report.drained);
     c.runtimes[1]->stop(std::chrono::seconds(5));
-    {
-        std::lock_guard lock(c.mu);
-        ASSERT_EQ(c.lost.size(), 1u);
-        EXPECT_EQ(c.lost[0].at, 0u);
-        EXPECT_EQ(c.lost[0].peer, 1u);
-        EXPECT_EQ(c.lost[0].reason, "connection closed");
+    std::lock_guard lock(c.mu);
+    ASSERT_EQ(c.lost.size(), 1u);
+    EXPECT_EQ(c.lost[0].at, 0u);
+    EXPECT_EQ(c.lost[0].peer, 1u);
+    EXPECT_EQ(c.lost[0].reason, "connection closed");
+}
+
+TEST(RuntimeCluster, LostPeerIsReportedAndItsMessagesDropped) {
+    auto app = make_sequence();
+    cluster c(app, { 1, 1 }, 64);
+    c.start();
+    // Worker 0's transport reports worker 1 lost; what worker 0 routes there is dropped and
+    // counted.
+    std::vector<std::vector<std::string>> payloads(1);
+    for (std::uint32_t k = 0; k < 200; ++k) {
+        payloads[0].push_back(encode_record(1, "k" + std::to_string(k)));
     }
+    lose_worker_1_then_ingest(c, payloads);
     auto counters = c.runtimes[0]->counters();
-    EXPECT_EQ(counters.sink_writes + counters.remote_dropped, payloads.size());
+    EXPECT_EQ(counters.sink_writes + counters.remote_dropped, 200u);
     EXPECT_GT(counters.remote_dropped, 0u);
 }
 
@@ -399,32 +406,11 @@ TEST(RuntimeCluster, APeerLostOnOneLaneIsLostOnEveryLane) {
     constexpr std::uint32_t lanes = 2;
     cluster c(app, { 2, 2 }, 64, 4096, lanes);
     c.start();
-    c.wire.post(0, { 1, false, ~std::uint32_t{ 0 }, {} }, 0); // worker 1 gone, seen on lane 0
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (bool seen = false; !seen && std::chrono::steady_clock::now() < deadline;) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        std::lock_guard lock(c.mu);
-        seen = !c.lost.empty();
-    }
-    std::vector<std::string> payloads[2];
+    std::vector<std::vector<std::string>> payloads(2);
     for (std::uint32_t k = 0; k < 200; ++k) {
         payloads[k % 2].push_back(encode_record(1, "k" + std::to_string(k)));
     }
-    c.runtimes[0]->adopt_on(0, std::make_unique<fake_source>(payloads[0]));
-    c.runtimes[0]->adopt_on(1, std::make_unique<fake_source>(payloads[1]));
-    while (c.runtimes[0]->counters().ingested < 200 &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    auto report = c.runtimes[0]->stop(std::chrono::seconds(5));
-    EXPECT_TRUE(report.drained);
-    c.runtimes[1]->stop(std::chrono::seconds(5));
-    {
-        std::lock_guard lock(c.mu);
-        ASSERT_EQ(c.lost.size(), 1u);
-        EXPECT_EQ(c.lost[0].at, 0u);
-        EXPECT_EQ(c.lost[0].peer, 1u);
-    }
+    lose_worker_1_then_ingest(c, payloads); // seen on lane 0 only
     for (std::uint32_t l = 0; l < lanes; ++l) {
         EXPECT_EQ(c.transports[l]->messages_sent, 0u) << "lane " << l << " sent to a lost peer";
     }
