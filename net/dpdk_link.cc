@@ -2,6 +2,7 @@
 #include "net/dpdk_link.h"
 
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 namespace ringtail::net {
@@ -64,6 +65,9 @@ dpdk_link::dpdk_link(dpdk_port& port, std::uint32_t self, std::vector<udp_endpoi
     for (auto& e : _endpoints) {
         e.port = static_cast<std::uint16_t>(dpdk_data_udp_port + queue);
     }
+    for (const auto& e : _endpoints) {
+        _headers.emplace_back(_endpoints[_self], e);
+    }
 }
 
 std::size_t dpdk_link::max_datagram_bytes() const {
@@ -84,7 +88,10 @@ void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
         ++_counters.tx_no_mbuf;
         return;
     }
-    build_udp_frame(room, _endpoints[_self], _endpoints[peer], datagram);
+    _headers[peer].write(room.first<udp_frame_header_bytes>(), datagram.size());
+    if (!datagram.empty()) {
+        std::memcpy(room.data() + udp_frame_header_bytes, datagram.data(), datagram.size());
+    }
     _tx[_tx_count++] = m;
     if (_tx_count == tx_burst_max) {
         flush();
@@ -97,8 +104,7 @@ datagram_link::buffer dpdk_link::allocate(peer_id peer, std::size_t bytes) {
     if (m != nullptr) {
         auto room = dpdk_port::append(m, udp_frame_bytes(bytes));
         if (!room.empty()) {
-            write_udp_headers(room.first<udp_frame_header_bytes>(), _endpoints[_self],
-                              _endpoints[peer], bytes);
+            _headers[peer].write(room.first<udp_frame_header_bytes>(), bytes);
             return buffer{ m, room.data() + udp_frame_header_bytes, bytes };
         }
         dpdk_port::free(m);

@@ -73,6 +73,7 @@ private:
     rte_mbuf* _tx[tx_burst_max] = {};
     std::uint16_t _tx_count = 0;
     std::vector<udp_endpoint> _endpoints;
+    std::vector<udp_header_template> _headers; // [peer]: from us to it
     dpdk_link_counters _counters;
 };
 

@@ -131,6 +131,19 @@ void write_udp_headers(std::span<std::byte, udp_frame_header_bytes> out, const u
     put16(udp + 6, 0);
 }
 
+udp_header_template::udp_header_template(const udp_endpoint& src, const udp_endpoint& dst) {
+    write_udp_headers(_bytes, src, dst, 0);
+    // The checksum field holds the complement of the sum of the other fields.
+    const std::uint16_t checksum = get16(_bytes.data() + ip_checksum_at);
+    _empty_sum = static_cast<std::uint16_t>(~checksum);
+}
+
+void udp_header_template::too_large(std::size_t payload_bytes) {
+    log::error("udp_frame: a payload of {} bytes is too large for one IPv4 datagram",
+               payload_bytes);
+    std::abort();
+}
+
 void build_udp_frame(std::span<std::byte> out, const udp_endpoint& src, const udp_endpoint& dst,
                      std::span<const std::byte> payload) {
     require(out.size() == udp_frame_bytes(payload.size()),

@@ -3,6 +3,7 @@
 // its own reason.
 #include "net/udp_frame.h"
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
@@ -249,6 +250,45 @@ TEST(udp_frame, random_payloads_round_trip) {
         std::size_t bit = 8 * ethernet_header_bytes + rng() % (8 * ipv4_header_min_bytes);
         f[bit / 8] ^= static_cast<std::byte>(1u << (bit % 8));
         EXPECT_FALSE(parse_udp_frame(f).has_value()) << "bit " << bit;
+    }
+}
+
+// The per-peer header template writes exactly what write_udp_headers does, for any endpoints
+// and any payload size (its IPv4 checksum is an update of the empty payload's, not a new sum).
+TEST(udp_frame, header_template_writes_what_write_udp_headers_does) {
+    const auto seed = test_seed();
+    SCOPED_TRACE(testing::Message() << "seed " << seed << " (replay with RINGTAIL_TEST_SEED)");
+    std::mt19937_64 rng(seed);
+    std::vector<std::size_t> sizes{ 0, 1, 2, 63, 64, 1458, udp_payload_max_bytes };
+    for (int i = 0; i < 200; ++i) {
+        sizes.push_back(rng() % (udp_payload_max_bytes + 1));
+    }
+    for (int e = 0; e < 50; ++e) {
+        udp_endpoint src{ {},
+                          static_cast<std::uint32_t>(rng()),
+                          static_cast<std::uint16_t>(rng()) };
+        udp_endpoint dst{ {},
+                          static_cast<std::uint32_t>(rng()),
+                          static_cast<std::uint16_t>(rng()) };
+        for (auto& m : src.mac) {
+            m = static_cast<std::uint8_t>(rng());
+        }
+        for (auto& m : dst.mac) {
+            m = static_cast<std::uint8_t>(rng());
+        }
+        if (e == 0) {
+            src.ip = dst.ip = 0xFFFFFFFF; // sums that carry most
+        } else if (e == 1) {
+            src.ip = dst.ip = 0; // and least
+        }
+        const udp_header_template t(src, dst);
+        for (std::size_t n : sizes) {
+            std::array<std::byte, udp_frame_header_bytes> expected{}, got{};
+            write_udp_headers(expected, src, dst, n);
+            got.fill(std::byte{ 0x5A });
+            t.write(got, n);
+            ASSERT_EQ(got, expected) << "endpoint set " << e << ", payload " << n;
+        }
     }
 }
 
