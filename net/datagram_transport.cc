@@ -113,6 +113,7 @@ datagram_transport_counters& datagram_transport_counters::operator+=(
     out_of_order += o.out_of_order;
     kept_early += o.kept_early;
     retransmissions += o.retransmissions;
+    fast_retransmissions += o.fast_retransmissions;
     acks_out += o.acks_out;
     acks_in += o.acks_in;
     acks_piggybacked += o.acks_piggybacked;
@@ -320,6 +321,11 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
                     case gbn_receiver::verdict::out_of_order:
                         ++_counters.out_of_order;
                         keep_early(id, f);
+                        // An ACK of its own at once, for every frame after a gap: the sender
+                        // counts these repeats to resend the missing frame before its timeout
+                        // (gbn_sender::ack_repeated). A piggybacked ack could not tell them
+                        // apart from acks that repeat because nothing new arrived.
+                        send_ack(id, now);
                         break;
                 }
                 return;
@@ -327,6 +333,11 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
                 if (auto a = parse_ack(f)) {
                     ++_counters.acks_in;
                     apply_ack(id, a->ack, a->credit_limit, now);
+                    p.sender.ack_repeated(a->ack, [&](const held_frame& frame, std::uint64_t) {
+                        _link.send_buffer(id, frame.buffer());
+                        ++_counters.retransmissions;
+                        ++_counters.fast_retransmissions;
+                    });
                 }
                 return;
             case data_frame_type::bye:

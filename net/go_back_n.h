@@ -35,6 +35,9 @@ struct gbn_config {
     std::uint32_t max_timeouts = 8;
     // How long a receiver may wait for traffic to piggyback an ack on before it owes one alone.
     std::uint64_t ack_delay_ns = 50'000;
+    // Repeated acks (see gbn_sender::ack_repeated) after which the oldest outstanding frame is
+    // sent again without waiting for its timeout; 0 turns fast retransmission off.
+    std::uint32_t fast_retransmit_repeats = 3;
 };
 
 // No deadline: what next_deadline_ns() and friends return when nothing is waiting.
@@ -87,8 +90,10 @@ public:
         return _count == 0 || _unreachable ? gbn_no_deadline : _deadline_ns;
     }
 
-    // Frames sent again after a timeout.
+    // Frames sent again, after a timeout or by fast retransmission.
     std::uint64_t retransmissions() const { return _retransmissions; }
+    // Of those, frames sent again by fast retransmission.
+    std::uint64_t fast_retransmissions() const { return _fast_retransmissions; }
     std::uint64_t timeouts() const { return _timeouts; }
     // Acks for a seq never sent: ignored (a corrupt or foreign frame that passed the checksum).
     std::uint64_t bad_acks() const { return _bad_acks; }
@@ -125,6 +130,7 @@ public:
             _slots[slot_of(seq)].reset();
         }
         _count -= released;
+        _repeats = 0;
         if (_unreachable) {
             // Too late: the frames go, but the verdict and the counts that led to it stay.
             return released;
@@ -133,6 +139,32 @@ public:
         _consecutive_timeouts = 0;
         _deadline_ns = now_ns + _rto_ns;
         return released;
+    }
+
+    // An ack that the receiver sent because a frame arrived after a gap (an ACK frame of its own,
+    // which the datagram transport sends for every such frame), after acked() took it. When it
+    // repeats the last ack while frames are outstanding, the frame after that ack is likely lost;
+    // at fast_retransmit_repeats such acks in a row, `resend(const Held&, seq)` sends it again,
+    // once per ack value (a lost retransmission is left to the timeout), and the timer runs on.
+    // Go-back-N resends the whole window on a timeout; this resends only the missing frame, which
+    // a receiver that keeps frames after a gap (net/datagram_transport.h) is waiting for. Reordered
+    // frames cause repeats too: a few in a row are needed, so that a frame overtaken by one or two
+    // others is not sent twice. Returns the frames resent (0 or 1).
+    template<typename Resend>
+    std::size_t ack_repeated(std::uint64_t cumulative_ack, Resend&& resend) {
+        if (_config.fast_retransmit_repeats == 0 || _unreachable || _count == 0 ||
+            cumulative_ack != last_acked()) {
+            return 0;
+        }
+        if (++_repeats < _config.fast_retransmit_repeats || _fast_resent_after == cumulative_ack) {
+            return 0;
+        }
+        _fast_resent_after = cumulative_ack;
+        const std::uint64_t seq = cumulative_ack + 1;
+        resend(static_cast<const Held&>(*_slots[slot_of(seq)]), seq);
+        ++_retransmissions;
+        ++_fast_retransmissions;
+        return 1;
     }
 
     // When the oldest outstanding frame's timeout has expired: counts a timeout and, unless that
@@ -171,7 +203,11 @@ private:
     std::uint64_t _deadline_ns = 0;
     std::uint32_t _consecutive_timeouts = 0;
     bool _unreachable = false;
+    std::uint32_t _repeats = 0; // acks repeating last_acked() since it last moved
+    // The ack value after which the frame was fast-retransmitted (none yet: the largest seq).
+    std::uint64_t _fast_resent_after = std::numeric_limits<std::uint64_t>::max();
     std::uint64_t _retransmissions = 0;
+    std::uint64_t _fast_retransmissions = 0;
     std::uint64_t _timeouts = 0;
     std::uint64_t _bad_acks = 0;
     std::uint64_t _stale_acks = 0;

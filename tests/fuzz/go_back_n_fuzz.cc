@@ -83,6 +83,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     check(tx.unreachable() ||
                           (tx.consecutive_timeouts() == 0 && tx.rto_ns() == config.rto_initial_ns));
                 }
+                // The same ack as a repeated one (an ACK frame sent for a frame after a gap):
+                // at most the frame after the last ack is resent, and only while it is held.
+                const std::uint64_t fast_before = tx.fast_retransmissions();
+                const std::size_t fast =
+                  tx.ack_repeated(ack, [&](const std::uint64_t& held, std::uint64_t seq) {
+                      check(held == seq && seq == tx.last_acked() + 1 && seq < tx.next_seq());
+                  });
+                check(fast <= 1 && tx.fast_retransmissions() == fast_before + fast);
+                check(fast == 0 || (ack == tx.last_acked() && tx.outstanding() > 0));
                 break;
             }
             case 2: { // the clock moves; timeouts fire

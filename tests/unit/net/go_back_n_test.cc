@@ -130,6 +130,58 @@ TEST(go_back_n, timeout_resends_everything_outstanding_in_order_with_backoff) {
     EXPECT_FALSE(tx.unreachable());
 }
 
+// Repeated acks (sent by a receiver for every frame after a gap) resend only the frame after
+// the ack, at the third in a row, once per ack value, without touching the timer.
+TEST(go_back_n, repeated_acks_resend_the_missing_frame_once) {
+    gbn_config c = small_config();
+    gbn_sender<std::string> tx(c);
+    for (const char* f : { "a", "b", "c", "d" }) {
+        tx.sent(f, 0);
+    }
+    EXPECT_EQ(tx.acked(1, 10), 1u); // "a" arrived; "b" is lost, "c" and "d" arrive after it
+    const std::uint64_t deadline = tx.next_deadline_ns();
+    resent_log log;
+    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
+    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
+    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 1u);
+    std::vector<std::pair<std::string, std::uint64_t>> want{ { "b", 2 } };
+    EXPECT_EQ(log.frames, want);
+    // Once per ack value: more repeats of 1 resend nothing (a lost resend is the timeout's).
+    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
+    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
+    EXPECT_EQ(log.frames.size(), 1u);
+    EXPECT_EQ(tx.next_deadline_ns(), deadline);
+    EXPECT_EQ(tx.retransmissions(), 1u);
+    EXPECT_EQ(tx.fast_retransmissions(), 1u);
+    EXPECT_EQ(tx.timeouts(), 0u);
+    // Progress starts the count again, for the next gap.
+    EXPECT_EQ(tx.acked(2, 20), 1u);
+    EXPECT_EQ(tx.ack_repeated(2, log.callback()), 0u);
+    EXPECT_EQ(tx.ack_repeated(2, log.callback()), 0u);
+    EXPECT_EQ(tx.ack_repeated(2, log.callback()), 1u);
+    EXPECT_EQ(log.frames.back(), (std::pair<std::string, std::uint64_t>{ "c", 3 }));
+    // An ack that is not the last one, or with nothing outstanding, is no repeat.
+    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
+    EXPECT_EQ(tx.acked(4, 30), 2u);
+    for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(tx.ack_repeated(4, log.callback()), 0u);
+    }
+    EXPECT_EQ(tx.fast_retransmissions(), 2u);
+}
+
+TEST(go_back_n, fast_retransmission_can_be_turned_off) {
+    gbn_config c = small_config();
+    c.fast_retransmit_repeats = 0;
+    gbn_sender<std::string> tx(c);
+    tx.sent("a", 0);
+    tx.sent("b", 0);
+    resent_log log;
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(tx.ack_repeated(0, log.callback()), 0u);
+    }
+    EXPECT_TRUE(log.frames.empty());
+}
+
 TEST(go_back_n, progress_resets_the_backoff) {
     gbn_sender<std::string> tx(small_config());
     tx.sent("a", 0);
