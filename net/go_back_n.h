@@ -7,9 +7,10 @@
 // it delivered), piggybacked on its own traffic or in a frame of its own. When the oldest
 // unacknowledged frame has waited a retransmission timeout (RTO), every outstanding frame is sent
 // again in order and the RTO doubles, up to a cap; an ack that moves the window resets it. A peer
-// that lets max_timeouts RTOs in a row pass without progress is unreachable. Go-back-N rather
-// than selective repeat: the receiver holds nothing, and DPDK links are rarely lossy enough for
-// the resent window to matter.
+// that lets max_timeouts RTOs in a row pass without progress is unreachable. Before a timeout,
+// acks that repeat (the receiver sends one for every frame after a gap) resend only the missing
+// frame: fast retransmission (gbn_sender::ack_repeated), which matters because the datagram
+// transport's receiver keeps the frames after a gap instead of dropping them.
 //
 // The checksum is not here: a frame that fails it is dropped before its seq is looked at, so to
 // this layer it was lost.
