@@ -216,6 +216,14 @@ TEST(udp_frame, rejects_each_malformation_with_its_reason) {
     }
 }
 
+udp_endpoint random_endpoint(std::mt19937_64& rng) {
+    udp_endpoint e{ {}, static_cast<std::uint32_t>(rng()), static_cast<std::uint16_t>(rng()) };
+    for (auto& m : e.mac) {
+        m = static_cast<std::uint8_t>(rng());
+    }
+    return e;
+}
+
 TEST(udp_frame, random_payloads_round_trip) {
     const auto seed = test_seed();
     SCOPED_TRACE(testing::Message() << "seed " << seed << " (replay with RINGTAIL_TEST_SEED)");
@@ -226,18 +234,8 @@ TEST(udp_frame, random_payloads_round_trip) {
         for (auto& b : payload) {
             b = static_cast<std::byte>(rng());
         }
-        udp_endpoint src{ {},
-                          static_cast<std::uint32_t>(rng()),
-                          static_cast<std::uint16_t>(rng()) };
-        udp_endpoint dst{ {},
-                          static_cast<std::uint32_t>(rng()),
-                          static_cast<std::uint16_t>(rng()) };
-        for (auto& m : src.mac) {
-            m = static_cast<std::uint8_t>(rng());
-        }
-        for (auto& m : dst.mac) {
-            m = static_cast<std::uint8_t>(rng());
-        }
+        udp_endpoint src = random_endpoint(rng);
+        udp_endpoint dst = random_endpoint(rng);
         std::vector<std::byte> f(udp_frame_bytes(n));
         build_udp_frame(f, src, dst, payload);
         auto p = parse_udp_frame(f);
@@ -264,18 +262,8 @@ TEST(udp_frame, header_template_writes_what_write_udp_headers_does) {
         sizes.push_back(rng() % (udp_payload_max_bytes + 1));
     }
     for (int e = 0; e < 50; ++e) {
-        udp_endpoint src{ {},
-                          static_cast<std::uint32_t>(rng()),
-                          static_cast<std::uint16_t>(rng()) };
-        udp_endpoint dst{ {},
-                          static_cast<std::uint32_t>(rng()),
-                          static_cast<std::uint16_t>(rng()) };
-        for (auto& m : src.mac) {
-            m = static_cast<std::uint8_t>(rng());
-        }
-        for (auto& m : dst.mac) {
-            m = static_cast<std::uint8_t>(rng());
-        }
+        udp_endpoint src = random_endpoint(rng);
+        udp_endpoint dst = random_endpoint(rng);
         if (e == 0) {
             src.ip = dst.ip = 0xFFFFFFFF; // sums that carry most
         } else if (e == 1) {
