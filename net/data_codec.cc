@@ -77,8 +77,10 @@ const char* shape_problem(data_frame_type type, std::uint8_t flags, std::uint32_
             }
             return nullptr;
         case data_frame_type::ack:
-            if (count != 0 || body_bytes != data_ack_body_bytes) {
-                return "an ACK frame has count 0 and a 24-byte body";
+            if (count != 0 || body_bytes < data_ack_body_bytes ||
+                body_bytes > data_ack_body_bytes + 8 * data_ack_selective_words ||
+                body_bytes % 8 != 0) {
+                return "an ACK frame has count 0 and a body of 24 bytes plus 0 to 4 words";
             }
             return nullptr;
     }
@@ -200,16 +202,29 @@ void append_ack_frame(std::string& out, const data_ack& ack) {
     be::append<std::uint64_t>(out, ack.ack);
     be::append<std::uint64_t>(out, ack.credit_limit);
     be::append<std::uint64_t>(out, ack.echo_ns);
+    std::size_t words = ack.selective.size();
+    while (words > 0 && ack.selective[words - 1] == 0) {
+        --words;
+    }
+    for (std::size_t w = 0; w < words; ++w) {
+        be::append<std::uint64_t>(out, ack.selective[w]);
+    }
     finish_data_frame(out, start, data_frame_type::ack, 0, 0);
 }
 
 std::optional<data_ack> parse_ack(const data_frame& frame) {
-    if (frame.type != data_frame_type::ack || frame.body.size() != data_ack_body_bytes) {
+    const std::size_t size = frame.body.size();
+    if (frame.type != data_frame_type::ack || size < data_ack_body_bytes ||
+        size > data_ack_body_bytes + 8 * data_ack_selective_words || size % 8 != 0) {
         return std::nullopt;
     }
-    return data_ack{ be::read<std::uint64_t>(frame.body.data()),
-                     be::read<std::uint64_t>(frame.body.data() + 8),
-                     be::read<std::uint64_t>(frame.body.data() + 16) };
+    const std::byte* at = frame.body.data();
+    data_ack a{ be::read<std::uint64_t>(at), be::read<std::uint64_t>(at + 8),
+                be::read<std::uint64_t>(at + 16) };
+    for (std::size_t w = 0; w < (size - data_ack_body_bytes) / 8; ++w) {
+        a.selective[w] = be::read<std::uint64_t>(at + data_ack_body_bytes + 8 * w);
+    }
+    return a;
 }
 
 data_frame_decoder::data_frame_decoder(std::size_t max_frame_bytes)

@@ -8,7 +8,10 @@
 // Types: HELLO (body: u64 cluster_token, u32 sender worker index, u32 worker count), DATA (count
 // messages encoded back to back in the body), CREDIT (count messages granted, no body), BYE (the
 // sender leaves cleanly, no body), ACK (datagram back ends only; body: u64 cumulative ack of DATA
-// seqs, u64 credit limit = messages the sender may have sent in all, u64 echo of a sender clock).
+// seqs, u64 credit limit = messages the sender may have sent in all, u64 echo of a sender clock,
+// then 0 to 4 u64 words of selective acknowledgement: bit i, counting from the least significant
+// bit of the first word, says the DATA frame with seq cumulative ack + 2 + i arrived after a gap
+// and is held by the receiver; words left out are 0, and the encoder leaves out trailing 0 words).
 // Over TCP seq counts the frames of one direction of one connection from 0; over datagrams it
 // numbers DATA frames for go-back-N (net/go_back_n.h) and is 0 on the others.
 //
@@ -25,13 +28,17 @@
 // so a flipped flag or type byte cannot turn a frame into another well-formed one. Each type's
 // frame must also have its shape: HELLO has count 0 and a 16-byte body, DATA a body and a count
 // above 0 (exactly 0 with MORE), CREDIT a count above 0 and no body, BYE count 0 and no body, ACK
-// count 0 and a 24-byte body; flags other than the two above, or on another type, are refused.
+// count 0 and a body of 24, 32, 40, 48 or 56 bytes; flags other than the two above, or on another
+// type, are refused.
 //
 // Version 2 made the checksum cover the header and defined the flags; version 1 frames are
 // refused with "bad version" (both ends of a cluster run the same build: formation checks it).
+// The selective acknowledgement came later, within version 2: ACK frames pass only between the
+// workers of one cluster, which run one build.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -54,7 +61,9 @@ inline constexpr std::size_t data_hello_frame_bytes =
   data_frame_header_bytes + data_hello_body_bytes;
 
 enum class data_frame_type : std::uint8_t { hello = 1, data = 2, credit = 3, bye = 4, ack = 5 };
+// The ACK body without selective acknowledgement, and the most words of it that may follow.
 inline constexpr std::size_t data_ack_body_bytes = 24;
+inline constexpr std::size_t data_ack_selective_words = 4;
 
 // The flags of a DATA frame over datagrams (see the top of the file).
 inline constexpr std::uint8_t data_flag_ack = 0x01;
@@ -119,6 +128,9 @@ struct data_ack {
     std::uint64_t ack = 0;          // every DATA frame up to this seq arrived in order
     std::uint64_t credit_limit = 0; // messages the peer may have sent in all, from the start
     std::uint64_t echo_ns = 0;      // free for round-trip measurement; 0 when unused
+    // Selective acknowledgement: bit i (bit i % 64 of word i / 64) set when the DATA frame with
+    // seq ack + 2 + i arrived after a gap and is held (net/go_back_n.h, selective_ack).
+    std::array<std::uint64_t, data_ack_selective_words> selective{};
     friend bool operator==(const data_ack&, const data_ack&) = default;
 };
 void append_ack_frame(std::string& out, const data_ack& ack);

@@ -89,6 +89,7 @@ struct datagram_transport::peer {
         std::string body;
     };
     std::vector<early_frame> early;
+    std::size_t early_frames = 0; // slots in use
     std::size_t early_bytes = 0;
     std::uint64_t messages_sent = 0;     // DATA messages sent to the peer, in all
     std::uint64_t credit_limit = 0;      // messages_sent may reach this (the peer's last ACK)
@@ -253,12 +254,31 @@ void datagram_transport::grant(peer_id id, std::uint32_t count) {
 void datagram_transport::send_ack(peer_id id, std::uint64_t now) {
     peer& p = *_peers[id];
     p.advertised = p.granted + _config.initial_credit;
+    data_ack a{ p.receiver.cumulative_ack(), p.advertised, now };
+    if (_config.selective_ack && p.early_frames > 0) {
+        // The frames kept after the gap, so that the sender resends none of them: bit i is seq
+        // ack + 2 + i (ack + 1 is the gap), as far as the bitmap reaches.
+        const std::uint64_t window = _config.gbn.window_frames;
+        const std::uint64_t bits = std::min<std::uint64_t>(window, 64 * a.selective.size());
+        for (std::uint64_t i = 0; i < bits; ++i) {
+            const std::uint64_t seq = a.ack + 2 + i;
+            if (p.early[seq % window].seq == seq) {
+                a.selective[i / 64] |= std::uint64_t{ 1 } << (i % 64);
+            }
+        }
+    }
     _scratch.clear();
-    append_ack_frame(_scratch, data_ack{ p.receiver.cumulative_ack(), p.advertised, now });
+    append_ack_frame(_scratch, a);
     _link.send(id, std::as_bytes(std::span(_scratch.data(), _scratch.size())));
     p.receiver.ack_sent();
     p.last_ack_ns = now;
     ++_counters.acks_out;
+}
+
+template<typename Held>
+void datagram_transport::resend(peer_id id, const Held& frame) {
+    _link.send_buffer(id, frame.buffer());
+    ++_counters.retransmissions;
 }
 
 void datagram_transport::lose(peer_id id, std::string reason) {
@@ -279,6 +299,7 @@ void datagram_transport::lose(peer_id id, std::string reason) {
     p.backlog_at = 0;
     std::string{}.swap(p.partial);
     std::vector<peer::early_frame>{}.swap(p.early);
+    p.early_frames = 0;
     p.early_bytes = 0;
     ++_counters.peers_lost;
 }
@@ -321,10 +342,9 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
                     case gbn_receiver::verdict::out_of_order:
                         ++_counters.out_of_order;
                         keep_early(id, f);
-                        // An ACK of its own at once, for every frame after a gap: the sender
-                        // counts these repeats to resend the missing frame before its timeout
-                        // (gbn_sender::ack_repeated). A piggybacked ack could not tell them
-                        // apart from acks that repeat because nothing new arrived.
+                        // An ACK of its own at once, for every frame after a gap: it says which
+                        // frames are kept, so that the sender resends the missing ones before
+                        // their timeout and none of the kept ones (gbn_sender::selective_ack).
                         send_ack(id, now);
                         break;
                 }
@@ -333,11 +353,11 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
                 if (auto a = parse_ack(f)) {
                     ++_counters.acks_in;
                     apply_ack(id, a->ack, a->credit_limit, now);
-                    p.sender.ack_repeated(a->ack, [&](const held_frame& frame, std::uint64_t) {
-                        _link.send_buffer(id, frame.buffer());
-                        ++_counters.retransmissions;
-                        ++_counters.fast_retransmissions;
-                    });
+                    const std::uint64_t fast = p.sender.fast_retransmissions();
+                    p.sender.selective_ack(
+                      a->ack, a->selective, now,
+                      [&](const held_frame& frame, std::uint64_t) { resend(id, frame); });
+                    _counters.fast_retransmissions += p.sender.fast_retransmissions() - fast;
                 }
                 return;
             case data_frame_type::bye:
@@ -379,6 +399,7 @@ void datagram_transport::keep_early(peer_id id, const data_frame& f) {
         return;
     }
     // A slot holds an older seq only if that one was delivered (the window moved past it).
+    p.early_frames += slot.seq == 0 ? 1 : 0;
     slot.seq = f.seq;
     slot.flags = f.flags & data_flag_more;
     slot.count = f.count;
@@ -408,6 +429,7 @@ void datagram_transport::deliver_early(peer_id id, std::uint64_t now, transport_
         _early_scratch.swap(slot.body);
         slot.body.clear();
         slot.seq = 0;
+        --p.early_frames;
         p.early_bytes -= _early_scratch.size();
         data_frame f;
         f.type = data_frame_type::data;
@@ -469,10 +491,11 @@ std::size_t datagram_transport::poll(transport_events& events) {
         if (!p.alive) {
             continue;
         }
-        work += p.sender.poll(now, [&](const held_frame& frame, std::uint64_t) {
-            _link.send_buffer(id, frame.buffer());
-            ++_counters.retransmissions;
-        });
+        // A timeout, or frames overtaken in a burst and still missing (fast retransmission).
+        const std::uint64_t fast = p.sender.fast_retransmissions();
+        work +=
+          p.sender.poll(now, [&](const held_frame& frame, std::uint64_t) { resend(id, frame); });
+        _counters.fast_retransmissions += p.sender.fast_retransmissions() - fast;
         if (p.sender.unreachable()) {
             lose(id, "unreachable: " + std::to_string(_config.gbn.max_timeouts) +
                        " retransmission timeouts without an acknowledgement");

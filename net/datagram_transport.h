@@ -12,10 +12,11 @@
 // order by the receiver, so the engine sees the same max_body_bytes() as on TCP. Sent frames are
 // held in the link's own buffers (mbufs on DPDK: a reference, not a copy) until acknowledged.
 //
-// The sender is go-back-N (on a timeout it sends every unacknowledged frame again), but the
-// receiver keeps the frames that arrive after a gap, up to the window, and delivers them once the
-// gap is filled: a frame overtaken on the way costs no retransmission, and a lost one is made
-// good by its own retransmission, the copies of the frames behind it being dropped as duplicates.
+// The receiver keeps the frames that arrive after a gap, up to the window, delivers them once the
+// gap is filled, and says which it keeps in an ACK frame sent at once (a selective
+// acknowledgement). So a frame overtaken on the way costs no retransmission; a lost one is resent
+// once three frames sent after it are kept (fast retransmission), several gaps in a window each
+// alone; and a timeout resends only the unacknowledged frames the receiver does not keep.
 //
 // A peer is lost when it says BYE ("left the cluster"), when its frames go unacknowledged through
 // every retransmission ("unreachable: ..."), or when nothing at all was heard from it for
@@ -89,6 +90,10 @@ struct datagram_transport_config {
     // The largest body one send() takes (cut into fragments as the link needs): as on TCP.
     std::size_t max_body_bytes = default_max_data_frame_bytes - data_frame_header_bytes;
     gbn_config gbn = data_channel_gbn();
+    // ACK frames say which frames arrived after a gap and are kept (selective acknowledgement).
+    // Off, the sender learns nothing of them: fast retransmission never fires and a timeout
+    // resends the whole window, as plain go-back-N does; for comparison in tests.
+    bool selective_ack = true;
     // An ACK goes out at least this often while a peer is alive (credit and liveness).
     std::uint64_t ack_interval_ns = 20'000'000;
     // A peer heard from not at all for this long is lost.
@@ -102,7 +107,7 @@ struct datagram_transport_counters {
     std::uint64_t out_of_order = 0;    // DATA frames after a gap
     std::uint64_t kept_early = 0;      // of those, kept until the gap is filled (within the window)
     std::uint64_t retransmissions = 0; // DATA frames sent again
-    std::uint64_t fast_retransmissions = 0;  // of those, before their timeout (repeated acks)
+    std::uint64_t fast_retransmissions = 0;  // of those, before their timeout (selective acks)
     std::uint64_t acks_out = 0, acks_in = 0; // ACK frames of their own
     std::uint64_t acks_piggybacked = 0;      // acknowledgements carried by DATA frames
     std::uint64_t fragments_out = 0;         // DATA frames that carry part of a larger body
@@ -157,7 +162,11 @@ private:
     std::size_t push_backlog(peer_id id, std::uint64_t now);
     // The most body bytes one DATA frame carries.
     std::size_t fragment_bytes() const;
+    // Sends the ACK the peer is owed, with the frames kept after a gap (selective acknowledgement).
     void send_ack(peer_id id, std::uint64_t now);
+    // Sends a held DATA frame again and counts it.
+    template<typename Held>
+    void resend(peer_id id, const Held& frame);
     void lose(peer_id id, std::string reason);
 
     datagram_link& _link;

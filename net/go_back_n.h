@@ -4,22 +4,28 @@
 //
 // The protocol: the sender numbers frames 1, 2, 3, ... and keeps each until it is acknowledged;
 // the receiver accepts only the next frame in order and acknowledges cumulatively (the last seq
-// it delivered), piggybacked on its own traffic or in a frame of its own. When the oldest
-// unacknowledged frame has waited a retransmission timeout (RTO), every outstanding frame is sent
-// again in order and the RTO doubles, up to a cap; an ack that moves the window resets it. A peer
-// that lets max_timeouts RTOs in a row pass without progress is unreachable. Before a timeout,
-// acks that repeat (the receiver sends one for every frame after a gap) resend only the missing
-// frame: fast retransmission (gbn_sender::ack_repeated), which matters because the datagram
-// transport's receiver keeps the frames after a gap instead of dropping them.
+// it delivered), piggybacked on its own traffic or in a frame of its own. A frame not
+// acknowledged a retransmission timeout (RTO) after it was sent is sent again, in order; when the
+// oldest one's timeout passes, the RTO doubles, up to a cap, and an ack that moves the window
+// resets it. A peer that lets max_timeouts RTOs in a row pass without progress is unreachable.
+//
+// Selective acknowledgement (gbn_sender::selective_ack): the datagram transport's receiver keeps
+// the frames that arrive after a gap, within the window, and says which in its ACK frames. The
+// sender then resends, before any timeout, each missing frame that reorder_threshold kept frames
+// have overtaken (fast retransmission, with a reorder window in time so that reordering is not
+// taken for loss), and a timeout resends only the frames the receiver does not hold.
 //
 // The checksum is not here: a frame that fails it is dropped before its seq is looked at, so to
 // this layer it was lost.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -36,9 +42,14 @@ struct gbn_config {
     std::uint32_t max_timeouts = 8;
     // How long a receiver may wait for traffic to piggyback an ack on before it owes one alone.
     std::uint64_t ack_delay_ns = 50'000;
-    // Repeated acks (see gbn_sender::ack_repeated) after which the oldest outstanding frame is
-    // sent again without waiting for its timeout; 0 turns fast retransmission off.
-    std::uint32_t fast_retransmit_repeats = 3;
+    // A missing frame is sent again before its timeout once this many frames sent after it are
+    // selectively acknowledged (gbn_sender::selective_ack); fewer are taken for reordering.
+    // 0 turns fast retransmission off (selective acks still spare held frames on a timeout).
+    std::uint32_t reorder_threshold = 3;
+    // ... and the newest of those was sent at least this long after it: frames sent within this
+    // of each other may overtake one another on the way (the fault layer's jitter, a NIC's
+    // queues), and a frame overtaken that way is not lost.
+    std::uint64_t reorder_window_ns = 50'000;
 };
 
 // No deadline: what next_deadline_ns() and friends return when nothing is waiting.
@@ -64,6 +75,7 @@ public:
       : _config(config)
       , _slots(config.window_frames)
       , _rto_ns(config.rto_initial_ns) {
+        _lost.reserve(config.window_frames);
         detail::gbn_require(config.window_frames > 0, "gbn_config: window_frames must be > 0");
         detail::gbn_require(config.rto_initial_ns > 0 && config.rto_initial_ns <= config.rto_max_ns,
                             "gbn_config: 0 < rto_initial_ns <= rto_max_ns");
@@ -86,14 +98,18 @@ public:
     // peer (one line) and stops sending to it; a late ack still releases frames but revives
     // nothing, since the engine has already acted on the loss.
     bool unreachable() const { return _unreachable; }
-    // When poll() next has work: the oldest outstanding frame's timeout, or gbn_no_deadline.
+    // When poll() next has work: the oldest outstanding frame's timeout, or an overtaken frame's
+    // reorder window (selective_ack) if sooner; gbn_no_deadline when nothing is outstanding.
     std::uint64_t next_deadline_ns() const {
-        return _count == 0 || _unreachable ? gbn_no_deadline : _deadline_ns;
+        return _count == 0 || _unreachable ? gbn_no_deadline
+                                           : std::min(_deadline_ns, _reorder_deadline_ns);
     }
 
+    // Outstanding frames the receiver said it holds (selective_ack).
+    std::size_t held_by_peer() const { return _held_by_peer; }
     // Frames sent again, after a timeout or by fast retransmission.
     std::uint64_t retransmissions() const { return _retransmissions; }
-    // Of those, frames sent again by fast retransmission.
+    // Of those, frames sent again by fast retransmission (selective_ack).
     std::uint64_t fast_retransmissions() const { return _fast_retransmissions; }
     std::uint64_t timeouts() const { return _timeouts; }
     // Acks for a seq never sent: ignored (a corrupt or foreign frame that passed the checksum).
@@ -108,7 +124,12 @@ public:
         if (_count == 0) {
             _deadline_ns = now_ns + _rto_ns;
         }
-        _slots[slot_of(_next_seq)].emplace(std::move(frame));
+        slot& s = _slots[slot_of(_next_seq)];
+        s.frame.emplace(std::move(frame));
+        s.held_by_peer = false;
+        s.resent = false;
+        s.sent_ns = now_ns;
+        s.overtaken_ns = 0;
         ++_count;
         ++_next_seq;
     }
@@ -128,10 +149,12 @@ public:
         }
         auto released = static_cast<std::size_t>(cumulative_ack - first + 1);
         for (std::uint64_t seq = first; seq <= cumulative_ack; ++seq) {
-            _slots[slot_of(seq)].reset();
+            slot& s = _slots[slot_of(seq)];
+            s.frame.reset();
+            _held_by_peer -= s.held_by_peer ? 1 : 0;
+            s.held_by_peer = false;
         }
         _count -= released;
-        _repeats = 0;
         if (_unreachable) {
             // Too late: the frames go, but the verdict and the counts that led to it stay.
             return released;
@@ -142,71 +165,185 @@ public:
         return released;
     }
 
-    // An ack that the receiver sent because a frame arrived after a gap (an ACK frame of its own,
-    // which the datagram transport sends for every such frame), after acked() took it. When it
-    // repeats the last ack while frames are outstanding, the frame after that ack is likely lost;
-    // at fast_retransmit_repeats such acks in a row, `resend(const Held&, seq)` sends it again,
-    // once per ack value (a lost retransmission is left to the timeout), and the timer runs on.
-    // Go-back-N resends the whole window on a timeout; this resends only the missing frame, which
-    // a receiver that keeps frames after a gap (net/datagram_transport.h) is waiting for. Reordered
-    // frames cause repeats too: a few in a row are needed, so that a frame overtaken by one or two
-    // others is not sent twice. Returns the frames resent (0 or 1).
+    // A selective acknowledgement, after acked() took its cumulative ack: bit i of `bits` (bit
+    // i % 64 of word i / 64, the least significant first) says the receiver holds the frame with
+    // seq cumulative_ack + 2 + i, which arrived after a gap (cumulative_ack + 1 is the gap). The
+    // receiver keeps such frames until the gap is filled, so none of them is sent again, on a
+    // timeout or otherwise; bits for frames not outstanding are ignored, and so is an ack beyond
+    // the last seq sent. Then every missing frame that is not yet sent again, with at least
+    // reorder_threshold held frames after it, the newest of them sent reorder_window_ns after it
+    // or later, is passed to `resend(const Held&, seq)`, oldest first: fast retransmission, with
+    // the timer left running (the way RFC 6675 counts, and RACK's time, RFC 8985, simplified). A
+    // frame overtaken only by frames sent within the reorder window after it (a burst) may just
+    // be late: poll() resends it if it is still missing a reorder window from now. Several gaps
+    // in one window are each resent. Returns the frames resent.
     template<typename Resend>
-    std::size_t ack_repeated(std::uint64_t cumulative_ack, Resend&& resend) {
-        if (_config.fast_retransmit_repeats == 0 || _unreachable || _count == 0 ||
-            cumulative_ack != last_acked()) {
+    std::size_t selective_ack(std::uint64_t cumulative_ack, std::span<const std::uint64_t> bits,
+                              std::uint64_t now_ns, Resend&& resend) {
+        if (_unreachable || _count == 0 || cumulative_ack >= _next_seq) {
             return 0;
         }
-        if (++_repeats < _config.fast_retransmit_repeats || _fast_resent_after == cumulative_ack) {
+        const std::uint64_t first = last_acked() + 1;
+        for (std::size_t w = 0; w < bits.size(); ++w) {
+            for (std::uint64_t word = bits[w]; word != 0; word &= word - 1) {
+                const std::uint64_t seq =
+                  cumulative_ack + 2 + 64 * w + static_cast<std::uint64_t>(std::countr_zero(word));
+                if (seq < first || seq >= _next_seq) {
+                    continue;
+                }
+                slot& s = _slots[slot_of(seq)];
+                if (!s.held_by_peer) {
+                    s.held_by_peer = true;
+                    ++_held_by_peer;
+                }
+            }
+        }
+        const std::uint32_t threshold = _config.reorder_threshold;
+        if (threshold == 0 || _held_by_peer < threshold) {
             return 0;
         }
-        _fast_resent_after = cumulative_ack;
-        const std::uint64_t seq = cumulative_ack + 1;
-        resend(static_cast<const Held&>(*_slots[slot_of(seq)]), seq);
-        ++_retransmissions;
-        ++_fast_retransmissions;
-        return 1;
+        // From the newest down, counting the held frames above each missing one and the latest
+        // time one of them was sent.
+        _lost.clear();
+        std::size_t held_above = 0;
+        std::uint64_t newest_held_sent_ns = 0;
+        for (std::uint64_t seq = _next_seq - 1; seq >= first; --seq) {
+            slot& s = _slots[slot_of(seq)];
+            if (s.held_by_peer) {
+                ++held_above;
+                newest_held_sent_ns = std::max(newest_held_sent_ns, s.sent_ns);
+            } else if (!s.resent && held_above >= threshold) {
+                if (newest_held_sent_ns >= s.sent_ns + _config.reorder_window_ns) {
+                    _lost.push_back(seq);
+                } else if (s.overtaken_ns == 0) {
+                    // Overtaken only by frames sent just after it (a burst): lost unless it
+                    // arrives within the reorder window from now (poll() sees to it).
+                    s.overtaken_ns = now_ns;
+                    _reorder_deadline_ns =
+                      std::min(_reorder_deadline_ns, now_ns + _config.reorder_window_ns);
+                }
+            }
+        }
+        const std::size_t resent = _lost.size();
+        for (auto it = _lost.rbegin(); it != _lost.rend(); ++it) {
+            slot& s = _slots[slot_of(*it)];
+            s.resent = true;
+            s.sent_ns = now_ns;
+            resend(static_cast<const Held&>(*s.frame), *it);
+        }
+        _retransmissions += resent;
+        _fast_retransmissions += resent;
+        return resent;
     }
 
-    // When the oldest outstanding frame's timeout has expired: counts a timeout and, unless that
-    // makes the peer unreachable, calls `resend(const Held&, std::uint64_t seq)` for every
-    // outstanding frame, oldest first (go-back-N), doubles the RTO up to rto_max and re-arms the
-    // timer. Returns the frames resent. `resend` must not call back into the sender.
+    // When a frame overtaken in a burst (selective_ack) has stayed missing for the reorder
+    // window: resends it and every other such frame (fast retransmission) and returns.
+    // When the timer expires (an RTO after the last progress, or after the earliest send of a
+    // frame still missing): calls `resend(const Held&, std::uint64_t seq)`, oldest first, for
+    // every outstanding frame that the receiver has not said it holds (selective_ack) and that
+    // was last sent an RTO ago or more; frames sent since have their own timeout, and the timer
+    // is re-armed for the earliest. When the oldest frame's timeout is among them, that counts a
+    // timeout, doubles the RTO up to rto_max and, at max_timeouts in a row, makes the peer
+    // unreachable instead of resending. Returns the frames resent. `resend` must not call back
+    // into the sender.
     template<typename Resend>
     std::size_t poll(std::uint64_t now_ns, Resend&& resend) {
-        if (_count == 0 || _unreachable || now_ns < _deadline_ns) {
+        if (_count == 0 || _unreachable) {
             return 0;
         }
-        ++_timeouts;
-        if (++_consecutive_timeouts >= _config.max_timeouts) {
-            // Nothing more is resent: the owner drops the peer, and the held frames with it.
-            _unreachable = true;
+        if (now_ns >= _reorder_deadline_ns) {
+            return resend_overtaken(now_ns, resend);
+        }
+        if (now_ns < _deadline_ns) {
             return 0;
         }
+        // Each frame's timeout is an RTO after it was last sent; the RTO doubles, and the
+        // timeout counts towards max_timeouts, when the oldest frame's passes.
+        const bool oldest_expired = _slots[slot_of(last_acked() + 1)].sent_ns + _rto_ns <= now_ns;
+        if (oldest_expired) {
+            ++_timeouts;
+            if (++_consecutive_timeouts >= _config.max_timeouts) {
+                // Nothing more is resent: the owner drops the peer, and the held frames with it.
+                _unreachable = true;
+                return 0;
+            }
+        }
+        std::size_t resent = 0;
         for (std::uint64_t seq = last_acked() + 1; seq < _next_seq; ++seq) {
-            resend(static_cast<const Held&>(*_slots[slot_of(seq)]), seq);
+            slot& s = _slots[slot_of(seq)];
+            if (!s.held_by_peer && s.sent_ns + _rto_ns <= now_ns) {
+                s.resent = true;
+                s.sent_ns = now_ns;
+                resend(static_cast<const Held&>(*s.frame), seq);
+                ++resent;
+            }
         }
-        _retransmissions += _count;
-        _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
-        _deadline_ns = now_ns + _rto_ns;
-        return _count;
+        _retransmissions += resent;
+        if (oldest_expired) {
+            _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
+        }
+        // The earliest timeout of the frames the receiver does not hold (the oldest is one).
+        _deadline_ns = gbn_no_deadline;
+        for (std::uint64_t seq = last_acked() + 1; seq < _next_seq; ++seq) {
+            const slot& s = _slots[slot_of(seq)];
+            if (!s.held_by_peer) {
+                _deadline_ns = std::min(_deadline_ns, s.sent_ns + _rto_ns);
+            }
+        }
+        return resent;
     }
 
 private:
     std::size_t slot_of(std::uint64_t seq) const { return seq % _config.window_frames; }
 
+    // Resends, as fast retransmissions, the missing frames overtaken (selective_ack) a reorder
+    // window ago or more, and sets the deadline for the rest.
+    template<typename Resend>
+    std::size_t resend_overtaken(std::uint64_t now_ns, Resend& resend) {
+        std::size_t resent = 0;
+        _reorder_deadline_ns = gbn_no_deadline;
+        for (std::uint64_t seq = last_acked() + 1; seq < _next_seq; ++seq) {
+            slot& s = _slots[slot_of(seq)];
+            if (s.held_by_peer || s.resent || s.overtaken_ns == 0) {
+                continue;
+            }
+            const std::uint64_t due = s.overtaken_ns + _config.reorder_window_ns;
+            if (now_ns < due) {
+                _reorder_deadline_ns = std::min(_reorder_deadline_ns, due);
+                continue;
+            }
+            s.resent = true;
+            s.sent_ns = now_ns;
+            resend(static_cast<const Held&>(*s.frame), seq);
+            ++resent;
+        }
+        _retransmissions += resent;
+        _fast_retransmissions += resent;
+        return resent;
+    }
+
     gbn_config _config;
+    struct slot {
+        std::optional<Held> frame;
+        bool held_by_peer = false; // selectively acknowledged: never sent again
+        bool resent = false;       // sent again since it was first sent
+        std::uint64_t sent_ns = 0; // when it was last sent
+        // When selective acks first showed it missing and overtaken by frames sent just after
+        // it (0: not so); lost if still missing a reorder window later.
+        std::uint64_t overtaken_ns = 0;
+    };
     // A ring of window_frames slots; seq s lives in slot s % window_frames while outstanding.
-    std::vector<std::optional<Held>> _slots;
+    std::vector<slot> _slots;
     std::uint64_t _next_seq = 1;
     std::size_t _count = 0;
     std::uint64_t _rto_ns;
     std::uint64_t _deadline_ns = 0;
     std::uint32_t _consecutive_timeouts = 0;
     bool _unreachable = false;
-    std::uint32_t _repeats = 0; // acks repeating last_acked() since it last moved
-    // The ack value after which the frame was fast-retransmitted (none yet: the largest seq).
-    std::uint64_t _fast_resent_after = std::numeric_limits<std::uint64_t>::max();
+    std::size_t _held_by_peer = 0;    // outstanding frames selectively acknowledged
+    std::vector<std::uint64_t> _lost; // selective_ack's work list, newest first
+    // The earliest time an overtaken frame (slot::overtaken_ns) is due to be taken for lost.
+    std::uint64_t _reorder_deadline_ns = gbn_no_deadline;
     std::uint64_t _retransmissions = 0;
     std::uint64_t _fast_retransmissions = 0;
     std::uint64_t _timeouts = 0;

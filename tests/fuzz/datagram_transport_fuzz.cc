@@ -177,7 +177,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                           std::as_bytes(std::span(out_body.data(), 1 + body_bytes % fragment)));
                         break;
                     case 1:
-                        append_ack_frame(d, data_ack{ len & 0x0Fu, limit, 0 });
+                        // With selective bits from the input: frames held after a gap.
+                        append_ack_frame(d, data_ack{ len & 0x0Fu, limit, 0, { x * 0x0101u } });
                         break;
                     case 2:
                         append_data_frame(d, data_frame_type::bye, 0, 0);

@@ -1,10 +1,13 @@
 // libFuzzer target for go-back-N: a sender and a receiver driven by fuzzer-chosen events (send,
 // ack values, clock steps, frames received) must keep their invariants: never more outstanding
-// than the window, frames resent in order and only after their timeout, delivered seqs strictly
-// consecutive, and acks that never pass what was sent.
+// than the window, frames resent in order and only after their timeout or by selective acks (and
+// then once), frames the peer holds never resent, delivered seqs strictly consecutive, and acks
+// that never pass what was sent.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <span>
+#include <vector>
 
 #include "net/go_back_n.h"
 
@@ -51,12 +54,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     config.rto_max_ns = config.rto_initial_ns << (in.byte() % 8);
     config.max_timeouts = 1 + in.byte() % 10;
     config.ack_delay_ns = in.byte() * 10;
+    config.reorder_threshold = in.byte() % 5;
+    config.reorder_window_ns = in.byte() * 10;
     // The held frame is its own seq, so that every resend can be checked against its number.
     gbn_sender<std::uint64_t> tx(config);
     gbn_receiver rx(config);
     std::uint64_t now = 0;
     std::uint64_t last_delivered = 0;
     std::uint64_t bad_acks = 0;
+    // By seq: 1 once the frame was sent again (fast retransmission resends a frame at most once).
+    std::vector<std::uint8_t> resent_before(1, 0);
 
     while (in.size > 0) {
         std::uint64_t last_acked = tx.last_acked();
@@ -64,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         switch (in.byte() % 6) {
             case 0: { // send
                 if (tx.window_open()) {
+                    resent_before.push_back(0); // index next_seq()
                     tx.sent(tx.next_seq(), now);
                     check(tx.outstanding() == outstanding + 1);
                 }
@@ -83,28 +91,54 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     check(tx.unreachable() ||
                           (tx.consecutive_timeouts() == 0 && tx.rto_ns() == config.rto_initial_ns));
                 }
-                // The same ack as a repeated one (an ACK frame sent for a frame after a gap):
-                // at most the frame after the last ack is resent, and only while it is held.
+                // A selective ack with it (an ACK frame sent for a frame after a gap): fuzzer
+                // bits, of 0 to 4 words. What is resent is outstanding, not held by the peer,
+                // oldest first, and never a frame already sent again.
+                std::uint64_t words[4] = {};
+                const std::size_t n_words = in.byte() % 5;
+                for (std::size_t w = 0; w < n_words; ++w) {
+                    words[w] = in.u64();
+                }
                 const std::uint64_t fast_before = tx.fast_retransmissions();
+                std::uint64_t previous = tx.last_acked();
                 const std::size_t fast =
-                  tx.ack_repeated(ack, [&](const std::uint64_t& held, std::uint64_t seq) {
-                      check(held == seq && seq == tx.last_acked() + 1 && seq < tx.next_seq());
-                  });
-                check(fast <= 1 && tx.fast_retransmissions() == fast_before + fast);
-                check(fast == 0 || (ack == tx.last_acked() && tx.outstanding() > 0));
+                  tx.selective_ack(ack, std::span<const std::uint64_t>(words, n_words), now,
+                                   [&](const std::uint64_t& held, std::uint64_t seq) {
+                                       check(held == seq && seq > previous && seq < tx.next_seq());
+                                       check(resent_before[seq] == 0);
+                                       resent_before[seq] = 1;
+                                       previous = seq;
+                                   });
+                check(tx.fast_retransmissions() == fast_before + fast);
+                check(fast == 0 || config.reorder_threshold > 0);
+                check(tx.held_by_peer() <= tx.outstanding());
                 break;
             }
-            case 2: { // the clock moves; timeouts fire
+            case 2: { // the clock moves; timeouts and reorder windows fire
                 now += std::uint64_t{ in.byte() } * in.byte();
                 std::uint64_t deadline = tx.next_deadline_ns();
                 bool was_unreachable = tx.unreachable();
-                std::uint64_t expect_seq = last_acked + 1;
+                const std::size_t held_by_peer = tx.held_by_peer();
+                const std::uint64_t timeouts = tx.timeouts();
+                const std::uint64_t fast_before = tx.fast_retransmissions();
+                std::uint64_t previous = last_acked;
+                bool resent_twice_fast = false;
                 std::size_t resent =
                   tx.poll(now, [&](const std::uint64_t& held, std::uint64_t seq) {
-                      check(held == seq && seq == expect_seq);
-                      ++expect_seq;
+                      // Oldest first, and never a frame the peer holds.
+                      check(held == seq && seq > previous && seq < tx.next_seq());
+                      resent_twice_fast = resent_twice_fast || resent_before[seq] != 0;
+                      resent_before[seq] = 1;
+                      previous = seq;
                   });
-                check(resent == 0 || (resent == outstanding && expect_seq == tx.next_seq()));
+                // Either a reorder window passed (overtaken frames, each sent again only once,
+                // as fast retransmissions), or timeouts did (frames the peer does not hold, sent
+                // an RTO ago; at most one timeout of the peer, when the oldest is among them).
+                const std::uint64_t fast = tx.fast_retransmissions() - fast_before;
+                check(fast == 0 ||
+                      (fast == resent && !resent_twice_fast && tx.timeouts() == timeouts));
+                check(tx.timeouts() <= timeouts + 1);
+                check(resent <= outstanding - held_by_peer);
                 check(resent == 0 || (now >= deadline && !was_unreachable));
                 if (was_unreachable) {
                     check(tx.unreachable() && resent == 0);

@@ -791,6 +791,49 @@ TEST(data_codec, ack_round_trip) {
     EXPECT_EQ(*got, sent);
 }
 
+// Selective acknowledgement: up to 4 words after the 24 bytes, trailing 0 words left out by the
+// encoder; any other body size is refused.
+TEST(data_codec, ack_selective_words_round_trip) {
+    const data_ack sparse{ 7, 99, 0, { 0x5, 0, 0x8000000000000000ull, 0 } };
+    const data_ack full{ 7, 99, 1, { 1, 2, 3, 4 } };
+    const data_ack none{ 7, 99, 2, {} };
+    for (const auto& [sent, words] :
+         { std::pair{ sparse, 3u }, std::pair{ full, 4u }, std::pair{ none, 0u } }) {
+        std::string stream;
+        append_ack_frame(stream, sent);
+        EXPECT_EQ(stream.size(), data_frame_header_bytes + data_ack_body_bytes + 8 * words);
+        std::optional<data_ack> got;
+        EXPECT_EQ(data_frame_decoder{}.feed(as_span(stream),
+                                            [&](const data_frame& f) { got = parse_ack(f); }),
+                  data_decode_error::none);
+        ASSERT_TRUE(got.has_value());
+        EXPECT_EQ(*got, sent);
+    }
+    // The words are big-endian u64s after the echo, the first word first.
+    std::string body = trailer_of(7, 99) + std::string(8, '\0');
+    be::append<std::uint64_t>(body, 0x5);
+    be::append<std::uint64_t>(body, 0);
+    be::append<std::uint64_t>(body, 0x8000000000000000ull);
+    std::string encoded;
+    append_ack_frame(encoded, sparse);
+    EXPECT_EQ(encoded, raw_frame(5, 0, 0, body));
+    // A trailing 0 word from elsewhere is accepted and means what its absence means.
+    std::optional<data_ack> got;
+    EXPECT_EQ(data_frame_decoder{}.feed(as_span(raw_frame(5, 0, 0, body + std::string(8, '\0'))),
+                                        [&](const data_frame& f) { got = parse_ack(f); }),
+              data_decode_error::none);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(*got, sparse);
+    for (std::size_t size : { 0u, 16u, 28u, 60u, 64u, 200u }) {
+        auto r = decode(raw_frame(5, 0, 0, std::string(size, '\1')));
+        EXPECT_EQ(r.error, data_decode_error::malformed) << size;
+        EXPECT_NE(
+          r.message.find("an ACK frame has count 0 and a body of 24 bytes plus 0 to 4 words"),
+          std::string::npos)
+          << r.message;
+    }
+}
+
 // ---- limits ----------------------------------------------------------------------------------
 
 TEST(data_codec, frame_size_limit_holds_at_its_edge) {

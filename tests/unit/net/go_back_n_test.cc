@@ -101,9 +101,9 @@ TEST(go_back_n, timeout_resends_everything_outstanding_in_order_with_backoff) {
     c.max_timeouts = 100;
     gbn_sender<std::string> tx(c);
     tx.sent("a", 0);
-    tx.sent("b", 50);
-    tx.sent("c", 60);
-    EXPECT_EQ(tx.next_deadline_ns(), 1000u); // armed by the first frame
+    tx.sent("b", 0);
+    tx.sent("c", 0);
+    EXPECT_EQ(tx.next_deadline_ns(), 1000u);
     resent_log log;
     EXPECT_EQ(tx.poll(999, log.callback()), 0u);
     EXPECT_TRUE(log.frames.empty());
@@ -130,56 +130,188 @@ TEST(go_back_n, timeout_resends_everything_outstanding_in_order_with_backoff) {
     EXPECT_FALSE(tx.unreachable());
 }
 
-// Repeated acks (sent by a receiver for every frame after a gap) resend only the frame after
-// the ack, at the third in a row, once per ack value, without touching the timer.
-TEST(go_back_n, repeated_acks_resend_the_missing_frame_once) {
-    gbn_config c = small_config();
-    gbn_sender<std::string> tx(c);
-    for (const char* f : { "a", "b", "c", "d" }) {
-        tx.sent(f, 0);
+// Each frame times out an RTO after it was sent: the timer is armed by the first, and frames
+// sent later are resent at their own timeouts, which do not count as timeouts of the peer nor
+// double the RTO.
+TEST(go_back_n, each_frame_times_out_an_rto_after_it_was_sent) {
+    gbn_sender<std::string> tx(small_config());
+    tx.sent("a", 0);
+    tx.sent("b", 50);
+    tx.sent("c", 60);
+    EXPECT_EQ(tx.next_deadline_ns(), 1000u); // armed by the first frame
+    resent_log log;
+    EXPECT_EQ(tx.poll(1000, log.callback()), 1u);
+    EXPECT_EQ(log.frames, (std::vector<std::pair<std::string, std::uint64_t>>{ { "a", 1 } }));
+    EXPECT_EQ(tx.timeouts(), 1u);
+    EXPECT_EQ(tx.rto_ns(), 2000u);
+    EXPECT_EQ(tx.next_deadline_ns(), 2050u); // "b": sent at 50, and the RTO is now 2000
+    EXPECT_EQ(tx.poll(2050, log.callback()), 1u);
+    EXPECT_EQ(tx.poll(2059, log.callback()), 0u);
+    EXPECT_EQ(tx.poll(2060, log.callback()), 1u);
+    EXPECT_EQ(log.frames, (std::vector<std::pair<std::string, std::uint64_t>>{
+                            { "a", 1 }, { "b", 2 }, { "c", 3 } }));
+    EXPECT_EQ(tx.timeouts(), 1u);
+    EXPECT_EQ(tx.rto_ns(), 2000u);
+    EXPECT_EQ(tx.next_deadline_ns(), 3000u); // "a" again
+    EXPECT_EQ(tx.poll(3000, log.callback()), 1u);
+    EXPECT_EQ(tx.timeouts(), 2u);
+    EXPECT_EQ(tx.retransmissions(), 4u);
+}
+
+// The selective-ack bits that say the receiver holds `seqs`, relative to `cumulative_ack`.
+std::vector<std::uint64_t> held(std::uint64_t cumulative_ack, std::vector<std::uint64_t> seqs) {
+    std::vector<std::uint64_t> words(4, 0);
+    for (std::uint64_t seq : seqs) {
+        const std::uint64_t bit = seq - cumulative_ack - 2;
+        words.at(bit / 64) |= std::uint64_t{ 1 } << (bit % 64);
     }
-    EXPECT_EQ(tx.acked(1, 10), 1u); // "a" arrived; "b" is lost, "c" and "d" arrive after it
+    return words;
+}
+
+// Sends `frames`, one every 10 ns from `t0`.
+void send_every_10ns(gbn_sender<std::string>& tx, std::vector<std::string> frames,
+                     std::uint64_t t0 = 0) {
+    for (auto& f : frames) {
+        tx.sent(std::move(f), t0);
+        t0 += 10;
+    }
+}
+
+gbn_config selective_config() {
+    gbn_config c = small_config();
+    c.window_frames = 16;
+    c.reorder_window_ns = 25;
+    return c;
+}
+
+// Selective acks (sent by a receiver for every frame after a gap) resend each missing frame once
+// three frames sent after it are held, the newest sent at least the reorder window after it;
+// several gaps in one window each on its own, without touching the timer. A timeout then resends
+// only the frames the receiver does not hold.
+TEST(go_back_n, selective_acks_resend_each_missing_frame_once) {
+    gbn_sender<std::string> tx(selective_config());
+    send_every_10ns(tx, { "a", "b", "c", "d", "e", "f", "g", "h" }); // seq s sent at 10 (s - 1)
+    EXPECT_EQ(tx.acked(1, 100), 1u); // "a" arrived; "b" (2) and "e" (5) are lost
     const std::uint64_t deadline = tx.next_deadline_ns();
     resent_log log;
-    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
-    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
-    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 1u);
-    std::vector<std::pair<std::string, std::uint64_t>> want{ { "b", 2 } };
+    // Held after the gap at 2: one, then two frames, which may just have overtaken it.
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 3 }), 110, log.callback()), 0u);
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 3, 4 }), 120, log.callback()), 0u);
+    // The third, sent 40 ns after 2: 2 is resent; 5 has one held frame after it, and waits.
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 3, 4, 6 }), 130, log.callback()), 1u);
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 3, 4, 6, 7 }), 140, log.callback()), 0u);
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 3, 4, 6, 7, 8 }), 150, log.callback()), 1u);
+    std::vector<std::pair<std::string, std::uint64_t>> want{ { "b", 2 }, { "e", 5 } };
     EXPECT_EQ(log.frames, want);
-    // Once per ack value: more repeats of 1 resend nothing (a lost resend is the timeout's).
-    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
-    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
-    EXPECT_EQ(log.frames.size(), 1u);
+    // Once each: the same news again resends nothing (a lost resend is the timeout's).
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 3, 4, 6, 7, 8 }), 160, log.callback()), 0u);
+    EXPECT_EQ(tx.held_by_peer(), 5u);
     EXPECT_EQ(tx.next_deadline_ns(), deadline);
-    EXPECT_EQ(tx.retransmissions(), 1u);
+    EXPECT_EQ(tx.retransmissions(), 2u);
+    EXPECT_EQ(tx.fast_retransmissions(), 2u);
+    EXPECT_EQ(tx.timeouts(), 0u);
+    // Timeouts resend the two frames not held, each an RTO after its resend, and none of the
+    // five held: not the window of seven.
+    log.frames.clear();
+    EXPECT_EQ(tx.poll(deadline, log.callback()), 0u); // both were resent since the last progress
+    EXPECT_EQ(tx.next_deadline_ns(), 1130u);
+    EXPECT_EQ(tx.poll(1130, log.callback()), 1u);
+    EXPECT_EQ(tx.next_deadline_ns(), 2150u); // "e": resent at 150, and the RTO is now 2000
+    EXPECT_EQ(tx.poll(2150, log.callback()), 1u);
+    EXPECT_EQ(log.frames, want);
+    EXPECT_EQ(tx.timeouts(), 1u);
+    EXPECT_EQ(tx.retransmissions(), 4u);
+    EXPECT_EQ(tx.fast_retransmissions(), 2u);
+    // The gap at 2 filled: the cumulative ack covers the held frames and releases them.
+    EXPECT_EQ(tx.acked(4, 3000), 3u);
+    EXPECT_EQ(tx.held_by_peer(), 3u);
+    EXPECT_EQ(tx.acked(8, 3010), 4u);
+    EXPECT_EQ(tx.held_by_peer(), 0u);
+    EXPECT_EQ(tx.outstanding(), 0u);
+}
+
+// A frame overtaken by fewer than reorder_threshold others, or only by frames sent within the
+// reorder window after it, is not sent twice.
+TEST(go_back_n, a_frame_overtaken_on_the_way_is_not_resent) {
+    gbn_sender<std::string> tx(selective_config());
+    send_every_10ns(tx, { "a", "b", "c" }, 0);
+    send_every_10ns(tx, { "d", "e", "f" }, 1000);
+    resent_log log;
+    // Two held after "a": fewer than three, however late they were sent.
+    EXPECT_EQ(tx.selective_ack(0, held(0, { 5, 6 }), 1100, log.callback()), 0u);
+    EXPECT_EQ(tx.acked(3, 1110), 3u); // "a" to "c" arrived late after all
+    // "d" (4) is missing: three held after it now, but sent 10, 20 and 24 ns after it.
+    send_every_10ns(tx, { "g" }, 1024);
+    EXPECT_EQ(tx.selective_ack(3, held(3, { 5, 6, 7 }), 1120, log.callback()), 0u);
+    EXPECT_TRUE(log.frames.empty());
+    // A frame sent 25 ns after "d" held too: "d" is lost.
+    send_every_10ns(tx, { "h" }, 1025);
+    EXPECT_EQ(tx.selective_ack(3, held(3, { 5, 6, 7, 8 }), 1130, log.callback()), 1u);
+    EXPECT_EQ(log.frames, (std::vector<std::pair<std::string, std::uint64_t>>{ { "d", 4 } }));
+}
+
+// A frame overtaken only by frames sent just after it (a burst) is resent by poll() if it is
+// still missing a reorder window after the selective ack that showed it overtaken; one that
+// arrives within the window is not.
+TEST(go_back_n, a_frame_overtaken_in_a_burst_is_resent_after_the_reorder_window) {
+    gbn_sender<std::string> tx(selective_config());
+    for (std::uint64_t t = 0; t < 4; ++t) {
+        tx.sent(std::string(1, static_cast<char>('a' + t)), t); // a burst: 1 ns apart
+    }
+    resent_log log;
+    EXPECT_EQ(tx.selective_ack(0, held(0, { 2, 3, 4 }), 100, log.callback()), 0u);
+    EXPECT_EQ(tx.next_deadline_ns(), 125u); // before the RTO at 1000
+    EXPECT_EQ(tx.poll(124, log.callback()), 0u);
+    EXPECT_EQ(tx.poll(125, log.callback()), 1u);
+    EXPECT_EQ(log.frames, (std::vector<std::pair<std::string, std::uint64_t>>{ { "a", 1 } }));
     EXPECT_EQ(tx.fast_retransmissions(), 1u);
     EXPECT_EQ(tx.timeouts(), 0u);
-    // Progress starts the count again, for the next gap.
-    EXPECT_EQ(tx.acked(2, 20), 1u);
-    EXPECT_EQ(tx.ack_repeated(2, log.callback()), 0u);
-    EXPECT_EQ(tx.ack_repeated(2, log.callback()), 0u);
-    EXPECT_EQ(tx.ack_repeated(2, log.callback()), 1u);
-    EXPECT_EQ(log.frames.back(), (std::pair<std::string, std::uint64_t>{ "c", 3 }));
-    // An ack that is not the last one, or with nothing outstanding, is no repeat.
-    EXPECT_EQ(tx.ack_repeated(1, log.callback()), 0u);
-    EXPECT_EQ(tx.acked(4, 30), 2u);
-    for (int i = 0; i < 5; ++i) {
-        EXPECT_EQ(tx.ack_repeated(4, log.callback()), 0u);
+    EXPECT_EQ(tx.next_deadline_ns(), 1000u);
+    EXPECT_EQ(tx.acked(4, 130), 4u);
+
+    // The next burst's first frame was only late: acked within the window, not resent.
+    for (std::uint64_t t = 200; t < 204; ++t) {
+        tx.sent("late", t);
     }
-    EXPECT_EQ(tx.fast_retransmissions(), 2u);
+    EXPECT_EQ(tx.selective_ack(4, held(4, { 6, 7, 8 }), 300, log.callback()), 0u);
+    EXPECT_EQ(tx.acked(8, 310), 4u);
+    EXPECT_EQ(tx.poll(325, log.callback()), 0u);
+    EXPECT_EQ(tx.retransmissions(), 1u);
+}
+
+// Bits for frames not outstanding, and acks beyond what was sent, change nothing.
+TEST(go_back_n, selective_bits_outside_the_window_are_ignored) {
+    gbn_sender<std::string> tx(selective_config());
+    send_every_10ns(tx, { "a", "b", "c" });
+    EXPECT_EQ(tx.acked(1, 100), 1u);
+    resent_log log;
+    // Seqs 4 and up were never sent; an ack of 3 or more is for frames never sent.
+    EXPECT_EQ(tx.selective_ack(1, held(1, { 4, 5, 6, 7, 100, 200 }), 100, log.callback()), 0u);
+    EXPECT_EQ(tx.held_by_peer(), 0u);
+    const std::vector<std::uint64_t> all_ones(4, ~std::uint64_t{ 0 });
+    EXPECT_EQ(tx.selective_ack(3, all_ones, 100, log.callback()), 0u);
+    EXPECT_EQ(tx.selective_ack(~std::uint64_t{ 0 } - 1, all_ones, 100, log.callback()), 0u);
+    EXPECT_EQ(tx.held_by_peer(), 0u);
+    // A stale ack's bits still count where they name outstanding frames: 3 is held.
+    EXPECT_EQ(tx.selective_ack(0, held(0, { 3 }), 100, log.callback()), 0u);
+    EXPECT_EQ(tx.held_by_peer(), 1u);
+    EXPECT_EQ(tx.poll(tx.next_deadline_ns(), log.callback()), 1u);
+    EXPECT_EQ(log.frames, (std::vector<std::pair<std::string, std::uint64_t>>{ { "b", 2 } }));
 }
 
 TEST(go_back_n, fast_retransmission_can_be_turned_off) {
-    gbn_config c = small_config();
-    c.fast_retransmit_repeats = 0;
+    gbn_config c = selective_config();
+    c.reorder_threshold = 0;
     gbn_sender<std::string> tx(c);
-    tx.sent("a", 0);
-    tx.sent("b", 0);
+    send_every_10ns(tx, { "a", "b", "c", "d", "e", "f" });
     resent_log log;
     for (int i = 0; i < 10; ++i) {
-        EXPECT_EQ(tx.ack_repeated(0, log.callback()), 0u);
+        EXPECT_EQ(tx.selective_ack(0, held(0, { 2, 3, 4, 5, 6 }), 100, log.callback()), 0u);
     }
     EXPECT_TRUE(log.frames.empty());
+    // Held frames are still spared on a timeout.
+    EXPECT_EQ(tx.poll(tx.next_deadline_ns(), log.callback()), 1u);
+    EXPECT_EQ(log.frames, (std::vector<std::pair<std::string, std::uint64_t>>{ { "a", 1 } }));
 }
 
 TEST(go_back_n, progress_resets_the_backoff) {
