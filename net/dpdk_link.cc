@@ -75,9 +75,19 @@ std::size_t dpdk_link::max_datagram_bytes() const {
     return 1500 - ipv4_header_min_bytes - udp_header_bytes;
 }
 
+rte_mbuf* dpdk_link::take_mbuf() {
+    if (_stash_count == 0) {
+        if (!_port.alloc_bulk(_queue, _stash, tx_burst_max)) {
+            return _port.alloc(_queue); // the pool's last few
+        }
+        _stash_count = tx_burst_max;
+    }
+    return _stash[--_stash_count];
+}
+
 void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
     register_eal_thread();
-    rte_mbuf* m = _port.alloc(_queue);
+    rte_mbuf* m = take_mbuf();
     if (m == nullptr) {
         ++_counters.tx_no_mbuf;
         return;
@@ -100,7 +110,7 @@ void dpdk_link::send(peer_id peer, std::span<const std::byte> datagram) {
 
 datagram_link::buffer dpdk_link::allocate(peer_id peer, std::size_t bytes) {
     register_eal_thread();
-    rte_mbuf* m = _port.alloc(_queue);
+    rte_mbuf* m = take_mbuf();
     if (m != nullptr) {
         auto room = dpdk_port::append(m, udp_frame_bytes(bytes));
         if (!room.empty()) {
@@ -155,6 +165,7 @@ void dpdk_link::flush() {
 
 dpdk_link::~dpdk_link() {
     flush();
+    dpdk_port::free_bulk(_stash, _stash_count);
 }
 
 std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const std::byte>)>& on) {
@@ -178,8 +189,8 @@ std::size_t dpdk_link::receive(const std::function<void(peer_id, std::span<const
             ++_counters.rx_foreign;
             _port.count_rx_bad(_queue);
         }
-        dpdk_port::free(burst[i]);
     }
+    dpdk_port::free_bulk(burst, n);
     return n;
 }
 

@@ -67,11 +67,16 @@ public:
 
 private:
     static constexpr std::uint16_t tx_burst_max = 32;
+    // An mbuf from the stash, refilled from the pool 32 at a time (one call into the mempool
+    // instead of one per frame); nullptr when the pool is empty.
+    rte_mbuf* take_mbuf();
     dpdk_port& _port;
     std::uint32_t _self;
     std::uint16_t _queue;
     rte_mbuf* _tx[tx_burst_max] = {};
     std::uint16_t _tx_count = 0;
+    rte_mbuf* _stash[tx_burst_max] = {}; // fresh mbufs, used from the end
+    std::uint16_t _stash_count = 0;
     std::vector<udp_endpoint> _endpoints;
     std::vector<udp_header_template> _headers; // [peer]: from us to it
     dpdk_link_counters _counters;

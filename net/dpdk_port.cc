@@ -487,6 +487,10 @@ rte_mbuf* dpdk_port::alloc(std::uint16_t queue) {
     return m;
 }
 
+bool dpdk_port::alloc_bulk(std::uint16_t queue, rte_mbuf** out, std::uint16_t n) {
+    return rte_pktmbuf_alloc_bulk(_queues[queue].pool, out, n) == 0;
+}
+
 std::span<std::byte> dpdk_port::data(rte_mbuf* m) {
     return { rte_pktmbuf_mtod(m, std::byte*), m->data_len };
 }
@@ -504,6 +508,10 @@ std::span<std::byte> dpdk_port::append(rte_mbuf* m, std::size_t bytes) {
 
 void dpdk_port::free(rte_mbuf* m) {
     rte_pktmbuf_free(m);
+}
+
+void dpdk_port::free_bulk(rte_mbuf** ms, std::uint16_t n) {
+    rte_pktmbuf_free_bulk(ms, n);
 }
 
 void dpdk_port::hold(rte_mbuf* m) {
@@ -576,6 +584,9 @@ void dpdk_port::drop(std::uint16_t, rte_mbuf**, std::uint16_t) {}
 rte_mbuf* dpdk_port::alloc(std::uint16_t) {
     return nullptr;
 }
+bool dpdk_port::alloc_bulk(std::uint16_t, rte_mbuf**, std::uint16_t) {
+    return false;
+}
 std::span<std::byte> dpdk_port::data(rte_mbuf*) {
     return {};
 }
@@ -583,6 +594,7 @@ std::span<std::byte> dpdk_port::append(rte_mbuf*, std::size_t) {
     return {};
 }
 void dpdk_port::free(rte_mbuf*) {}
+void dpdk_port::free_bulk(rte_mbuf**, std::uint16_t) {}
 void dpdk_port::hold(rte_mbuf*) {}
 
 bool dpdk_usable(const std::vector<std::string>&, std::string* why) {

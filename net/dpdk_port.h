@@ -142,6 +142,9 @@ public:
     void drop(std::uint16_t queue, rte_mbuf** pkts, std::uint16_t n);
     // A fresh, empty mbuf from the queue's pool, or nullptr when it is exhausted (counted).
     rte_mbuf* alloc(std::uint16_t queue);
+    // n fresh, empty mbufs from the queue's pool into out[0..n), in one call, or none and false
+    // when it has fewer (not counted: the caller falls back to alloc() for the last few).
+    bool alloc_bulk(std::uint16_t queue, rte_mbuf** out, std::uint16_t n);
     void count_rx_bad(std::uint16_t queue, std::uint64_t n = 1) {
         _queues[queue].counters.rx_bad += n;
     }
@@ -160,6 +163,8 @@ public:
     // Returns an mbuf to its pool (a frame received and consumed, or never sent), or drops one
     // reference to it when it has several (see hold()).
     static void free(rte_mbuf* m);
+    // free() for each of ms[0..n), in one call.
+    static void free_bulk(rte_mbuf** ms, std::uint16_t n);
     // Takes one more reference to `m`, so that it outlives a tx_burst (which frees it once sent)
     // and can be sent again: how a sent frame is kept for retransmission without a copy.
     static void hold(rte_mbuf* m);
