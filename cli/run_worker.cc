@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <utility>
 
+#include "cli/core_plan.h"
 #include "cli/external_requests.h"
 #include "cli/worker_options.h"
 #include "engine/log.h"
@@ -62,6 +63,7 @@ std::vector<unsigned> affinity_cpus() {
 struct core_plan {
     std::uint32_t shards = 1;
     std::vector<unsigned> shard_cpus;
+    std::vector<unsigned> cpus; // every core the worker may use (--cpus, else the affinity mask)
 };
 
 result<core_plan> plan_cores(const worker_options& o) {
@@ -119,6 +121,7 @@ result<core_plan> plan_cores(const worker_options& o) {
         log::warn("no core left for the control subsystem: it shares a core with a shard");
     }
     plan.shard_cpus = for_shards;
+    plan.cpus = cpus;
     return plan;
 }
 
@@ -275,7 +278,31 @@ int run_worker(int argc, char** argv, application& app) {
         cfg.cluster_shards = member->shards_per_worker();
         cfg.worker_index = member->self();
         cfg.data_transports = member->transports();
-        cfg.exchange_cpu = o.control_core ? static_cast<int>(*o.control_core) : -1;
+        if (o.control_core) {
+            // Lane 0 on the control core, more lanes on cores no one else uses (cli/core_plan.h).
+            std::vector<unsigned> busy(cores->shard_cpus.begin(),
+                                       cores->shard_cpus.begin() +
+                                         static_cast<std::ptrdiff_t>(std::min<std::size_t>(
+                                           cores->shards, cores->shard_cpus.size())));
+            for (const auto& core : { o.metrics_core, o.eventlog_core }) {
+                if (core) {
+                    busy.push_back(*core);
+                }
+            }
+            auto lanes = plan_lane_cores(static_cast<std::uint32_t>(cfg.data_transports.size()),
+                                         *o.control_core, cores->cpus, busy);
+            if (!lanes.warning.empty()) {
+                log::warn("{}", lanes.warning);
+            }
+            if (lanes.cpus.size() > 1) {
+                std::string list;
+                for (int c : lanes.cpus) {
+                    list += (list.empty() ? "" : ",") + std::to_string(c);
+                }
+                log::info("data channel: lane exchange threads on cores {}", list);
+            }
+            cfg.exchange_cpus = std::move(lanes.cpus);
+        }
     }
     runtime rt(app, cfg, [&](std::uint32_t sink, std::uint32_t) -> std::unique_ptr<sink_output> {
         return std::make_unique<net::tcp_sink>(o.out[sink], app.sink_names()[sink]);

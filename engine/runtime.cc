@@ -158,7 +158,7 @@ status runtime::start() {
             to.push_back(_from_exchange[l * n + i].get());
         }
         _exchanges[l]->set_rings(std::move(from), std::move(to));
-        _exchanges[l]->start(_config.exchange_cpu);
+        _exchanges[l]->start(l < _config.exchange_cpus.size() ? _config.exchange_cpus[l] : -1);
     }
     if (_collector) {
         _collector->start(_config.metrics_cpu);

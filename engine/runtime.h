@@ -48,12 +48,13 @@ struct runtime_config {
     // alone), which one this is, and the data channel to the others (net/ makes it; it must
     // outlive the runtime). The data channel has one or more lanes, each a transport run by an
     // exchange thread of its own; lane l of one worker carries to lane l of another, and shard i
-    // sends through lane i % lanes. Every lane receives for every shard. The exchange threads
-    // are pinned to exchange_cpu (all of them: it is the network I/O core).
+    // sends through lane i % lanes. Every lane receives for every shard. Lane l's exchange
+    // thread is pinned to exchange_cpus[l] (the network I/O cores); not pinned when l is past
+    // the end or the entry is -1.
     std::vector<std::uint32_t> cluster_shards;
     std::uint32_t worker_index = 0;
     std::vector<transport*> data_transports;
-    int exchange_cpu = -1;
+    std::vector<int> exchange_cpus;
 };
 
 // Counters summed over shards; each shard writes its own, readers see a recent value.

@@ -149,10 +149,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
         for m in members:
             self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
 
-    def sequence_run(self, env=None, threads=1):
+    def sequence_run(self, env=None, threads=1, extra=()):
         """Sequence over memif, judged by ringtail-check. With `threads` shards per worker (or
         (the initializer's, w2's)), each worker gets as many senders (a connection each, so every
-        shard ingests and sends)."""
+        shard ingests and sends). `extra`: more options for both workers."""
         threads = (threads, threads) if isinstance(threads, int) else threads
         out = self.path("seq.out")
         recv = self.popen([harness.binary("ringtail-recv"), "-l", "127.0.0.1:0", "-f", "--out",
@@ -167,7 +167,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         harness.wait_until(read_port, 10, what="receiver")
         port = int(read_port())
         members = self.start_pair("sequence", "Sequence", [port, port], env=env,
-                                  threads=threads)
+                                  threads=threads, extra=extra, extra_w2=extra)
         for m in members:
             self.assertIn("data channel on DPDK port 'net_memif0'", m.log())
         files = self.sequence_files(keys=200, values=500, tag="memif", count=sum(threads))
@@ -205,10 +205,14 @@ class DpdkClusterTest(harness.ProcessTestCase):
     def test_sequence_over_memif_with_two_lanes(self):
         # Two shards a worker: each worker's port opens two queue pairs, and the data channel
         # runs a lane on each (an exchange thread of its own); two senders a worker, so both
-        # shards ingest and both lanes carry frames.
-        members = self.sequence_run(threads=2)
+        # shards ingest and both lanes carry frames. With --control-core 1 and no other core
+        # free in --cpus, lane 1 shares the control core with lane 0, and says so.
+        members = self.sequence_run(threads=2, extra=("--cpus", "0,1", "--control-core", "1"))
         for m in members:
             self.assertIn("2 lane(s) (queue pairs: this worker's port has 2", m.log())
+            self.assertIn("data channel: lane exchange threads on cores 1,1", m.log())
+            self.assertIn("2 of the data channel's 2 lanes share the network I/O core 1: 1 more "
+                          "core(s) in --cpus", m.log())
             line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l]
             self.assertEqual(len(line), 1, m.log())
             self.assertIn(": 2 lanes, ", line[0])
