@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
 #include <utility>
 
 #include "engine/clock.h"
@@ -28,20 +27,26 @@ void datagram_link::release(buffer& b) {
 
 namespace {
 
-// A sent DATA frame as go-back-N holds it: the link's buffer, given back when acknowledged.
+// A sent DATA frame as go-back-N holds it: the link's buffer, given back when acknowledged (or
+// when the peer is lost), its bytes counted in `held_bytes` meanwhile.
 class held_frame {
 public:
-    held_frame(datagram_link& link, datagram_link::buffer b)
+    held_frame(datagram_link& link, datagram_link::buffer b, std::size_t& held_bytes)
       : _link(&link)
-      , _b(b) {}
+      , _b(b)
+      , _held_bytes(&held_bytes) {
+        *_held_bytes += _b.size;
+    }
     held_frame(held_frame&& o) noexcept
       : _link(o._link)
-      , _b(std::exchange(o._b, datagram_link::buffer{})) {}
+      , _b(std::exchange(o._b, datagram_link::buffer{}))
+      , _held_bytes(o._held_bytes) {}
     held_frame& operator=(held_frame&& o) noexcept {
         if (this != &o) {
             reset();
             _link = o._link;
             _b = std::exchange(o._b, datagram_link::buffer{});
+            _held_bytes = o._held_bytes;
         }
         return *this;
     }
@@ -54,11 +59,13 @@ public:
 private:
     void reset() {
         if (_b.data != nullptr) {
+            *_held_bytes -= _b.size;
             _link->release(_b);
         }
     }
     datagram_link* _link;
     datagram_link::buffer _b;
+    std::size_t* _held_bytes;
 };
 
 } // namespace
@@ -71,7 +78,6 @@ struct datagram_transport::peer {
 
     gbn_sender<held_frame> sender;
     gbn_receiver receiver;
-    std::deque<std::size_t> unacked_sizes; // bytes of each outstanding DATA frame, oldest first
     // A body too large for one frame, whose fragments wait for the window: backlog[backlog_at..]
     // is still to send, and the last fragment carries backlog_count messages.
     std::string backlog;
@@ -217,9 +223,7 @@ void datagram_transport::send_frame(peer_id id, std::span<const std::byte> body,
     _link.send_buffer(id, b);
     p.receiver.ack_sent();
     p.last_ack_ns = now;
-    p.unacked_sizes.push_back(size);
-    _unacked_bytes += size;
-    p.sender.sent(held_frame(_link, b), now);
+    p.sender.sent(held_frame(_link, b, _unacked_bytes), now);
     ++_counters.frames_out;
     ++_counters.acks_piggybacked;
 }
@@ -289,11 +293,8 @@ void datagram_transport::lose(peer_id id, std::string reason) {
     p.alive = false;
     p.report_pending = true;
     p.lost_reason = std::move(reason);
-    for (std::size_t s : p.unacked_sizes) {
-        _unacked_bytes -= s;
-    }
-    p.unacked_sizes.clear();
-    p.sender = gbn_sender<held_frame>(_config.gbn); // gives the held frames back to the link
+    // Gives the held frames back to the link, and their bytes out of _unacked_bytes.
+    p.sender = gbn_sender<held_frame>(_config.gbn);
     _backlog_bytes -= p.backlog.size() - p.backlog_at;
     std::string{}.swap(p.backlog);
     p.backlog_at = 0;
@@ -376,11 +377,7 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
 void datagram_transport::apply_ack(peer_id id, std::uint64_t ack, std::uint64_t credit_limit,
                                    std::uint64_t now) {
     peer& p = *_peers[id];
-    std::size_t released = p.sender.acked(ack, now);
-    for (; released > 0 && !p.unacked_sizes.empty(); --released) {
-        _unacked_bytes -= p.unacked_sizes.front();
-        p.unacked_sizes.pop_front();
-    }
+    p.sender.acked(ack, now); // the released frames take their bytes out of _unacked_bytes
     p.credit_limit = std::max(p.credit_limit, credit_limit);
 }
 

@@ -173,8 +173,10 @@ private:
     peer_id _self;
     datagram_transport_config _config;
     clock_fn _clock; // empty: the engine's clock
-    std::vector<std::unique_ptr<peer>> _peers;
+    // Bytes of the DATA frames the peers' senders hold, kept up to date by the held frames
+    // themselves: declared before _peers, so that it outlives them.
     std::size_t _unacked_bytes = 0;
+    std::vector<std::unique_ptr<peer>> _peers;
     std::size_t _backlog_bytes = 0;
     std::string _scratch;
     std::string _early_scratch; // a kept frame's body while it is delivered

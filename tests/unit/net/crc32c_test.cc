@@ -69,7 +69,7 @@ TEST(crc, fast_and_portable_agree_over_random_lengths_offsets_and_resumes) {
     std::uniform_int_distribution<std::size_t> offset(0, 15);
     std::uniform_int_distribution<std::size_t> length(0, 4096);
     for (int round = 0; round < 2000; ++round) {
-        // Short lengths often, so that the byte-at-a-time tail and every alignment are covered.
+        // Short lengths often, so that the tail steps and every alignment are covered.
         std::size_t len = round % 2 == 0 ? length(rng) : length(rng) % 24;
         auto bytes = all.subspan(offset(rng), len);
         std::uint32_t fast = crc32c(bytes);
@@ -83,6 +83,23 @@ TEST(crc, fast_and_portable_agree_over_random_lengths_offsets_and_resumes) {
         ASSERT_EQ(crc32c_portable(tail, crc32c_portable(head)), fast) << "cut " << cut;
         ASSERT_EQ(crc32c_portable(tail, crc32c(head)), fast) << "cut " << cut;
         ASSERT_EQ(crc32c(tail, crc32c_portable(head)), fast) << "cut " << cut;
+    }
+}
+
+// Every length up to 40 at every alignment: each combination of the 4-, 2- and 1-byte tail
+// steps after the 8-byte words.
+TEST(crc, fast_and_portable_agree_for_every_short_length_and_alignment) {
+    std::vector<std::uint8_t> buf(64);
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+        buf[i] = static_cast<std::uint8_t>(i * 37 + 11);
+    }
+    const auto all = as_span(buf);
+    for (std::size_t offset = 0; offset < 16; ++offset) {
+        for (std::size_t len = 0; len <= 40; ++len) {
+            auto bytes = all.subspan(offset, len);
+            ASSERT_EQ(crc32c(bytes), crc32c_portable(bytes))
+              << "offset " << offset << " length " << len;
+        }
     }
 }
 
