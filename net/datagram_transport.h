@@ -77,8 +77,9 @@ public:
 };
 
 // Go-back-N as the data channel uses it: a peer is given up only after about 3 s without an
-// acknowledgement (RTO 2 ms doubling to 200 ms, 20 timeouts), as the control channel's heartbeat
-// does, so that a worker descheduled for a moment is not taken for lost.
+// acknowledgement (RTO 2 ms, or longer when the measured round trip calls for it, doubling to
+// 200 ms, 20 timeouts), as the control channel's heartbeat does, so that a worker descheduled
+// for a moment is not taken for lost.
 inline gbn_config data_channel_gbn() {
     gbn_config c;
     c.max_timeouts = 20;

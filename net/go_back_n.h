@@ -7,7 +7,8 @@
 // it delivered), piggybacked on its own traffic or in a frame of its own. A frame not
 // acknowledged a retransmission timeout (RTO) after it was sent is sent again, in order; when the
 // oldest one's timeout passes, the RTO doubles, up to a cap, and an ack that moves the window
-// resets it. A peer that lets max_timeouts RTOs in a row pass without progress is unreachable.
+// resets it (to a floor, or to what the measured round trip calls for if that is longer). A peer
+// that lets max_timeouts RTOs in a row pass without progress is unreachable.
 //
 // Selective acknowledgement (gbn_sender::selective_ack): the datagram transport's receiver keeps
 // the frames that arrive after a gap, within the window, and says which in its ACK frames. The
@@ -34,8 +35,13 @@ namespace ringtail::net {
 struct gbn_config {
     // Frames sent and not yet acknowledged, at most. Bounds the memory held for a peer.
     std::uint32_t window_frames = 256;
-    // The first retransmission timeout, and the one every ack that makes progress returns to.
+    // The first retransmission timeout, and the least one: every ack that makes progress returns
+    // the RTO to this, or (rto_from_rtt) to the measured round trip's SRTT + 4 RTTVAR if larger.
     std::uint64_t rto_initial_ns = 2'000'000;
+    // Measure the round trip (frames sent once, from send to cumulative ack, RFC 6298 with Karn's
+    // rule) and let the RTO follow it: a loaded host or a long link that answers in milliseconds
+    // gets a longer RTO instead of spurious retransmissions.
+    bool rto_from_rtt = true;
     // The RTO doubles on every timeout up to this.
     std::uint64_t rto_max_ns = 200'000'000;
     // Consecutive timeouts without progress before the peer is unreachable.
@@ -148,6 +154,13 @@ public:
             return 0;
         }
         auto released = static_cast<std::size_t>(cumulative_ack - first + 1);
+        if (const slot& newest = _slots[slot_of(cumulative_ack)];
+            _config.rto_from_rtt && !newest.resent && !newest.held_by_peer &&
+            now_ns >= newest.sent_ns) {
+            // Karn: only a frame sent once says how long a round trip takes; and not one that
+            // waited at the receiver for a gap to fill (held_by_peer).
+            sample_rtt(now_ns - newest.sent_ns);
+        }
         for (std::uint64_t seq = first; seq <= cumulative_ack; ++seq) {
             slot& s = _slots[slot_of(seq)];
             s.frame.reset();
@@ -159,7 +172,7 @@ public:
             // Too late: the frames go, but the verdict and the counts that led to it stay.
             return released;
         }
-        _rto_ns = _config.rto_initial_ns;
+        _rto_ns = base_rto_ns();
         _consecutive_timeouts = 0;
         _deadline_ns = now_ns + _rto_ns;
         return released;
@@ -293,8 +306,31 @@ public:
         return resent;
     }
 
+    // The smoothed round-trip time and its mean deviation (RFC 6298), 0 before the first sample.
+    std::uint64_t srtt_ns() const { return _srtt_ns; }
+    std::uint64_t rttvar_ns() const { return _rttvar_ns; }
+
 private:
     std::size_t slot_of(std::uint64_t seq) const { return seq % _config.window_frames; }
+
+    void sample_rtt(std::uint64_t rtt_ns) {
+        if (_srtt_ns == 0) {
+            _srtt_ns = std::max<std::uint64_t>(rtt_ns, 1);
+            _rttvar_ns = rtt_ns / 2;
+            return;
+        }
+        const std::uint64_t deviation = _srtt_ns > rtt_ns ? _srtt_ns - rtt_ns : rtt_ns - _srtt_ns;
+        _rttvar_ns = _rttvar_ns - _rttvar_ns / 4 + deviation / 4;
+        _srtt_ns = std::max<std::uint64_t>(_srtt_ns - _srtt_ns / 8 + rtt_ns / 8, 1);
+    }
+
+    // The RTO after progress: SRTT + 4 RTTVAR (RFC 6298), between rto_initial and rto_max.
+    std::uint64_t base_rto_ns() const {
+        if (!_config.rto_from_rtt || _srtt_ns == 0) {
+            return _config.rto_initial_ns;
+        }
+        return std::clamp(_srtt_ns + 4 * _rttvar_ns, _config.rto_initial_ns, _config.rto_max_ns);
+    }
 
     // Resends, as fast retransmissions, the missing frames overtaken (selective_ack) a reorder
     // window ago or more, and sets the deadline for the rest.
@@ -337,6 +373,8 @@ private:
     std::uint64_t _next_seq = 1;
     std::size_t _count = 0;
     std::uint64_t _rto_ns;
+    std::uint64_t _srtt_ns = 0;
+    std::uint64_t _rttvar_ns = 0;
     std::uint64_t _deadline_ns = 0;
     std::uint32_t _consecutive_timeouts = 0;
     bool _unreachable = false;

@@ -56,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     config.ack_delay_ns = in.byte() * 10;
     config.reorder_threshold = in.byte() % 5;
     config.reorder_window_ns = in.byte() * 10;
+    config.rto_from_rtt = in.byte() % 2 == 0;
     // The held frame is its own seq, so that every resend can be checked against its number.
     gbn_sender<std::uint64_t> tx(config);
     gbn_receiver rx(config);
@@ -87,9 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     check(released == 0);
                 } else {
                     check(released == ack - last_acked && tx.last_acked() == ack);
-                    // Progress resets the backoff, unless the peer was already given up on.
+                    // Progress resets the backoff, unless the peer was already given up on: to
+                    // rto_initial, or to what the measured round trip calls for, within the caps.
                     check(tx.unreachable() ||
-                          (tx.consecutive_timeouts() == 0 && tx.rto_ns() == config.rto_initial_ns));
+                          (tx.consecutive_timeouts() == 0 &&
+                           (config.rto_from_rtt ? tx.rto_ns() >= config.rto_initial_ns &&
+                                                    tx.rto_ns() <= config.rto_max_ns
+                                                : tx.rto_ns() == config.rto_initial_ns)));
                 }
                 // A selective ack with it (an ACK frame sent for a frame after a gap): fuzzer
                 // bits, of 0 to 4 words. What is resent is outstanding, not held by the peer,

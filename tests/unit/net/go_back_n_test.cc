@@ -334,6 +334,54 @@ TEST(go_back_n, progress_resets_the_backoff) {
     EXPECT_EQ(log.frames[0].second, 2u);
 }
 
+// The RTO after progress follows the measured round trip (SRTT + 4 RTTVAR, RFC 6298), never
+// below rto_initial nor above rto_max; frames sent again, or held at the receiver behind a gap,
+// give no sample (Karn).
+TEST(go_back_n, the_rto_follows_the_measured_round_trip) {
+    gbn_config c = small_config(); // rto 1000 .. 8000
+    c.window_frames = 16;
+    gbn_sender<std::string> tx(c);
+    tx.sent("a", 0);
+    EXPECT_EQ(tx.acked(1, 100), 1u); // 100 ns: SRTT 100, RTTVAR 50, 300 is below the floor
+    EXPECT_EQ(tx.srtt_ns(), 100u);
+    EXPECT_EQ(tx.rttvar_ns(), 50u);
+    EXPECT_EQ(tx.rto_ns(), 1000u);
+    tx.sent("b", 1000);
+    EXPECT_EQ(tx.acked(2, 3000),
+              1u); // 2000 ns: SRTT 100 + (2000 - 100) / 8, RTTVAR 50 * 3/4 + 1900 / 4
+    EXPECT_EQ(tx.srtt_ns(), 100u - 100u / 8 + 2000u / 8);
+    EXPECT_EQ(tx.rttvar_ns(), 50u - 50u / 4 + 1900u / 4);
+    EXPECT_EQ(tx.rto_ns(), tx.srtt_ns() + 4 * tx.rttvar_ns());
+    EXPECT_GT(tx.rto_ns(), 1000u);
+    // Capped at rto_max.
+    for (std::uint64_t i = 0; i < 5; ++i) {
+        tx.sent("slow", 10'000 * (i + 1));
+        tx.acked(3 + i, 10'000 * (i + 1) + 50'000);
+    }
+    EXPECT_EQ(tx.rto_ns(), 8000u);
+
+    // Resent, or held behind a gap: no sample.
+    gbn_sender<std::string> fresh(c);
+    fresh.sent("a", 0);
+    resent_log log;
+    EXPECT_EQ(fresh.poll(1000, log.callback()), 1u);
+    EXPECT_EQ(fresh.acked(1, 1010), 1u);
+    EXPECT_EQ(fresh.srtt_ns(), 0u);
+    fresh.sent("b", 2000);
+    fresh.sent("c", 2000);
+    EXPECT_EQ(fresh.selective_ack(1, held(1, { 3 }), 2100, log.callback()), 0u);
+    EXPECT_EQ(fresh.acked(3, 9000), 2u); // "c" waited for "b"
+    EXPECT_EQ(fresh.srtt_ns(), 0u);
+    EXPECT_EQ(fresh.rto_ns(), 1000u);
+
+    // Off: the RTO returns to rto_initial whatever the round trip.
+    c.rto_from_rtt = false;
+    gbn_sender<std::string> fixed(c);
+    fixed.sent("a", 0);
+    EXPECT_EQ(fixed.acked(1, 5000), 1u);
+    EXPECT_EQ(fixed.rto_ns(), 1000u);
+}
+
 TEST(go_back_n, unreachable_after_max_timeouts_without_progress) {
     gbn_config c = small_config(); // max_timeouts 5
     gbn_sender<std::string> tx(c);
