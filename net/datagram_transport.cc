@@ -408,7 +408,7 @@ void datagram_transport::keep_early(peer_id id, const data_frame& f) {
 
 void datagram_transport::deliver_early(peer_id id, std::uint64_t now, transport_events& events) {
     peer& p = *_peers[id];
-    if (p.early.empty()) {
+    if (p.early_frames == 0) {
         return;
     }
     const std::uint64_t window = _config.gbn.window_frames;
