@@ -468,7 +468,7 @@ class ClusterTest(harness.ProcessTestCase):
         faults = f"loss=0.05,dup=0.01,reorder=0.1,corrupt=0.001,seed={self.seed}"
         with unittest.mock.patch.dict(os.environ, {"RINGTAIL_TEST_FAULTS": faults}):
             members = self.sequence_cluster(2)
-        corrupt = 0
+        corrupt = fast = 0
         for m in members:
             self.assertEqual(len(m.lines_with("RINGTAIL_TEST_FAULTS: the data channel runs over "
                                               "UDP datagrams")), 1, m.log())
@@ -480,8 +480,11 @@ class ClusterTest(harness.ProcessTestCase):
             self.assertRegex(lines[0], r"[1-9]\d* frames out, [1-9]\d* retransmitted")
             self.assertRegex(lines[0], r", 0 foreign datagrams")
             corrupt += int(lines[0].split(" corrupt dropped")[0].rsplit(" ", 1)[1])
+            fast += int(lines[0].split(" fast)")[0].rsplit("(", 1)[1])
         self.assertGreater(corrupt, 0, "0.1 % corruption: some frames must fail their checksum "
                                        f"(seed {self.seed})")
+        # Selective acks: most lost frames are resent before their timeout.
+        self.assertGreater(fast, 0, f"5 % loss: some frames must be resent fast (seed {self.seed})")
 
     # ---- 3. external queries -------------------------------------------------------------------
 

@@ -250,13 +250,16 @@ class DpdkClusterTest(harness.ProcessTestCase):
     def test_sequence_over_memif_with_faults(self):
         env = {"RINGTAIL_TEST_FAULTS": FAULTS.format(seed=self.seed)}
         members = self.sequence_run(env=env)
-        corrupt = 0
+        corrupt = fast = 0
         for m in members:
             self.assertIn("RINGTAIL_TEST_FAULTS", m.log())
             line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
             self.assertRegex(line, r"[1-9]\d* retransmitted")
             corrupt += int(line.split(" corrupt dropped")[0].rsplit(" ", 1)[1])
+            fast += int(line.split(" fast)")[0].rsplit("(", 1)[1])
         self.assertGreater(corrupt, 0, "0.1 % corruption: some frames must fail their checksum")
+        # Selective acks: most lost frames are resent before their timeout.
+        self.assertGreater(fast, 0, "5 % loss: some frames must be resent fast")
 
     def test_word_count_over_memif_is_exact(self):
         sinks = [self.py_sink(), self.py_sink()]
