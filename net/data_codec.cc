@@ -40,6 +40,12 @@ void require(bool condition, const char* what) {
     }
 }
 
+// An ACK body: 24 bytes, then 0 to data_ack_selective_words words of selective acknowledgement.
+bool ack_body_size_ok(std::size_t bytes) {
+    return bytes >= data_ack_body_bytes &&
+           bytes <= data_ack_body_bytes + 8 * data_ack_selective_words && bytes % 8 == 0;
+}
+
 bool known_type(std::uint8_t type) {
     return type >= static_cast<std::uint8_t>(data_frame_type::hello) &&
            type <= static_cast<std::uint8_t>(data_frame_type::ack);
@@ -77,9 +83,7 @@ const char* shape_problem(data_frame_type type, std::uint8_t flags, std::uint32_
             }
             return nullptr;
         case data_frame_type::ack:
-            if (count != 0 || body_bytes < data_ack_body_bytes ||
-                body_bytes > data_ack_body_bytes + 8 * data_ack_selective_words ||
-                body_bytes % 8 != 0) {
+            if (count != 0 || !ack_body_size_ok(body_bytes)) {
                 return "an ACK frame has count 0 and a body of 24 bytes plus 0 to 4 words";
             }
             return nullptr;
@@ -214,8 +218,7 @@ void append_ack_frame(std::string& out, const data_ack& ack) {
 
 std::optional<data_ack> parse_ack(const data_frame& frame) {
     const std::size_t size = frame.body.size();
-    if (frame.type != data_frame_type::ack || size < data_ack_body_bytes ||
-        size > data_ack_body_bytes + 8 * data_ack_selective_words || size % 8 != 0) {
+    if (frame.type != data_frame_type::ack || !ack_body_size_ok(size)) {
         return std::nullopt;
     }
     const std::byte* at = frame.body.data();

@@ -282,27 +282,27 @@ public:
             }
         }
         std::size_t resent = 0;
+        // The earliest send of the frames the receiver does not hold (the oldest is one), after
+        // the resends: the timer is re-armed for its timeout.
+        std::uint64_t earliest_sent_ns = now_ns;
         for (std::uint64_t seq = last_acked() + 1; seq < _next_seq; ++seq) {
             slot& s = _slots[slot_of(seq)];
-            if (!s.held_by_peer && s.sent_ns + _rto_ns <= now_ns) {
+            if (s.held_by_peer) {
+                continue;
+            }
+            if (s.sent_ns + _rto_ns <= now_ns) {
                 s.resent = true;
                 s.sent_ns = now_ns;
                 resend(static_cast<const Held&>(*s.frame), seq);
                 ++resent;
             }
+            earliest_sent_ns = std::min(earliest_sent_ns, s.sent_ns);
         }
         _retransmissions += resent;
         if (oldest_expired) {
             _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
         }
-        // The earliest timeout of the frames the receiver does not hold (the oldest is one).
-        _deadline_ns = gbn_no_deadline;
-        for (std::uint64_t seq = last_acked() + 1; seq < _next_seq; ++seq) {
-            const slot& s = _slots[slot_of(seq)];
-            if (!s.held_by_peer) {
-                _deadline_ns = std::min(_deadline_ns, s.sent_ns + _rto_ns);
-            }
-        }
+        _deadline_ns = earliest_sent_ns + _rto_ns;
         return resent;
     }
 
