@@ -10,19 +10,20 @@ namespace {
 using boost_crc32c = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* p, std::size_t n,
-                                                             std::uint32_t crc) {
-    std::uint64_t c = ~crc;
+// Continues the CRC register `c` (not inverted) over p[0..n).
+__attribute__((target("sse4.2"), always_inline)) inline std::uint32_t crc32c_sse42_update(
+  std::uint32_t c, const unsigned char* p, std::size_t n) {
+    std::uint64_t c64 = c;
     while (n >= 8) {
         std::uint64_t v;
         std::memcpy(&v, p, 8);
-        c = __builtin_ia32_crc32di(c, v);
+        c64 = __builtin_ia32_crc32di(c64, v);
         p += 8;
         n -= 8;
     }
     // The last 0..7 bytes in at most three steps (4, 2, 1), not one a byte: every step waits
     // for the one before, and frames rarely end on a multiple of 8.
-    auto c32 = static_cast<std::uint32_t>(c);
+    auto c32 = static_cast<std::uint32_t>(c64);
     if ((n & 4) != 0) {
         std::uint32_t v;
         std::memcpy(&v, p, 4);
@@ -38,7 +39,19 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char
     if ((n & 1) != 0) {
         c32 = __builtin_ia32_crc32qi(c32, *p);
     }
-    return ~c32;
+    return c32;
+}
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* p, std::size_t n,
+                                                             std::uint32_t crc) {
+    return ~crc32c_sse42_update(~crc, p, n);
+}
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* a,
+                                                             std::size_t a_bytes,
+                                                             const unsigned char* b,
+                                                             std::size_t b_bytes) {
+    return ~crc32c_sse42_update(crc32c_sse42_update(~0u, a, a_bytes), b, b_bytes);
 }
 
 bool have_sse42() {
@@ -70,6 +83,16 @@ std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc) {
     }
 #endif
     return crc32c_portable(bytes, crc);
+}
+
+std::uint32_t crc32c(std::span<const std::byte> a, std::span<const std::byte> b) {
+#if defined(__x86_64__)
+    if (have_sse42()) {
+        return crc32c_sse42(reinterpret_cast<const unsigned char*>(a.data()), a.size(),
+                            reinterpret_cast<const unsigned char*>(b.data()), b.size());
+    }
+#endif
+    return crc32c_portable(b, crc32c_portable(a));
 }
 
 } // namespace ringtail::net

@@ -24,7 +24,7 @@ constexpr std::size_t seq_at = 12;
 constexpr std::size_t count_at = 20;
 // The checksum covers every byte but its own four.
 std::uint32_t frame_crc(std::span<const std::byte> frame) {
-    return crc32c(frame.subspan(crc_at + 4), crc32c(frame.first(crc_at)));
+    return crc32c(frame.first(crc_at), frame.subspan(crc_at + 4));
 }
 
 bool flags_allowed(std::uint8_t type, std::uint8_t flags) {

@@ -476,10 +476,16 @@ std::size_t datagram_transport::poll(transport_events& events) {
     // fault). Lost peers are final, so this is for good.
     if (std::any_of(_peers.begin(), _peers.end(), [](const auto& p) { return p->alive; })) {
         _link.flush(); // DATA frames the exchange sent since the last poll
-        // One clock reading for the whole burst received.
-        const std::uint64_t received_at = now_ns();
-        work = _link.receive([&](peer_id id, std::span<const std::byte> datagram) {
-            handle(id, datagram, received_at, events);
+        // One clock reading for the whole burst received. The callback captures one reference,
+        // so that std::function keeps it in place instead of on the heap: a malloc and a free on
+        // every poll cost the receiving side as much as its checksums did.
+        struct burst {
+            datagram_transport& self;
+            transport_events& events;
+            std::uint64_t received_at;
+        } b{ *this, events, now_ns() };
+        work = _link.receive([&b](peer_id id, std::span<const std::byte> datagram) {
+            b.self.handle(id, datagram, b.received_at, b.events);
         });
     }
     const std::uint64_t now = now_ns();

@@ -103,6 +103,28 @@ TEST(crc, fast_and_portable_agree_for_every_short_length_and_alignment) {
     }
 }
 
+// The two-part form (a frame's bytes on either side of its checksum field) is the checksum of
+// the parts one after the other, whatever the parts' lengths and alignment.
+TEST(crc, two_parts_are_the_checksum_of_the_parts_in_a_row) {
+    std::vector<std::uint8_t> buf(96);
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+        buf[i] = static_cast<std::uint8_t>(i * 53 + 7);
+    }
+    const auto all = as_span(buf);
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+        for (std::size_t a_len = 0; a_len <= 20; ++a_len) {
+            for (std::size_t b_len = 0; b_len <= 60; b_len += 3) {
+                const auto a = all.subspan(offset, a_len);
+                const auto b = all.subspan(offset + a_len + 4, b_len);
+                const std::uint32_t want = crc32c_portable(b, crc32c_portable(a));
+                ASSERT_EQ(crc32c(a, b), want)
+                  << "offset " << offset << " parts " << a_len << " and " << b_len;
+                ASSERT_EQ(crc32c(b, crc32c(a)), want);
+            }
+        }
+    }
+}
+
 TEST(crc, every_single_bit_flip_changes_the_checksum) {
     std::vector<std::uint8_t> buf(64);
     for (std::size_t i = 0; i < buf.size(); ++i) {
