@@ -47,11 +47,14 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char
     return ~crc32c_sse42_update(~crc, p, n);
 }
 
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* a,
-                                                             std::size_t a_bytes,
-                                                             const unsigned char* b,
-                                                             std::size_t b_bytes) {
-    return ~crc32c_sse42_update(crc32c_sse42_update(~0u, a, a_bytes), b, b_bytes);
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(
+  std::span<const std::span<const std::byte>> parts) {
+    std::uint32_t c = ~0u;
+    for (const auto& part : parts) {
+        c =
+          crc32c_sse42_update(c, reinterpret_cast<const unsigned char*>(part.data()), part.size());
+    }
+    return ~c;
 }
 
 bool have_sse42() {
@@ -85,14 +88,17 @@ std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc) {
     return crc32c_portable(bytes, crc);
 }
 
-std::uint32_t crc32c(std::span<const std::byte> a, std::span<const std::byte> b) {
+std::uint32_t crc32c_parts(std::span<const std::span<const std::byte>> parts) {
 #if defined(__x86_64__)
     if (have_sse42()) {
-        return crc32c_sse42(reinterpret_cast<const unsigned char*>(a.data()), a.size(),
-                            reinterpret_cast<const unsigned char*>(b.data()), b.size());
+        return crc32c_sse42(parts);
     }
 #endif
-    return crc32c_portable(b, crc32c_portable(a));
+    std::uint32_t crc = 0;
+    for (const auto& part : parts) {
+        crc = crc32c_portable(part, crc);
+    }
+    return crc;
 }
 
 } // namespace ringtail::net

@@ -18,10 +18,12 @@ std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc = 0);
 inline std::uint32_t crc32c(std::string_view s, std::uint32_t crc = 0) {
     return crc32c(std::as_bytes(std::span(s.data(), s.size())), crc);
 }
-// CRC-32C of `a` followed by `b` (crc32c(b, crc32c(a))), in one call: a frame's checksum covers
-// the bytes on either side of its own field, and for a small frame the second call cost as much
-// as the bytes.
-std::uint32_t crc32c(std::span<const std::byte> a, std::span<const std::byte> b);
+// CRC-32C of the parts one after the other, in one call. The value is the same however the bytes
+// are cut into parts; the cut is for speed. The checksum reads 8 bytes at a time from the start
+// of each part, so parts that begin where a frame's fields do make each read lie within one
+// field, which a frame just written needs: a read that spans several stores still in flight
+// waits for them to reach the cache. And for a small frame, one call instead of several.
+std::uint32_t crc32c_parts(std::span<const std::span<const std::byte>> parts);
 // The portable implementation (Boost.CRC), for tests.
 std::uint32_t crc32c_portable(std::span<const std::byte> bytes, std::uint32_t crc = 0);
 

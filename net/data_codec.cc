@@ -1,6 +1,7 @@
 // Encoding and the out-of-line checks of the data-channel frame.
 #include "net/data_codec.h"
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -22,9 +23,17 @@ constexpr std::size_t flags_at = 7;
 constexpr std::size_t crc_at = 8;
 constexpr std::size_t seq_at = 12;
 constexpr std::size_t count_at = 20;
-// The checksum covers every byte but its own four.
+// The checksum covers every byte but its own four. It is taken in parts that begin where the
+// fields written last do (see crc32c_parts): the header's first word, seq and count, the body,
+// and the last 16 bytes, where an ACK trailer's two words are.
 std::uint32_t frame_crc(std::span<const std::byte> frame) {
-    return crc32c(frame.first(crc_at), frame.subspan(crc_at + 4));
+    const auto rest = frame.subspan(data_frame_header_bytes);
+    const std::size_t trailer = rest.size() >= data_ack_trailer_bytes ? data_ack_trailer_bytes : 0;
+    const std::array<std::span<const std::byte>, 4> parts{
+        frame.first(crc_at), frame.subspan(seq_at, data_frame_header_bytes - seq_at),
+        rest.first(rest.size() - trailer), rest.last(trailer)
+    };
+    return crc32c_parts(parts);
 }
 
 bool flags_allowed(std::uint8_t type, std::uint8_t flags) {
@@ -151,11 +160,18 @@ void seal_data_frame(std::span<std::byte> frame, data_frame_type type, std::uint
     require(shape_problem(type, flags, count, body_bytes) == nullptr,
             "a frame that breaks its type's rules (count or body)");
     std::byte* at = frame.data();
-    be::write<std::uint32_t>(at, static_cast<std::uint32_t>(frame_bytes - 4));
-    at[magic_at] = std::byte{ data_frame_magic };
-    at[version_at] = std::byte{ data_frame_version };
-    at[type_at] = static_cast<std::byte>(type);
-    at[flags_at] = std::byte{ flags };
+    // The first eight bytes (length, magic, version, type, flags) in one store: the checksum
+    // reads them back at once as one word, and a word assembled from five smaller stores still
+    // in flight waits for all of them to reach the cache (a tenth of a small frame's cost).
+    std::array<std::byte, 8> head;
+    be::write<std::uint32_t>(head.data(), static_cast<std::uint32_t>(frame_bytes - 4));
+    head[magic_at] = std::byte{ data_frame_magic };
+    head[version_at] = std::byte{ data_frame_version };
+    head[type_at] = static_cast<std::byte>(type);
+    head[flags_at] = std::byte{ flags };
+    std::uint64_t word;
+    std::memcpy(&word, head.data(), sizeof word);
+    std::memcpy(at, &word, sizeof word);
     be::write<std::uint64_t>(at + seq_at, seq);
     be::write<std::uint32_t>(at + count_at, count);
     be::write<std::uint32_t>(at + crc_at, frame_crc(frame));

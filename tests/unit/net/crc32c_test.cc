@@ -2,6 +2,7 @@
 // random lengths, alignments and resumed checksums.
 #include "net/crc32c.h"
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
@@ -103,23 +104,27 @@ TEST(crc, fast_and_portable_agree_for_every_short_length_and_alignment) {
     }
 }
 
-// The two-part form (a frame's bytes on either side of its checksum field) is the checksum of
-// the parts one after the other, whatever the parts' lengths and alignment.
-TEST(crc, two_parts_are_the_checksum_of_the_parts_in_a_row) {
-    std::vector<std::uint8_t> buf(96);
+// In parts, the checksum is that of the parts one after the other, whatever their number,
+// lengths and alignment.
+TEST(crc, parts_are_the_checksum_of_the_parts_in_a_row) {
+    std::vector<std::uint8_t> buf(128);
     for (std::size_t i = 0; i < buf.size(); ++i) {
         buf[i] = static_cast<std::uint8_t>(i * 53 + 7);
     }
     const auto all = as_span(buf);
+    EXPECT_EQ(crc32c_parts({}), 0u);
     for (std::size_t offset = 0; offset < 8; ++offset) {
         for (std::size_t a_len = 0; a_len <= 20; ++a_len) {
             for (std::size_t b_len = 0; b_len <= 60; b_len += 3) {
                 const auto a = all.subspan(offset, a_len);
                 const auto b = all.subspan(offset + a_len + 4, b_len);
-                const std::uint32_t want = crc32c_portable(b, crc32c_portable(a));
-                ASSERT_EQ(crc32c(a, b), want)
-                  << "offset " << offset << " parts " << a_len << " and " << b_len;
-                ASSERT_EQ(crc32c(b, crc32c(a)), want);
+                const auto c = all.subspan(offset + a_len + b_len + 5, (a_len + b_len) % 17);
+                const std::uint32_t want =
+                  crc32c_portable(c, crc32c_portable(b, crc32c_portable(a)));
+                const std::array<std::span<const std::byte>, 3> parts{ a, b, c };
+                ASSERT_EQ(crc32c_parts(parts), want)
+                  << "offset " << offset << " parts " << a_len << ", " << b_len << ", " << c.size();
+                ASSERT_EQ(crc32c(c, crc32c(b, crc32c(a))), want);
             }
         }
     }
