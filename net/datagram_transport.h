@@ -151,6 +151,14 @@ private:
     void handle(peer_id id, std::span<const std::byte> datagram, std::uint64_t now,
                 transport_events& events);
     std::uint64_t now_ns() const;
+    // When a frame is sent, for its timeout and round-trip sample. On the engine's clock, one
+    // reading serves sends_per_clock_reading sends (the last poll's serves the first ones):
+    // reading the TSC cost an eighth of the time spent sending a small frame. A frame is then
+    // stamped at most a turn of the exchange loop early (microseconds; it waits for the turn's
+    // end to go out anyway), which can only make its timeout sooner and its round-trip sample
+    // longer, against an RTO of 2 ms or more.
+    std::uint64_t send_ns();
+    static constexpr std::uint32_t sends_per_clock_reading = 32;
     void deliver(peer_id id, const data_frame& f, transport_events& events);
     // Keeps a DATA frame that arrived after a gap; delivers the kept frames the gap held back.
     void keep_early(peer_id id, const data_frame& f);
@@ -179,6 +187,8 @@ private:
     std::size_t _unacked_bytes = 0;
     std::vector<std::unique_ptr<peer>> _peers;
     std::size_t _backlog_bytes = 0;
+    std::uint64_t _send_reading_ns = 0;
+    std::uint32_t _sends_on_reading = 0; // sends stamped with _send_reading_ns so far
     std::string _scratch;
     std::string _early_scratch; // a kept frame's body while it is delivered
     datagram_transport_counters _counters;
