@@ -594,7 +594,8 @@ std::string cluster_member::data_channel_report() const {
       "): " + std::to_string(_datagrams.size()) +
       (_datagrams.size() == 1 ? " lane, " : " lanes, ") + std::to_string(c.frames_out) +
       " frames out, " + std::to_string(c.retransmissions) + " retransmitted (" +
-      std::to_string(c.fast_retransmissions) + " fast), " + std::to_string(c.frames_in) + " in, " +
+      std::to_string(c.fast_retransmissions) + " fast), " + std::to_string(c.spurious_timeouts) +
+      " timeouts found spurious, " + std::to_string(c.frames_in) + " in, " +
       std::to_string(c.corrupt_frames) + " corrupt dropped, " + std::to_string(c.duplicates) +
       " duplicates, " + std::to_string(c.out_of_order) + " out of order (" +
       std::to_string(c.kept_early) + " kept until the gap filled), " +

@@ -121,6 +121,7 @@ datagram_transport_counters& datagram_transport_counters::operator+=(
     kept_early += o.kept_early;
     retransmissions += o.retransmissions;
     fast_retransmissions += o.fast_retransmissions;
+    spurious_timeouts += o.spurious_timeouts;
     acks_out += o.acks_out;
     acks_in += o.acks_in;
     acks_piggybacked += o.acks_piggybacked;
@@ -388,7 +389,9 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
 void datagram_transport::apply_ack(peer_id id, std::uint64_t ack, std::uint64_t credit_limit,
                                    std::uint64_t now) {
     peer& p = *_peers[id];
+    const std::uint64_t spurious = p.sender.spurious_timeouts();
     p.sender.acked(ack, now); // the released frames take their bytes out of _unacked_bytes
+    _counters.spurious_timeouts += p.sender.spurious_timeouts() - spurious;
     p.credit_limit = std::max(p.credit_limit, credit_limit);
 }
 

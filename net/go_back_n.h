@@ -56,6 +56,14 @@ struct gbn_config {
     // of each other may overtake one another on the way (the fault layer's jitter, a NIC's
     // queues), and a frame overtaken that way is not lost.
     std::uint64_t reorder_window_ns = 50'000;
+    // The first timeout after progress resends the oldest frame alone, as a probe (F-RTO, RFC
+    // 5682, adapted to selective acks): if the ack that covers it covers frames after it too,
+    // which were sent once only, their first copies had arrived and the timeout was spurious (a
+    // peer or a link stalled for longer than the RTO); nothing else is resent. If it covers the
+    // probe alone, every frame sent before the timeout and not held by the receiver is resent
+    // at once, as it would have been. A probe that times out in turn resends them too. Off, every
+    // timeout resends them all.
+    bool probe_on_timeout = true;
 };
 
 // No deadline: what next_deadline_ns() and friends return when nothing is waiting.
@@ -119,6 +127,9 @@ public:
     // Of those, frames sent again by fast retransmission (selective_ack).
     std::uint64_t fast_retransmissions() const { return _fast_retransmissions; }
     std::uint64_t timeouts() const { return _timeouts; }
+    // Timeouts answered by the probe alone (gbn_config::probe_on_timeout): its ack covered
+    // frames sent only once, which the timeout would otherwise have resent.
+    std::uint64_t spurious_timeouts() const { return _spurious_timeouts; }
     // Acks for a seq never sent: ignored (a corrupt or foreign frame that passed the checksum).
     std::uint64_t bad_acks() const { return _bad_acks; }
     // Acks that acknowledged nothing new (duplicated or reordered acks): harmless.
@@ -176,6 +187,22 @@ public:
         _rto_ns = base_rto_ns();
         _consecutive_timeouts = 0;
         _deadline_ns = now_ns + _rto_ns;
+        if (_probe_seq != 0) {
+            // The probe was the oldest frame, so any progress covers it.
+            if (cumulative_ack > _probe_seq) {
+                ++_spurious_timeouts;
+            } else if (_count > 0) {
+                // The probe alone: the frames sent before the timeout go again, on the next
+                // poll (sent before the timeout, they are an RTO old by now).
+                _recover_pending = true;
+                _deadline_ns = now_ns;
+            }
+            _probe_seq = 0;
+        }
+        _recover_pending = _recover_pending && _count > 0;
+        if (_recover_pending) {
+            _deadline_ns = now_ns; // still due, whatever other acks came first
+        }
         return released;
     }
 
@@ -258,8 +285,9 @@ public:
     // was last sent an RTO ago or more; frames sent since have their own timeout, and the timer
     // is re-armed for the earliest. When the oldest frame's timeout is among them, that counts a
     // timeout, doubles the RTO up to rto_max and, at max_timeouts in a row, makes the peer
-    // unreachable instead of resending. Returns the frames resent. `resend` must not call back
-    // into the sender.
+    // unreachable instead of resending; the first such timeout after progress resends only the
+    // oldest frame, as a probe (gbn_config::probe_on_timeout). Returns the frames resent.
+    // `resend` must not call back into the sender.
     template<typename Resend>
     std::size_t poll(std::uint64_t now_ns, Resend&& resend) {
         if (_count == 0 || _unreachable) {
@@ -272,14 +300,31 @@ public:
             return 0;
         }
         // Each frame's timeout is an RTO after it was last sent; the RTO doubles, and the
-        // timeout counts towards max_timeouts, when the oldest frame's passes.
-        const bool oldest_expired = _slots[slot_of(last_acked() + 1)].sent_ns + _rto_ns <= now_ns;
+        // timeout counts towards max_timeouts, when the oldest frame's passes. After a probe
+        // answered alone, the frames it stood for go now, without a timeout of their own.
+        const std::uint64_t oldest = last_acked() + 1;
+        const bool oldest_expired =
+          !_recover_pending && _slots[slot_of(oldest)].sent_ns + _rto_ns <= now_ns;
+        _recover_pending = false;
         if (oldest_expired) {
             ++_timeouts;
             if (++_consecutive_timeouts >= _config.max_timeouts) {
                 // Nothing more is resent: the owner drops the peer, and the held frames with it.
                 _unreachable = true;
                 return 0;
+            }
+            _probe_seq = 0; // a probe unanswered: everything goes below
+            if (_config.probe_on_timeout && _consecutive_timeouts == 1 &&
+                !_slots[slot_of(oldest)].held_by_peer) {
+                slot& s = _slots[slot_of(oldest)];
+                s.resent = true;
+                s.sent_ns = now_ns;
+                resend(static_cast<const Held&>(*s.frame), oldest);
+                _probe_seq = oldest;
+                ++_retransmissions;
+                _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
+                _deadline_ns = now_ns + _rto_ns;
+                return 1;
             }
         }
         std::size_t resent = 0;
@@ -390,6 +435,12 @@ private:
     std::uint64_t _retransmissions = 0;
     std::uint64_t _fast_retransmissions = 0;
     std::uint64_t _timeouts = 0;
+    std::uint64_t _spurious_timeouts = 0;
+    // The oldest frame, resent alone on the first timeout after progress (probe_on_timeout);
+    // 0 when no probe is out.
+    std::uint64_t _probe_seq = 0;
+    // The probe's ack covered it alone: poll() resends what it stood for.
+    bool _recover_pending = false;
     std::uint64_t _bad_acks = 0;
     std::uint64_t _stale_acks = 0;
 };

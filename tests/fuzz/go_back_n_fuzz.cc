@@ -57,6 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     config.reorder_threshold = in.byte() % 5;
     config.reorder_window_ns = in.byte() * 10;
     config.rto_from_rtt = in.byte() % 2 == 0;
+    config.probe_on_timeout = in.byte() % 2 == 0;
     // The held frame is its own seq, so that every resend can be checked against its number.
     gbn_sender<std::uint64_t> tx(config);
     gbn_receiver rx(config);
@@ -195,6 +196,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(tx.last_acked() + tx.outstanding() + 1 == tx.next_seq());
         check(tx.rto_ns() >= config.rto_initial_ns && tx.rto_ns() <= config.rto_max_ns);
         check(!tx.unreachable() || tx.consecutive_timeouts() >= config.max_timeouts);
+        check(tx.spurious_timeouts() <= tx.timeouts());
+        check(config.probe_on_timeout || tx.spurious_timeouts() == 0);
         check(rx.cumulative_ack() < tx.next_seq());
         check(rx.delivered() == last_delivered);
     }

@@ -210,18 +210,23 @@ TEST(datagram_transport, exactly_once_in_order_over_a_faulty_link) {
 // only the frames the receiver does not keep); and selective acks with fast retransmission (a
 // missing frame is resent once three frames after it are kept and the reorder window has
 // passed). Selective acks resend far fewer frames; fast retransmission resends a few more, but
-// most of them without waiting for a timeout.
+// most of them without waiting for a timeout. All three without the probe on a first timeout
+// (probe_on_timeout), which spares plain go-back-N some of its resends too.
 TEST(datagram_transport, selective_acks_resend_fewer_frames_under_loss) {
     const std::uint64_t seed = test_seed();
     SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
     datagram_transport_config plain;
     plain.selective_ack = false;
     plain.gbn.reorder_threshold = 0;
+    plain.gbn.probe_on_timeout = false;
     datagram_transport_config timeouts_only;
     timeouts_only.gbn.reorder_threshold = 0;
+    timeouts_only.gbn.probe_on_timeout = false;
+    datagram_transport_config fast_config;
+    fast_config.gbn.probe_on_timeout = false;
     const auto none = one_way_over_faults(seed, plain);
     const auto sack = one_way_over_faults(seed, timeouts_only);
-    const auto fast = one_way_over_faults(seed, {});
+    const auto fast = one_way_over_faults(seed, fast_config);
     std::cerr << "resent of frames sent: without selective acks " << none.retransmissions << " of "
               << none.frames_out << "; selective acks " << sack.retransmissions << " of "
               << sack.frames_out << "; with fast retransmission " << fast.retransmissions << " ("
@@ -879,6 +884,44 @@ TEST(datagram_transport, every_link_buffer_is_released_once_acknowledged) {
     }
 }
 
+// A receiver that stops for 4 ms (a worker descheduled on a loaded host) while 100 frames wait
+// for it, nothing lost. The sender's first timeout (2 ms) resends the oldest frame alone; once
+// the receiver runs again its ack covers frames sent only once, so the timeout is found
+// spurious and nothing else goes. Without the probe, the timeout resends all 100.
+TEST(datagram_transport, a_stalled_receiver_costs_one_probe_not_a_window) {
+    for (const bool probe : { true, false }) {
+        SCOPED_TRACE(probe ? "probe on a first timeout" : "no probe");
+        simulated_clock clk;
+        faulty_wire wire(2, fault_config{}, clk.fn());
+        wire_link la(wire, 0, 2), lb(wire, 1, 2);
+        datagram_transport_config cfg;
+        cfg.gbn.probe_on_timeout = probe;
+        datagram_transport a(la, 0, cfg, clk.fn()), b(lb, 1, cfg, clk.fn());
+        body_recorder ra, rb;
+        std::vector<std::string> sent;
+        for (int i = 0; i < 100; ++i) {
+            sent.push_back("message " + std::to_string(i));
+            a.send(1, as_span(sent.back()), 1);
+        }
+        for (int k = 0; k < 400; ++k) { // 4 ms of the sender alone
+            step({ &a }, { &ra }, clk);
+        }
+        EXPECT_EQ(a.counters().retransmissions, probe ? 1u : 100u);
+        for (int k = 0; k < 2000 && (rb.batches.size() < sent.size() || a.pending_bytes() > 0);
+             ++k) {
+            step({ &a, &b }, { &ra, &rb }, clk);
+        }
+        ASSERT_EQ(rb.batches.size(), sent.size());
+        for (std::size_t i = 0; i < sent.size(); ++i) {
+            EXPECT_EQ(rb.batches[i].body, sent[i]);
+        }
+        EXPECT_EQ(a.pending_bytes(), 0u);
+        EXPECT_EQ(a.counters().retransmissions, probe ? 1u : 100u);
+        EXPECT_EQ(a.counters().spurious_timeouts, probe ? 1u : 0u);
+        EXPECT_EQ(b.counters().duplicates, probe ? 1u : 100u);
+    }
+}
+
 TEST(datagram_transport, a_retransmission_sends_the_same_buffer_again) {
     simulated_clock clk;
     faulty_wire wire(2, fault_config{}, clk.fn());
@@ -897,18 +940,20 @@ TEST(datagram_transport, a_retransmission_sends_the_same_buffer_again) {
     }
     ASSERT_EQ(a.counters().frames_out, 5u);
     ASSERT_EQ(la.live(), 5u);
-    // Three timeouts (after 2, 6 and 14 ms; the next is at 30): every outstanding frame resent
-    // each time, from its buffer.
+    // Three timeouts (after 2, 6 and 14 ms; the next is at 30): the first resends the oldest
+    // frame alone (a probe), which goes unanswered; the others every outstanding frame, each
+    // from its buffer.
     for (int k = 0; k < 1500; ++k) {
         step({ &a, &b }, { &ra, &rb }, clk);
     }
-    EXPECT_EQ(a.counters().retransmissions, 15u);
+    EXPECT_EQ(a.counters().retransmissions, 11u);
     EXPECT_EQ(la.allocations, 5u);
     EXPECT_EQ(la.live(), 5u);
-    EXPECT_EQ(la.buffer_sends, 20u);
-    for (std::uint64_t n : la.live_sends()) {
-        EXPECT_EQ(n, 4u); // sent, then resent three times: the same handle
-    }
+    EXPECT_EQ(la.buffer_sends, 16u);
+    auto sends = la.live_sends();
+    std::sort(sends.begin(), sends.end());
+    // Sent, then resent two or (the probe) three times: the same handle each time.
+    EXPECT_EQ(sends, (std::vector<std::uint64_t>{ 3, 3, 3, 3, 4 }));
     EXPECT_TRUE(rb.batches.empty());
     // The link heals: the next retransmission delivers, the ack releases every buffer.
     la.blackhole = false;
