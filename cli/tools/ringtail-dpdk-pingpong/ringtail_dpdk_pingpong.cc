@@ -202,7 +202,7 @@ options parse(int argc, char** argv) {
       "send: declare frames in flight lost after this long without a reply (default 200)")(
       "frame-bytes", po::value<std::string>(),
       "channel-send: Ethernet frame bytes without FCS, headers included (default 64; raised to "
-      "the smallest data-channel frame, 67)")(
+      "the smallest data-channel frame, 83)")(
       "seconds", po::value<std::string>(),
       "channel-send: send for this long (default 5; 0 with --frames: until that many)")(
       "frames", po::value<std::string>(), "channel-send: stop after this many frames")(
@@ -510,9 +510,11 @@ std::uint64_t channel_now_ns() {
 
 constexpr peer_id channel_sender = 0;
 constexpr peer_id channel_receiver = 1;
-// Every byte of a channel frame on the wire but its body: Ethernet, IPv4, UDP, data-channel header.
-constexpr std::size_t channel_header_bytes =
-  ringtail::net::udp_frame_header_bytes + ringtail::net::data_frame_header_bytes;
+// Every byte of a channel frame on the wire but its body: Ethernet, IPv4, UDP, the data-channel
+// header, and the ACK trailer that every DATA frame carries.
+constexpr std::size_t channel_header_bytes = ringtail::net::udp_frame_header_bytes +
+                                             ringtail::net::data_frame_header_bytes +
+                                             ringtail::net::data_ack_trailer_bytes;
 // A DATA frame's body is never empty.
 constexpr std::size_t channel_frame_min_bytes = channel_header_bytes + 1;
 // The body of frame i is bytes (i + j) mod 256, j = 0, 1, ...; the receiver checks the first and
@@ -541,40 +543,28 @@ struct channel_counters {
     ringtail::net::dpdk_link_counters link;
 
     void add(const datagram_transport& t, const ringtail::net::dpdk_link& l) {
-        const auto& c = t.counters();
-        transport.retransmissions += c.retransmissions;
-        transport.corrupt_frames += c.corrupt_frames;
-        transport.out_of_order += c.out_of_order;
-        transport.duplicates += c.duplicates;
-        transport.credit_violations += c.credit_violations;
-        transport.acks_in += c.acks_in;
-        transport.acks_out += c.acks_out;
-        transport.peers_lost += c.peers_lost;
-        link.tx_no_mbuf += l.counters().tx_no_mbuf;
-        link.tx_full += l.counters().tx_full;
-        link.rx_foreign += l.counters().rx_foreign;
+        transport += t.counters();
+        add_link(l.counters());
     }
     void add(const channel_counters& o) {
-        transport.retransmissions += o.transport.retransmissions;
-        transport.corrupt_frames += o.transport.corrupt_frames;
-        transport.out_of_order += o.transport.out_of_order;
-        transport.duplicates += o.transport.duplicates;
-        transport.credit_violations += o.transport.credit_violations;
-        transport.acks_in += o.transport.acks_in;
-        transport.acks_out += o.transport.acks_out;
-        transport.peers_lost += o.transport.peers_lost;
-        link.tx_no_mbuf += o.link.tx_no_mbuf;
-        link.tx_full += o.link.tx_full;
-        link.rx_foreign += o.link.rx_foreign;
+        transport += o.transport;
+        add_link(o.link);
+    }
+    void add_link(const ringtail::net::dpdk_link_counters& o) {
+        link.tx_no_mbuf += o.tx_no_mbuf;
+        link.tx_full += o.tx_full;
+        link.rx_foreign += o.rx_foreign;
     }
     std::string text() const {
         const auto& c = transport;
-        return fmt::format("retransmissions={} corrupt={} out_of_order={} duplicates={} "
-                           "credit_violations={} acks_in={} acks_out={} peers_lost={} "
-                           "tx_no_mbuf={} tx_full={} rx_foreign={}",
-                           c.retransmissions, c.corrupt_frames, c.out_of_order, c.duplicates,
-                           c.credit_violations, c.acks_in, c.acks_out, c.peers_lost,
-                           link.tx_no_mbuf, link.tx_full, link.rx_foreign);
+        return fmt::format("retransmissions={} fast_retransmissions={} spurious_timeouts={} "
+                           "corrupt={} out_of_order={} duplicates={} credit_violations={} "
+                           "acks_in={} acks_out={} peers_lost={} tx_no_mbuf={} tx_full={} "
+                           "rx_foreign={}",
+                           c.retransmissions, c.fast_retransmissions, c.spurious_timeouts,
+                           c.corrupt_frames, c.out_of_order, c.duplicates, c.credit_violations,
+                           c.acks_in, c.acks_out, c.peers_lost, link.tx_no_mbuf, link.tx_full,
+                           link.rx_foreign);
     }
 };
 
@@ -732,7 +722,8 @@ int run_channel_send(const options& o, dpdk_port& port) {
     if (frame_bytes != o.frame_bytes) {
         fmt::print(stderr,
                    "ringtail-dpdk-pingpong: --frame-bytes {} is below the smallest data-channel "
-                   "frame ({} bytes: {} of headers and a 1-byte body): sending {}-byte frames\n",
+                   "frame ({} bytes: {} of headers and trailer and a 1-byte body): sending "
+                   "{}-byte frames\n",
                    o.frame_bytes, channel_frame_min_bytes, channel_header_bytes, frame_bytes);
     }
     std::vector<send_lane> lanes(port.queues());
