@@ -1,0 +1,167 @@
+// The data channel's reliability layer alone: what datagram_transport spends per frame (the frame
+// codec, CRC-32C both ways, go-back-N on both sides, acks and credit) between two transports in
+// one thread, over an in-memory link whose buffers come from a free list as mbufs come from a
+// mempool. No PMD, no shared memory, no second core: the part of the DPDK channel's cost that is
+// Ringtail's own, measured without the run-to-run swings of two processes on a shared host
+// (scripts/perf/dpdk_frames.py measures the whole channel).
+//
+// data_channel/<body bytes>: one message per frame, 32 frames sent and then one poll of each
+// side per iteration, as the exchange does. A body of 1 byte makes the smallest frame (83 bytes
+// on the wire with DPDK's Ethernet, IPv4 and UDP headers: 82 besides the body), 174 bytes a
+// 256-byte frame, the sizes scripts/perf/dpdk_frames.py sends. Items are frames delivered in
+// order; the receiver checks each one's first byte.
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "net/datagram_transport.h"
+
+namespace {
+
+using ringtail::peer_id;
+using ringtail::net::datagram_link;
+using ringtail::net::datagram_transport;
+
+constexpr std::size_t datagram_bytes = 1472; // a 1500-byte MTU less the IPv4 and UDP headers
+constexpr std::size_t frames_per_iteration = 32;
+
+// Two ends of an in-memory wire. A datagram is a buffer from a free list: send_buffer() queues
+// the buffer itself (the sender still holds it until acknowledged, as with an mbuf); send()
+// copies into a fresh one that the wire frees once received.
+class memory_wire {
+public:
+    struct datagram {
+        std::byte* data;
+        std::size_t size;
+        bool owned; // a copy the wire frees after delivery
+    };
+    std::byte* take() {
+        if (_free.empty()) {
+            _storage.emplace_back(new std::byte[datagram_bytes]);
+            return _storage.back().get();
+        }
+        std::byte* b = _free.back();
+        _free.pop_back();
+        return b;
+    }
+    void give_back(std::byte* b) { _free.push_back(b); }
+    std::vector<datagram>& queue_to(peer_id peer) { return _queues[peer]; }
+
+private:
+    std::vector<std::unique_ptr<std::byte[]>> _storage;
+    std::vector<std::byte*> _free;
+    std::vector<datagram> _queues[2];
+};
+
+class memory_link final : public datagram_link {
+public:
+    memory_link(memory_wire& wire, peer_id self)
+      : _wire(wire)
+      , _self(self) {}
+    std::uint32_t peer_count() const override { return 2; }
+    int wait_fd() const override { return -1; }
+    std::size_t max_datagram_bytes() const override { return datagram_bytes; }
+    void send(peer_id peer, std::span<const std::byte> d) override {
+        std::byte* b = _wire.take();
+        std::memcpy(b, d.data(), d.size());
+        _wire.queue_to(peer).push_back({ b, d.size(), true });
+    }
+    buffer allocate(peer_id, std::size_t bytes) override {
+        return buffer{ this, _wire.take(), bytes };
+    }
+    void send_buffer(peer_id peer, const buffer& b) override {
+        _wire.queue_to(peer).push_back({ b.data, b.size, false });
+    }
+    void release(buffer& b) override {
+        _wire.give_back(b.data);
+        b = buffer{};
+    }
+    std::size_t receive(
+      const std::function<void(peer_id, std::span<const std::byte>)>& on) override {
+        auto& q = _wire.queue_to(_self);
+        const std::size_t n = q.size();
+        for (const auto& d : q) {
+            on(1 - _self, std::span<const std::byte>(d.data, d.size));
+            if (d.owned) {
+                _wire.give_back(d.data);
+            }
+        }
+        q.clear();
+        return n;
+    }
+
+private:
+    memory_wire& _wire;
+    peer_id _self;
+};
+
+struct receiver final : ringtail::transport_events {
+    std::uint64_t messages = 0;
+    std::uint64_t to_grant = 0;
+    std::uint64_t wrong = 0;
+    void on_messages(peer_id, std::span<const std::byte> body, std::uint32_t count) override {
+        wrong += body.empty() || body[0] != static_cast<std::byte>(messages & 0xFF) ? 1 : 0;
+        messages += count;
+        to_grant += count;
+    }
+    void on_peer_lost(peer_id, const std::string& reason) override {
+        throw std::runtime_error("peer lost: " + reason);
+    }
+};
+
+struct sender final : ringtail::transport_events {
+    void on_messages(peer_id, std::span<const std::byte>, std::uint32_t) override {}
+    void on_peer_lost(peer_id, const std::string& reason) override {
+        throw std::runtime_error("peer lost: " + reason);
+    }
+};
+
+void data_channel(benchmark::State& state) {
+    const auto body_bytes = static_cast<std::size_t>(state.range(0));
+    memory_wire wire;
+    memory_link la(wire, 0), lb(wire, 1);
+    datagram_transport a(la, 0), b(lb, 1);
+    sender ea;
+    receiver eb;
+    std::vector<std::byte> body(body_bytes);
+    std::uint64_t sent = 0;
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < frames_per_iteration && a.credit(1) > 0; ++i) {
+            body[0] = static_cast<std::byte>(sent & 0xFF);
+            a.send(1, body, 1);
+            ++sent;
+        }
+        a.poll(ea);
+        b.poll(eb);
+        b.grant(0, static_cast<std::uint32_t>(eb.to_grant));
+        eb.to_grant = 0;
+    }
+    // What is still in flight arrives, so that every frame counted was delivered.
+    for (int i = 0; i < 4 && eb.messages < sent; ++i) {
+        a.poll(ea);
+        b.poll(eb);
+    }
+    if (eb.messages != sent || eb.wrong != 0) {
+        state.SkipWithError("frames lost or out of order");
+        return;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(eb.messages));
+    // Above 0 only when the thread was held up for over an RTO (2 ms): a busy machine.
+    state.counters["retransmissions"] = static_cast<double>(a.counters().retransmissions);
+    state.counters["bytes_per_frame"] = static_cast<double>(
+      ringtail::net::data_frame_header_bytes + body_bytes + ringtail::net::data_ack_trailer_bytes);
+}
+
+BENCHMARK(data_channel)->Arg(1)->Arg(174);
+
+} // namespace
+
+BENCHMARK_MAIN();
