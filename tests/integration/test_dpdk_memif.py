@@ -178,7 +178,7 @@ class DpdkMemifTest(ProcessTestCase):
     def channel(self, frames, queues=1, device="net_memif0", send_vdev=None, recv_vdev=None,
                 send_netns=(), recv_netns=(), foreign_frames=False, memory_mb=128):
         """Runs channel-send (started first: the memif server) and channel-recv with `queues`
-        lanes asked, `frames` 64-byte frames (raised to 67) per lane, EAL given `memory_mb`, and
+        lanes asked, `frames` 64-byte frames (raised to 83) per lane, EAL given `memory_mb`, and
         checks that every lane delivered every frame in order. Returns (receiver fields, sender
         fields, receiver stderr, sender stderr, context)."""
         self.require_dpdk_build()
@@ -220,10 +220,10 @@ class DpdkMemifTest(ProcessTestCase):
         self.assertEqual(int(got["order_errors"]), 0, context)
         self.assertEqual(got["complete"], "yes", context)
         self.assertEqual(got["peer"], "left", context)  # every lane of the sender said goodbye
-        self.assertEqual(int(got["bytes"]), 67 * lanes * frames, context)
+        self.assertEqual(int(got["bytes"]), 83 * lanes * frames, context)
         self.assertGreater(float(got["frames_per_s"]), 0, context)
         self.assertEqual(sent["acknowledged"], "yes", context)
-        self.assertEqual((int(sent["frame_bytes"]), int(sent["frame_bytes_asked"])), (67, 64))
+        self.assertEqual((int(sent["frame_bytes"]), int(sent["frame_bytes_asked"])), (83, 64))
         self.assertIn("below the smallest data-channel frame", "".join(send_err), context)
         for fields in (got, sent):
             # go-back-N may resend, but nothing is damaged.
@@ -236,7 +236,7 @@ class DpdkMemifTest(ProcessTestCase):
 
     def test_data_channel_delivers_every_frame_in_order(self):
         """The channel modes: dpdk_port + dpdk_link + datagram_transport, worker 0 sending 64-byte
-        frames (raised to the channel's smallest, 67) as fast as credit allows, worker 1 granting
+        frames (raised to the channel's smallest, 83) as fast as credit allows, worker 1 granting
         every message back at once; every frame arrives, in order, and both sides say so."""
         got, sent, _, _, context = self.channel(100000)
         self.assertEqual((int(got["queues"]), int(sent["queues"])), (1, 1), context)
