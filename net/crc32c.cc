@@ -10,10 +10,90 @@ namespace {
 using boost_crc32c = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
 
 #if defined(__x86_64__)
+// Three streams at once. One crc32 instruction takes 3 cycles before the next may use its result
+// but a new one can start every cycle, so a long run is checksummed as three blocks side by side
+// (a, b, c of interleave_block bytes each) and the three registers are then joined. With R(r, X)
+// the register after X from r, R(r, X) = shift(r, |X|) ^ R(0, X), where shift(r, n) is r carried
+// over n zero bytes; so R(r, a b c) = shift(ra, 2L) ^ shift(rb, L) ^ rc for ra = R(r, a),
+// rb = R(0, b), rc = R(0, c). shift is linear over GF(2), hence a table lookup per byte of the
+// register, the tables built at first use with the instruction itself (8 zero bytes per step).
+// perf/data_channel_bench: the channel's whole cost for a 1400-byte frame, both checksums
+// included, falls by a quarter; a 256-byte frame's by a twentieth. Intel's white paper "Fast CRC
+// Computation for iSCSI Polynomial Using CRC32 Instruction" (2011) describes the method; the tables
+// are Mark Adler's (crc32c.c).
+constexpr std::size_t interleave_block = 48; // L: six 8-byte words per stream and round
+
+struct shift_table {
+    std::uint32_t byte[4][256]; // shift of v << (8 k) over the table's length, for each byte v
+    __attribute__((target("sse4.2"))) std::uint32_t operator()(std::uint32_t r) const {
+        return byte[0][r & 0xFF] ^ byte[1][(r >> 8) & 0xFF] ^ byte[2][(r >> 16) & 0xFF] ^
+               byte[3][r >> 24];
+    }
+};
+
+struct shift_tables {
+    shift_table one, two; // over L and 2 L zero bytes
+};
+
+__attribute__((target("sse4.2"))) std::uint32_t shift_by_zeros(std::uint32_t r, std::size_t n) {
+    std::uint64_t c = r;
+    for (std::size_t i = 0; i < n / 8; ++i) {
+        c = __builtin_ia32_crc32di(c, 0);
+    }
+    return static_cast<std::uint32_t>(c);
+}
+
+__attribute__((target("sse4.2"))) void build(shift_table& t, std::size_t n) {
+    for (int k = 0; k < 4; ++k) {
+        for (std::uint32_t v = 0; v < 256; ++v) {
+            t.byte[k][v] = shift_by_zeros(v << (8 * k), n);
+        }
+    }
+}
+
+__attribute__((target("sse4.2"))) const shift_tables& tables() {
+    static const shift_tables t = [] {
+        shift_tables built{};
+        build(built.one, interleave_block);
+        build(built.two, 2 * interleave_block);
+        return built;
+    }();
+    return t;
+}
+
+// `rounds` rounds of three blocks from p, continuing `c`. Out of line, with its arguments by
+// value: inlined, or moving p and n through memory, it made the short parts of a small frame a
+// tenth slower.
+__attribute__((target("sse4.2"), noinline)) std::uint64_t crc32c_sse42_rounds(
+  std::uint64_t c, const unsigned char* p, std::size_t rounds) {
+    const shift_tables& t = tables();
+    for (std::size_t r = 0; r < rounds; ++r, p += 3 * interleave_block) {
+        std::uint64_t a = c, b = 0, d = 0;
+        for (std::size_t i = 0; i < interleave_block; i += 8) {
+            std::uint64_t va, vb, vd;
+            std::memcpy(&va, p + i, 8);
+            std::memcpy(&vb, p + interleave_block + i, 8);
+            std::memcpy(&vd, p + 2 * interleave_block + i, 8);
+            a = __builtin_ia32_crc32di(a, va);
+            b = __builtin_ia32_crc32di(b, vb);
+            d = __builtin_ia32_crc32di(d, vd);
+        }
+        c = t.two(static_cast<std::uint32_t>(a)) ^ t.one(static_cast<std::uint32_t>(b)) ^
+            static_cast<std::uint32_t>(d);
+    }
+    return c;
+}
+
 // Continues the CRC register `c` (not inverted) over p[0..n).
 __attribute__((target("sse4.2"), always_inline)) inline std::uint32_t crc32c_sse42_update(
   std::uint32_t c, const unsigned char* p, std::size_t n) {
     std::uint64_t c64 = c;
+    if (n >= 3 * interleave_block) [[unlikely]] {
+        const std::size_t rounds = n / (3 * interleave_block);
+        c64 = crc32c_sse42_rounds(c64, p, rounds);
+        p += rounds * 3 * interleave_block;
+        n -= rounds * 3 * interleave_block;
+    }
     while (n >= 8) {
         std::uint64_t v;
         std::memcpy(&v, p, 8);

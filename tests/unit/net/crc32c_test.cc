@@ -107,7 +107,7 @@ TEST(crc, fast_and_portable_agree_for_every_short_length_and_alignment) {
 // In parts, the checksum is that of the parts one after the other, whatever their number,
 // lengths and alignment.
 TEST(crc, parts_are_the_checksum_of_the_parts_in_a_row) {
-    std::vector<std::uint8_t> buf(128);
+    std::vector<std::uint8_t> buf(400);
     for (std::size_t i = 0; i < buf.size(); ++i) {
         buf[i] = static_cast<std::uint8_t>(i * 53 + 7);
     }
@@ -115,7 +115,7 @@ TEST(crc, parts_are_the_checksum_of_the_parts_in_a_row) {
     EXPECT_EQ(crc32c_parts({}), 0u);
     for (std::size_t offset = 0; offset < 8; ++offset) {
         for (std::size_t a_len = 0; a_len <= 20; ++a_len) {
-            for (std::size_t b_len = 0; b_len <= 60; b_len += 3) {
+            for (std::size_t b_len = 0; b_len <= 330; b_len += b_len < 60 ? 3 : 29) {
                 const auto a = all.subspan(offset, a_len);
                 const auto b = all.subspan(offset + a_len + 4, b_len);
                 const auto c = all.subspan(offset + a_len + b_len + 5, (a_len + b_len) % 17);
@@ -125,6 +125,28 @@ TEST(crc, parts_are_the_checksum_of_the_parts_in_a_row) {
                 ASSERT_EQ(crc32c_parts(parts), want)
                   << "offset " << offset << " parts " << a_len << ", " << b_len << ", " << c.size();
                 ASSERT_EQ(crc32c(c, crc32c(b, crc32c(a))), want);
+            }
+        }
+    }
+}
+
+// Around every multiple of the three-block round (3 x 48 bytes) up to four rounds, at every
+// alignment: the rounds, the joining of their three registers, and what follows them.
+TEST(crc, fast_and_portable_agree_around_the_three_stream_rounds) {
+    std::vector<std::uint8_t> buf(4 * 144 + 40);
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+        buf[i] = static_cast<std::uint8_t>(i * 131 + (i >> 8) * 17 + 3);
+    }
+    const auto all = as_span(buf);
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+        for (std::size_t rounds = 1; rounds <= 4; ++rounds) {
+            for (std::size_t len = rounds * 144 - 9; len <= rounds * 144 + 17; ++len) {
+                const auto bytes = all.subspan(offset, len);
+                ASSERT_EQ(crc32c(bytes), crc32c_portable(bytes))
+                  << "offset " << offset << " length " << len;
+                // Resumed from a register that is not the initial one.
+                ASSERT_EQ(crc32c(bytes, 0x12345678u), crc32c_portable(bytes, 0x12345678u))
+                  << "offset " << offset << " length " << len;
             }
         }
     }
