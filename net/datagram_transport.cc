@@ -224,7 +224,7 @@ void datagram_transport::send_frame(peer_id id, std::span<const std::byte> body,
     _link.send_buffer(id, b);
     p.receiver.ack_sent();
     p.last_ack_ns = now;
-    p.sender.sent(held_frame(_link, b, _unacked_bytes), now);
+    p.sender.sent_in_place(now, _link, b, _unacked_bytes);
     ++_counters.frames_out;
     ++_counters.acks_piggybacked;
 }

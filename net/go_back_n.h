@@ -137,13 +137,17 @@ public:
 
     // Records `frame`, which the caller has just sent with seq next_seq(), and holds it until it
     // is acknowledged. Starts the timer if nothing else was outstanding. The window must be open.
-    void sent(Held frame, std::uint64_t now_ns) {
+    void sent(Held frame, std::uint64_t now_ns) { sent_in_place(now_ns, std::move(frame)); }
+    // sent(), with the held frame made in its slot from `args`: no temporary to copy from, whose
+    // fields, just written one by one, a wider copy would wait for.
+    template<typename... Args>
+    void sent_in_place(std::uint64_t now_ns, Args&&... args) {
         detail::gbn_require(window_open(), "gbn_sender::sent with the window closed");
         if (_count == 0) {
             _deadline_ns = now_ns + _rto_ns;
         }
         slot& s = _slots[slot_of(_next_seq)];
-        s.frame.emplace(std::move(frame));
+        s.frame.emplace(std::forward<Args>(args)...);
         s.held_by_peer = false;
         s.resent = false;
         s.sent_ns = now_ns;
