@@ -156,7 +156,7 @@ private:
     std::uint64_t now_ns() const;
     // When a frame is sent, for its timeout and round-trip sample. On the engine's clock, one
     // reading serves sends_per_clock_reading sends (the last poll's serves the first ones):
-    // reading the TSC cost an eighth of the time spent sending a small frame. A frame is then
+    // reading the TSC cost some 7 % of the time spent sending a small frame. A frame is then
     // stamped at most a turn of the exchange loop early (microseconds; it waits for the turn's
     // end to go out anyway), which can only make its timeout sooner and its round-trip sample
     // longer, against an RTO of 2 ms or more.

@@ -195,11 +195,10 @@ public:
             // The probe was the oldest frame, so any progress covers it.
             if (cumulative_ack > _probe_seq) {
                 ++_spurious_timeouts;
-            } else if (_count > 0) {
+            } else {
                 // The probe alone: the frames sent before the timeout go again, on the next
                 // poll (sent before the timeout, they are an RTO old by now).
                 _recover_pending = true;
-                _deadline_ns = now_ns;
             }
             _probe_seq = 0;
         }
@@ -361,8 +360,8 @@ public:
     std::uint64_t rttvar_ns() const { return _rttvar_ns; }
 
 private:
-    // A mask, not `seq % window_frames`: the division cost a tenth of the time a small frame takes
-    // to send (go-back-N touches a slot or two per frame sent and acknowledged).
+    // A mask, not `seq % window_frames`: a 64-bit division takes tens of cycles, and go-back-N
+    // touches a slot or two for every frame sent and acknowledged.
     std::size_t slot_of(std::uint64_t seq) const { return seq & _slot_mask; }
 
     void sample_rtt(std::uint64_t rtt_ns) {
