@@ -16,9 +16,9 @@
 // gap is filled, and says which it keeps in an ACK frame sent at once (a selective
 // acknowledgement). So a frame overtaken on the way costs no retransmission; a lost one is resent
 // once three frames sent after it are kept (fast retransmission), several gaps in a window each
-// alone; and a timeout resends only the unacknowledged frames the receiver does not keep, the
-// first after progress only the oldest of them, as a probe that finds a spurious timeout (a
-// stalled peer) before the rest are resent needlessly (gbn_config::probe_on_timeout).
+// alone; and a timeout resends the oldest unacknowledged frame alone, as a probe that finds a
+// spurious timeout (a stalled peer) before the rest are resent needlessly, then the others the
+// receiver does not keep (gbn_config::probe_on_timeout).
 //
 // A peer is lost when it says BYE ("left the cluster"), when its frames go unacknowledged through
 // every retransmission ("unreachable: ..."), or when nothing at all was heard from it for

@@ -56,13 +56,13 @@ struct gbn_config {
     // of each other may overtake one another on the way (the fault layer's jitter, a NIC's
     // queues), and a frame overtaken that way is not lost.
     std::uint64_t reorder_window_ns = 50'000;
-    // The first timeout after progress resends the oldest frame alone, as a probe (F-RTO, RFC
-    // 5682, adapted to selective acks): if the ack that covers it covers frames after it too,
-    // which were sent once only, their first copies had arrived and the timeout was spurious (a
-    // peer or a link stalled for longer than the RTO); nothing else is resent. If it covers the
-    // probe alone, every frame sent before the timeout and not held by the receiver is resent
-    // at once, as it would have been. A probe that times out in turn resends them too. Off, every
-    // timeout resends them all.
+    // A timeout resends the oldest frame alone, as a probe, as TCP resends only its first
+    // unacknowledged segment (RFC 6298, 5.4). If the ack that covers it covers frames after it
+    // too, which were sent once only, their first copies had arrived and the timeout was spurious
+    // (a peer or a link stalled for longer than the RTO: F-RTO, RFC 5682); nothing else is
+    // resent. If it covers the probe alone, every frame sent before the timeout and not held by
+    // the receiver is resent at once. A peer that answers nothing costs one frame per timeout,
+    // not a window, until it is unreachable. Off, every timeout resends all those frames.
     bool probe_on_timeout = true;
 };
 
@@ -127,8 +127,8 @@ public:
     // Of those, frames sent again by fast retransmission (selective_ack).
     std::uint64_t fast_retransmissions() const { return _fast_retransmissions; }
     std::uint64_t timeouts() const { return _timeouts; }
-    // Timeouts answered by the probe alone (gbn_config::probe_on_timeout): its ack covered
-    // frames sent only once, which the timeout would otherwise have resent.
+    // Timeouts found spurious (gbn_config::probe_on_timeout): the probe's ack covered frames
+    // sent only once, which the timeout would otherwise have resent.
     std::uint64_t spurious_timeouts() const { return _spurious_timeouts; }
     // Acks for a seq never sent: ignored (a corrupt or foreign frame that passed the checksum).
     std::uint64_t bad_acks() const { return _bad_acks; }
@@ -288,8 +288,8 @@ public:
     // was last sent an RTO ago or more; frames sent since have their own timeout, and the timer
     // is re-armed for the earliest. When the oldest frame's timeout is among them, that counts a
     // timeout, doubles the RTO up to rto_max and, at max_timeouts in a row, makes the peer
-    // unreachable instead of resending; the first such timeout after progress resends only the
-    // oldest frame, as a probe (gbn_config::probe_on_timeout). Returns the frames resent.
+    // unreachable instead of resending; and such a timeout resends only the oldest frame, as a
+    // probe (gbn_config::probe_on_timeout). Returns the frames resent.
     // `resend` must not call back into the sender.
     template<typename Resend>
     std::size_t poll(std::uint64_t now_ns, Resend&& resend) {
@@ -316,9 +316,7 @@ public:
                 _unreachable = true;
                 return 0;
             }
-            _probe_seq = 0; // a probe unanswered: everything goes below
-            if (_config.probe_on_timeout && _consecutive_timeouts == 1 &&
-                !_slots[slot_of(oldest)].held_by_peer) {
+            if (_config.probe_on_timeout && !_slots[slot_of(oldest)].held_by_peer) {
                 slot& s = _slots[slot_of(oldest)];
                 s.resent = true;
                 s.sent_ns = now_ns;
@@ -329,6 +327,7 @@ public:
                 _deadline_ns = now_ns + _rto_ns;
                 return 1;
             }
+            _probe_seq = 0; // everything due goes below
         }
         std::size_t resent = 0;
         // The earliest send of the frames the receiver does not hold (the oldest is one), after
@@ -439,8 +438,7 @@ private:
     std::uint64_t _fast_retransmissions = 0;
     std::uint64_t _timeouts = 0;
     std::uint64_t _spurious_timeouts = 0;
-    // The oldest frame, resent alone on the first timeout after progress (probe_on_timeout);
-    // 0 when no probe is out.
+    // The oldest frame, resent alone on a timeout (probe_on_timeout); 0 when no probe is out.
     std::uint64_t _probe_seq = 0;
     // The probe's ack covered it alone: poll() resends what it stood for.
     bool _recover_pending = false;

@@ -940,22 +940,21 @@ TEST(datagram_transport, a_retransmission_sends_the_same_buffer_again) {
     }
     ASSERT_EQ(a.counters().frames_out, 5u);
     ASSERT_EQ(la.live(), 5u);
-    // Three timeouts (after 2, 6 and 14 ms; the next is at 30): the first resends the oldest
-    // frame alone (a probe), which goes unanswered; the others every outstanding frame, each
-    // from its buffer.
+    // Three timeouts (after 2, 6 and 14 ms; the next is at 30), each resending the oldest frame
+    // alone (a probe) from its buffer; none is answered.
     for (int k = 0; k < 1500; ++k) {
         step({ &a, &b }, { &ra, &rb }, clk);
     }
-    EXPECT_EQ(a.counters().retransmissions, 11u);
+    EXPECT_EQ(a.counters().retransmissions, 3u);
     EXPECT_EQ(la.allocations, 5u);
     EXPECT_EQ(la.live(), 5u);
-    EXPECT_EQ(la.buffer_sends, 16u);
+    EXPECT_EQ(la.buffer_sends, 8u);
     auto sends = la.live_sends();
     std::sort(sends.begin(), sends.end());
-    // Sent, then resent two or (the probe) three times: the same handle each time.
-    EXPECT_EQ(sends, (std::vector<std::uint64_t>{ 3, 3, 3, 3, 4 }));
+    EXPECT_EQ(sends, (std::vector<std::uint64_t>{ 1, 1, 1, 1, 4 }));
     EXPECT_TRUE(rb.batches.empty());
-    // The link heals: the next retransmission delivers, the ack releases every buffer.
+    // The link heals: the next probe arrives, its ack covers it alone, and the other four go
+    // again at once, each from its buffer; the acks release every buffer.
     la.blackhole = false;
     for (int k = 0; k < 3000 && (rb.batches.size() < 3 || a.pending_bytes() > 0); ++k) {
         step({ &a, &b }, { &ra, &rb }, clk);
@@ -968,6 +967,10 @@ TEST(datagram_transport, a_retransmission_sends_the_same_buffer_again) {
     EXPECT_EQ(la.allocations, 5u);
     EXPECT_EQ(la.releases, 5u);
     EXPECT_EQ(la.buffer_sends, a.counters().frames_out + a.counters().retransmissions);
+    sends = la.sends_per_buffer;
+    std::sort(sends.begin(), sends.end());
+    EXPECT_EQ(sends, (std::vector<std::uint64_t>{ 2, 2, 2, 2, 5 }));
+    EXPECT_EQ(a.counters().spurious_timeouts, 0u);
     EXPECT_TRUE(ra.lost.empty());
 }
 

@@ -141,10 +141,9 @@ TEST(go_back_n, timeout_resends_everything_outstanding_in_order_with_backoff) {
     EXPECT_FALSE(tx.unreachable());
 }
 
-// The first timeout after progress resends the oldest frame alone. An ack beyond it says the
-// first copies had arrived (the timeout was spurious): nothing else is resent, and the next
-// timeout after that progress probes again.
-TEST(go_back_n, first_timeout_probes_with_the_oldest_frame_and_an_ack_beyond_it_ends_there) {
+// A timeout resends the oldest frame alone. An ack beyond it says the first copies had arrived
+// (the timeout was spurious): nothing else is resent, and the next timeout probes again.
+TEST(go_back_n, a_timeout_probes_with_the_oldest_frame_and_an_ack_beyond_it_ends_there) {
     gbn_sender<std::string> tx(probing_config());
     for (const char* f : { "a", "b", "c", "d" }) {
         tx.sent(f, 0);
@@ -165,7 +164,7 @@ TEST(go_back_n, first_timeout_probes_with_the_oldest_frame_and_an_ack_beyond_it_
     EXPECT_EQ(tx.next_deadline_ns(), 3000u);
     EXPECT_EQ(tx.poll(2999, log.callback()), 0u);
     EXPECT_EQ(log.frames.size(), 1u);
-    // d's timeout is the first after progress: a probe again.
+    // d's timeout: a probe again.
     EXPECT_EQ(tx.poll(3000, log.callback()), 1u);
     EXPECT_EQ(log.frames, (frames{ { "a", 1 }, { "d", 4 } }));
     EXPECT_EQ(tx.timeouts(), 2u);
@@ -205,9 +204,9 @@ TEST(go_back_n, a_probe_acked_alone_resends_the_rest_at_once) {
     EXPECT_EQ(log.frames, (frames{ { "b", 2 } }));
 }
 
-// A probe unanswered for its own RTO (doubled): every frame due goes, and the timeouts that
-// follow in a row resend everything due, as without probes.
-TEST(go_back_n, an_unanswered_probe_times_out_and_every_frame_due_goes) {
+// A peer that answers nothing gets one frame per timeout, the RTO doubling, until it is
+// unreachable; when it answers the probe alone at last, the rest goes at once.
+TEST(go_back_n, unanswered_probes_cost_one_frame_per_timeout) {
     gbn_sender<std::string> tx(probing_config());
     for (const char* f : { "a", "b", "c" }) {
         tx.sent(f, 0);
@@ -215,17 +214,40 @@ TEST(go_back_n, an_unanswered_probe_times_out_and_every_frame_due_goes) {
     resent_log log;
     EXPECT_EQ(tx.poll(1000, log.callback()), 1u);
     EXPECT_EQ(tx.poll(2999, log.callback()), 0u);
-    EXPECT_EQ(tx.poll(3000, log.callback()), 3u);
+    EXPECT_EQ(tx.poll(3000, log.callback()), 1u);
     EXPECT_EQ(tx.timeouts(), 2u);
     EXPECT_EQ(tx.rto_ns(), 4000u);
-    EXPECT_EQ(tx.poll(7000, log.callback()), 3u);
+    EXPECT_EQ(tx.poll(7000, log.callback()), 1u);
     EXPECT_EQ(tx.timeouts(), 3u);
     using frames = std::vector<std::pair<std::string, std::uint64_t>>;
-    EXPECT_EQ(
-      log.frames,
-      (frames{
-        { "a", 1 }, { "a", 1 }, { "b", 2 }, { "c", 3 }, { "a", 1 }, { "b", 2 }, { "c", 3 } }));
+    EXPECT_EQ(log.frames, (frames{ { "a", 1 }, { "a", 1 }, { "a", 1 } }));
+    EXPECT_EQ(tx.acked(1, 7100), 1u);
+    EXPECT_EQ(tx.poll(7100, log.callback()), 2u);
+    EXPECT_EQ(log.frames, (frames{ { "a", 1 }, { "a", 1 }, { "a", 1 }, { "b", 2 }, { "c", 3 } }));
     EXPECT_EQ(tx.spurious_timeouts(), 0u);
+    EXPECT_EQ(tx.consecutive_timeouts(), 0u);
+}
+
+// With probes too, a peer that never answers is unreachable after max_timeouts, at the same
+// time as without them.
+TEST(go_back_n, unreachable_with_probes_at_the_same_time_as_without) {
+    for (const bool probe : { true, false }) {
+        gbn_config c = probing_config(); // max_timeouts 5, RTO 1000 doubling to 8000
+        c.probe_on_timeout = probe;
+        gbn_sender<std::string> tx(c);
+        tx.sent("a", 0);
+        tx.sent("b", 0);
+        resent_log log;
+        std::uint64_t now = 0;
+        while (!tx.unreachable() && now < 100'000) {
+            now = tx.next_deadline_ns();
+            tx.poll(now, log.callback());
+        }
+        EXPECT_TRUE(tx.unreachable());
+        EXPECT_EQ(now, 1000u + 2000 + 4000 + 8000 + 8000);
+        EXPECT_EQ(tx.timeouts(), 5u);
+        EXPECT_EQ(log.frames.size(), probe ? 4u : 8u);
+    }
 }
 
 // Each frame times out an RTO after it was sent: the timer is armed by the first, and frames
@@ -769,8 +791,8 @@ TEST(go_back_n, simulated_lossy_link_delivers_every_message_once_in_order) {
     gbn_config gbn; // the defaults: window 256, RTO 2 ms .. 200 ms, 8 timeouts
     constexpr std::uint64_t messages = 200'000;
     // Go-back-N pays a whole RTO for every frame lost or reordered (about 15 % of them here), so
-    // this takes about 28 simulated seconds (36, and 1.6 times the frames, without the probe on
-    // a first timeout); a limit of 60 catches a protocol that stalls.
+    // this takes about 29 simulated seconds (36, and 1.6 times the frames, without the probe on
+    // each timeout); a limit of 60 catches a protocol that stalls.
     constexpr std::uint64_t limit_ns = 60'000'000'000;
     link_result r = run_link(gbn, a_to_b, b_to_a, messages, 8, limit_ns);
 
@@ -821,9 +843,9 @@ TEST(go_back_n, peer_that_stops_acking_is_unreachable_in_bounded_time) {
     EXPECT_GE(r.finished_at_ns, expected_ns);
     EXPECT_LT(r.finished_at_ns, expected_ns + 5'000);
     EXPECT_EQ(r.max_outstanding, gbn.window_frames);
-    // Only the first window was ever sent: the retries added nothing new. The first timeout
-    // sent one frame (the probe), the others the whole window, the last none.
-    EXPECT_EQ(a_to_b.submitted(), gbn.window_frames * std::uint64_t{ gbn.max_timeouts - 1 } + 1);
+    // Only the first window was ever sent: the retries added nothing new. Each timeout but the
+    // last, which gives up, resent one frame (a probe).
+    EXPECT_EQ(a_to_b.submitted(), gbn.window_frames + std::uint64_t{ gbn.max_timeouts } - 1);
 }
 
 } // namespace
