@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "cli/core_plan.h"
 #include "cli/external_requests.h"
 #include "cli/worker_options.h"
@@ -295,11 +297,8 @@ int run_worker(int argc, char** argv, application& app) {
                 log::warn("{}", lanes.warning);
             }
             if (lanes.cpus.size() > 1) {
-                std::string list;
-                for (int c : lanes.cpus) {
-                    list += (list.empty() ? "" : ",") + std::to_string(c);
-                }
-                log::info("data channel: lane exchange threads on cores {}", list);
+                log::info("data channel: lane exchange threads on cores {}",
+                          fmt::join(lanes.cpus, ","));
             }
             cfg.exchange_cpus = std::move(lanes.cpus);
         }

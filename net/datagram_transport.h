@@ -111,8 +111,8 @@ struct datagram_transport_counters {
     std::uint64_t kept_early = 0;      // of those, kept until the gap is filled (within the window)
     std::uint64_t retransmissions = 0; // DATA frames sent again
     std::uint64_t fast_retransmissions = 0; // of those, before their timeout (selective acks)
-    // First timeouts whose probe's ack covered frames sent once only (gbn_config::
-    // probe_on_timeout): a peer or the link stalled, nothing was lost, and nothing more resent.
+    // Timeouts whose probe's ack covered frames sent once only (gbn_config::probe_on_timeout):
+    // a peer or the link stalled, nothing was lost, and nothing more was resent.
     std::uint64_t spurious_timeouts = 0;
     std::uint64_t acks_out = 0, acks_in = 0; // ACK frames of their own
     std::uint64_t acks_piggybacked = 0;      // acknowledgements carried by DATA frames

@@ -270,10 +270,7 @@ public:
         }
         const std::size_t resent = _lost.size();
         for (auto it = _lost.rbegin(); it != _lost.rend(); ++it) {
-            slot& s = _slots[slot_of(*it)];
-            s.resent = true;
-            s.sent_ns = now_ns;
-            resend(static_cast<const Held&>(*s.frame), *it);
+            resend_slot(*it, now_ns, resend);
         }
         _retransmissions += resent;
         _fast_retransmissions += resent;
@@ -317,13 +314,10 @@ public:
                 return 0;
             }
             if (_config.probe_on_timeout && !_slots[slot_of(oldest)].held_by_peer) {
-                slot& s = _slots[slot_of(oldest)];
-                s.resent = true;
-                s.sent_ns = now_ns;
-                resend(static_cast<const Held&>(*s.frame), oldest);
+                resend_slot(oldest, now_ns, resend);
                 _probe_seq = oldest;
                 ++_retransmissions;
-                _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
+                back_off();
                 _deadline_ns = now_ns + _rto_ns;
                 return 1;
             }
@@ -339,16 +333,14 @@ public:
                 continue;
             }
             if (s.sent_ns + _rto_ns <= now_ns) {
-                s.resent = true;
-                s.sent_ns = now_ns;
-                resend(static_cast<const Held&>(*s.frame), seq);
+                resend_slot(seq, now_ns, resend);
                 ++resent;
             }
             earliest_sent_ns = std::min(earliest_sent_ns, s.sent_ns);
         }
         _retransmissions += resent;
         if (oldest_expired) {
-            _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
+            back_off();
         }
         _deadline_ns = earliest_sent_ns + _rto_ns;
         return resent;
@@ -362,6 +354,20 @@ private:
     // A mask, not `seq % window_frames`: a 64-bit division takes tens of cycles, and go-back-N
     // touches a slot or two for every frame sent and acknowledged.
     std::size_t slot_of(std::uint64_t seq) const { return seq & _slot_mask; }
+
+    // Sends the outstanding frame `seq` again, now, through `resend`; counted by the caller.
+    template<typename Resend>
+    void resend_slot(std::uint64_t seq, std::uint64_t now_ns, Resend& resend) {
+        slot& s = _slots[slot_of(seq)];
+        s.resent = true;
+        s.sent_ns = now_ns;
+        resend(static_cast<const Held&>(*s.frame), seq);
+    }
+
+    // A timeout's backoff: the RTO doubles, up to rto_max.
+    void back_off() {
+        _rto_ns = _rto_ns > _config.rto_max_ns / 2 ? _config.rto_max_ns : _rto_ns * 2;
+    }
 
     void sample_rtt(std::uint64_t rtt_ns) {
         if (_srtt_ns == 0) {
@@ -398,9 +404,7 @@ private:
                 _reorder_deadline_ns = std::min(_reorder_deadline_ns, due);
                 continue;
             }
-            s.resent = true;
-            s.sent_ns = now_ns;
-            resend(static_cast<const Held&>(*s.frame), seq);
+            resend_slot(seq, now_ns, resend);
             ++resent;
         }
         _retransmissions += resent;

@@ -164,15 +164,9 @@ void data_channel(benchmark::State& state) {
 
 BENCHMARK(data_channel)->Arg(1)->Arg(174)->Arg(1400);
 
+// The TSC, as a worker reads it (clock_gettime before this), before main() runs anything.
+[[maybe_unused]] const bool clock_calibrated = (ringtail::clock::calibrate(), true);
+
 } // namespace
 
-int main(int argc, char** argv) {
-    ringtail::clock::calibrate(); // the TSC, as a worker reads it (clock_gettime before this)
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-        return 1;
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+BENCHMARK_MAIN();
