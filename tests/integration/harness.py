@@ -418,7 +418,12 @@ class ProcessTestCase(unittest.TestCase):
             in_specs = []
             for s in sources:
                 name, max_size = (s, None) if isinstance(s, str) else s
+                # Not a port the worker writes to, nor one of its other sources: free_port() can
+                # hand back a port it released a moment ago (a receiver that starts late has
+                # not bound its port yet).
                 port = free_port()
+                while port in out_ports or port in in_ports.values():
+                    port = free_port()
                 in_ports[name] = port
                 spec = f"{name}@127.0.0.1:{port}"
                 if max_size is not None:
