@@ -27,7 +27,9 @@ exchange thread each). It shows how lanes scale where there are cores for them.
 
 Usage (from the repository root):
   scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
-                          [--dpdk] [--wide]
+                          [--dpdk] [--wide] [--text FILE]
+--text: the lines word_count's senders send (default /usr/share/common-licenses/GPL-3; on a host
+without Debian's base-files, the copy scripts/perf/bundle.sh puts in share/GPL-3).
 Environment: RINGTAIL_BIN_DIR (the binaries; default BUILD_DIR/bin, BUILD_DIR default build).
 Results: --out DIR (default results/cluster-<date>/): summary.json, table.txt, logs/.
 """
@@ -233,7 +235,12 @@ def main():
     ap.add_argument("--wide", action="store_true",
                     help="also run sequence on 2 workers x 2 threads (4 senders): on sockets, "
                          "and with --dpdk on memif with 2 lanes (a queue pair per shard)")
+    ap.add_argument("--text", default=GPL,
+                    help=f"word_count: the lines its senders send (default {GPL})")
     a = ap.parse_args()
+    if not os.path.isfile(a.text):
+        print(f"cluster.py: --text {a.text}: no such file", file=sys.stderr)
+        sys.exit(64)
     if a.quick:
         a.reps, a.messages, a.lines, a.duration = 1, 100_000, 10_000, 2
     bin_dir = os.environ.get("RINGTAIL_BIN_DIR") or os.path.join(
@@ -247,7 +254,7 @@ def main():
     for i in range(2):
         sequence_file(seq_files[i], keys, i, per_file)
     half = a.messages // 2
-    with open(GPL) as f:
+    with open(a.text) as f:
         gpl = [l.rstrip("\n") for l in f]
     half_lines = a.lines // 2
     # Two senders each repeat the file from its start: the output is that of each sender's lines
@@ -298,7 +305,7 @@ def main():
                 send = [["-y", "-r", "-m", str(part)]] * senders
                 expect, framed = part * senders, True
             else:
-                files = [GPL, GPL]
+                files = [a.text, a.text]
                 send = [["-r", "-m", str(half_lines)]] * 2
                 expect, framed = wc_bytes, False
             t = timed_case(run, tag, app, source, workers, threads, files, send, expect, framed,
