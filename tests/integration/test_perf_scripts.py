@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh and cluster.py;
+"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh, cluster.py and
+bundle.sh (scaling.sh: its refusals);
 of dpdk_frames.py only its help and its refusals (measuring needs root, dpdk-testpmd, quiet cores).
 
 They run short measurements of passthrough (seconds, not figures to quote) and check what the
@@ -260,3 +261,151 @@ class DpdkFramesScriptTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+BUNDLE = os.path.join(SCRIPTS, "bundle.sh")
+SCALING = os.path.join(SCRIPTS, "scaling.sh")
+PINGPONG = "ringtail-dpdk-pingpong"
+
+
+def dpdk_driver_dir():
+    """The folder EAL loads its drivers from by default (where librte_net_memif's real file is)."""
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "librte_net_memif.so." in line and "=>" in line:
+            return os.path.dirname(os.path.realpath(line.split("=>")[1].strip()))
+    return None
+
+
+class BundleScriptTest(unittest.TestCase):
+    """scripts/perf/bundle.sh, which packs a build to run the perf scripts on a host without its
+    libraries, and scripts/perf/scaling.sh, which runs them there. One bundle, made in setUpClass
+    from $RINGTAIL_BIN_DIR's build, serves the tests. The host without libraries is played by a
+    mount namespace in which EAL's driver folder is empty: a DPDK data channel must then run from
+    the bundle's drivers, and every shared object its processes load must be the bundle's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.bundle = os.path.join(cls.tmp.name, "bundle")
+        cls.made = run(BUNDLE, "--build-dir", os.path.dirname(BIN_DIR), "--out", cls.bundle,
+                       timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        if not os.access(os.path.join(BIN_DIR, PINGPONG), os.X_OK):
+            self.skip_or_fail(f"no {PINGPONG} in {BIN_DIR}: this build has no DPDK")
+        self.assertEqual(self.made.returncode, 0,
+                         self.made.stderr.decode() + self.made.stdout.decode())
+
+    def skip_or_fail(self, reason):
+        if os.environ.get("RINGTAIL_REQUIRE_DPDK") == "1" or os.environ.get("CI"):
+            self.fail(f"{reason} ($RINGTAIL_REQUIRE_DPDK or $CI says this must run here)")
+        self.skipTest(reason)
+
+    def test_layout(self):
+        with open(os.path.join(self.bundle, "MANIFEST")) as f:
+            manifest = dict(l.split(" ", 1) for l in f.read().splitlines())
+        self.assertIn("ld-linux-x86-64.so.2", manifest["loader"])
+        for name in manifest["programs"].split():
+            wrapper = os.path.join(self.bundle, "bin", name)
+            self.assertTrue(os.access(wrapper, os.X_OK), wrapper)
+            self.assertTrue(os.path.isfile(os.path.join(self.bundle, "real", name)), name)
+        for name in ("librte_net_memif", "librte_bus_vdev", "librte_mempool_ring"):
+            self.assertIn(name, manifest["drivers"])
+        libs = os.listdir(os.path.join(self.bundle, "lib"))
+        for name in ("libc.so.6", "libstdc++.so.6", "librte_eal.so.23", "libhwloc.so.15"):
+            self.assertIn(name, libs)
+        # A program without DPDK runs through its wrapper anywhere.
+        r = run(os.path.join(self.bundle, "bin", "ringtail-check"), "--help", timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn(b"ringtail-check", r.stdout + r.stderr)
+        # One with DPDK refuses where EAL would load this host's drivers beside the bundle's.
+        drivers = dpdk_driver_dir()
+        if drivers is not None and os.path.isdir(drivers):
+            r = run(os.path.join(self.bundle, "bin", "sequence"), "--help", timeout=30)
+            self.assertEqual(r.returncode, 69, r.stderr.decode())
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, r.stderr.decode())
+            self.assertIn(f"this host has DPDK's drivers in {drivers}", lines[0])
+
+    def test_channel_runs_from_the_bundle_alone(self):
+        if os.geteuid() != 0 or shutil.which("unshare") is None:
+            self.skip_or_fail("needs root and unshare(1): a mount namespace plays the bare host")
+        drivers = dpdk_driver_dir()
+        self.assertIsNotNone(drivers, "ldconfig knows no librte_net_memif")
+        bin_dir = os.path.join(self.bundle, "bin")
+        pid = os.getpid()
+        eal = (f"--no-huge -m 128 --no-pci --no-telemetry --log-level=lib.eal:warning "
+               f"--vdev=net_memif0,id=0,socket=/rt-bundle-{pid}.sock")
+        cpus = sorted(os.sched_getaffinity(0))
+        trace = os.path.join(self.tmp.name, "ld-trace")
+        script = f"""
+set -u
+mount -t tmpfs none '{drivers}' || exit 90
+[ -z "$(ls '{drivers}')" ] || exit 91
+'{bin_dir}/{PINGPONG}' --mode channel-send --device net_memif0 --frames 20000 --timeout 20 \\
+    -- {eal},role=server --file-prefix rt-bundle-{pid}-s -l {cpus[-1]} &
+sender=$!
+LD_DEBUG=libs LD_DEBUG_OUTPUT='{trace}' '{bin_dir}/{PINGPONG}' --mode channel-recv \\
+    --device net_memif0 --warmup 0 --timeout 30 \\
+    -- {eal},role=client --file-prefix rt-bundle-{pid}-r -l {cpus[0]}
+rc=$?
+wait $sender || exit 92
+exit $rc
+"""
+        try:
+            r = subprocess.run(["unshare", "-m", "bash", "-c", script], capture_output=True,
+                               text=True, timeout=90)
+        finally:
+            for role in "sr":
+                shutil.rmtree(f"/var/run/dpdk/rt-bundle-{pid}-{role}", ignore_errors=True)
+        context = f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+        if r.returncode == 90:
+            self.skip_or_fail("cannot mount in a new mount namespace here")
+        self.assertEqual(r.returncode, 0, context)
+        line = next(l for l in r.stdout.splitlines() if l.startswith("channel-recv:"))
+        fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
+        self.assertEqual(fields["frames"], "20000", context)
+        self.assertEqual(fields["complete"], "yes", context)
+        self.assertEqual(fields["order_errors"], "0", context)
+        # Every shared object the receiver initialised came from the bundle, its drivers too. Its
+        # process ran env and bash (the wrapper) before the exec: its part of the trace follows
+        # bash's "transferring control", up to the end.
+        inits = []
+        for name in os.listdir(self.tmp.name):
+            if not name.startswith("ld-trace"):
+                continue
+            with open(os.path.join(self.tmp.name, name)) as f:
+                lines = f.read().splitlines()
+            handed = [i for i, l in enumerate(lines) if "transferring control:" in l]
+            if not any(lines[i].endswith(f"/bin/{PINGPONG}") for i in handed):
+                continue  # one of the wrapper's helpers (dirname)
+            start = max(i for i in handed if not lines[i].endswith(f"/bin/{PINGPONG}"))
+            inits += [l.split("calling init:", 1)[1].strip() for l in lines[start:]
+                      if "calling init:" in l]
+        self.assertTrue(any("librte_net_memif" in p for p in inits), inits)
+        lib = os.path.join(self.bundle, "lib") + os.sep
+        self.assertEqual([p for p in inits if not p.startswith(lib)], [], context)
+
+    def test_bad_arguments(self):
+        keep = os.path.join(self.tmp.name, "not-a-bundle")
+        os.makedirs(keep, exist_ok=True)
+        with open(os.path.join(keep, "notes.txt"), "w") as f:
+            f.write("mine\n")
+        for args, code in (([BUNDLE, "--no-such-flag"], 64), ([BUNDLE, "--out"], 64),
+                           ([BUNDLE, "--build-dir", os.path.dirname(BIN_DIR), "--out", keep], 64),
+                           ([BUNDLE, "--build-dir", self.tmp.name, "--out",
+                             os.path.join(self.tmp.name, "none")], 69),
+                           ([SCALING, "--reps", "0", "--bundle", self.bundle], 64),
+                           ([SCALING, "--no-such-flag"], 64),
+                           ([SCALING, "--bundle", self.tmp.name], 69)):
+            r = run(*args, timeout=30)
+            self.assertEqual(r.returncode, code, f"{args}: {r.stderr.decode()}")
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, f"{args}: {r.stderr.decode()}")
+            self.assertRegex(lines[0], r"^(bundle|scaling)\.sh: ")
+        self.assertTrue(os.path.isfile(os.path.join(keep, "notes.txt")))

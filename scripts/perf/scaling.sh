@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The data channel's performance goals, measured on a host with cores to spare, from a bundle made
+# by scripts/perf/bundle.sh (the host needs bash, python3 and coreutils; none of Ringtail's
+# libraries). In one run, each step bounded in time:
+#   1. the host: CPUs, model, kernel; and whether DPDK runs here (a 1-second memif channel run);
+#   2. scripts/perf/dpdk_frames.py: the channel's frames/s against dpdk-testpmd (goal >= 0.8x);
+#   3. scripts/perf/cluster.py --wide (--dpdk when step 1 worked): messages/s of 2 workers on the
+#      socket and the DPDK data channel, and the latency of crossing messages (goal: 3x the
+#      messages/s, half the p99).
+# A step that fails is reported and the next one runs; the exit status says whether all worked.
+#
+# Usage (from the repository root, as root for DPDK):
+#   scripts/perf/scaling.sh [--bundle DIR] [--out DIR] [--export DIR] [--reps R] [--messages N]
+#                           [--quick]
+#     --bundle DIR   the bundle (default build-bundle)
+#     --out DIR      results (default results/scaling-<date>): host.txt, frames.json and
+#                    frames.txt, cluster/ (summary.json, table.txt, logs/), the DPDK check's logs,
+#                    and scaling.log with everything printed
+#     --export DIR   also copy the summaries there, side by side (6 files at most: scaling.log,
+#                    host.txt, frames.json, frames.txt, cluster-summary.json, cluster-table.txt),
+#                    for a machine that hands back only a few files
+#     --reps R       repetitions of each measurement (default 3)
+#     --messages N   sequence messages per cluster case (default 2000000)
+#     --quick        1 repetition, small sizes: checks the bundle and the steps in about a minute
+# About 5 minutes on a 16-core host with the defaults (more where cores are few).
+# Exit 0 when every step worked, 1 when one failed, 64 for a bad argument, 69 for no bundle.
+set -uo pipefail
+export LC_ALL=C
+
+me=scaling.sh
+die() {
+    echo "${me}: $2" >&2
+    exit "$1"
+}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bundle=build-bundle
+out=''
+export_dir=''
+reps=3
+messages=2000000
+quick=0
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --bundle | --out | --export | --reps | --messages)
+        [[ $# -ge 2 && -n $2 ]] || die 64 "$1 needs a value"
+        case $1 in
+        --bundle) bundle=$2 ;;
+        --out) out=$2 ;;
+        --export) export_dir=$2 ;;
+        --reps) reps=$2 ;;
+        --messages) messages=$2 ;;
+        esac
+        shift 2
+        ;;
+    --quick)
+        quick=1
+        shift
+        ;;
+    -h | --help)
+        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *) die 64 "unknown argument '$1' (see --help)" ;;
+    esac
+done
+[[ $reps =~ ^[1-9][0-9]*$ ]] || die 64 "--reps wants a whole number of 1 or more"
+[[ $messages =~ ^[1-9][0-9]*$ ]] || die 64 "--messages wants a whole number of 1 or more"
+cd "$root" || die 69 "cannot enter $root"
+[[ -x $bundle/bin/sequence && -f $bundle/MANIFEST ]] ||
+    die 69 "$bundle is not a bundle: make one with scripts/perf/bundle.sh"
+bundle=$(cd "$bundle" && pwd)
+out=${out:-results/scaling-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out" || die 69 "cannot make $out"
+out=$(cd "$out" && pwd)
+exec > >(tee "$out/scaling.log") 2>&1
+
+export RINGTAIL_BIN_DIR=$bundle/bin
+export PATH=$bundle/bin:$PATH
+export PYTHONUNBUFFERED=1
+failed=()
+step() { # NAME SECONDS LOG COMMAND...: LOG '-' leaves the command's output on ours
+    local name=$1 limit=$2 log=$3 start=$SECONDS rc
+    shift 3
+    echo "== ${name} (at most ${limit} s)"
+    if [[ $log == - ]]; then
+        timeout --kill-after=10 "$limit" "$@"
+    else
+        timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+    fi
+    rc=$?
+    echo "== ${name}: exit ${rc} after $((SECONDS - start)) s"
+    [[ $rc == 0 ]] || failed+=("${name} (exit ${rc})")
+    return "$rc"
+}
+
+{
+    echo "bundle: $(tr '\n' ';' < "$bundle/MANIFEST")"
+    echo "host: $(uname -srm); $(nproc) CPUs usable"
+    grep -m1 'model name' /proc/cpuinfo || true
+    grep -m1 MemTotal /proc/meminfo || true
+} | tee "$out/host.txt"
+
+mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
+[[ ${#cpus[@]} -ge 2 ]] || die 69 "fewer than 2 CPUs: nothing to measure"
+# Step 1: a memif pair between two processes for a second. Its failure is not the end: the socket
+# cases still run.
+eal=(--no-huge -m 512 --no-pci --no-telemetry --log-level=lib.eal:warning)
+sock=/rt-scaling-$$.sock
+dpdk=0
+{
+    "$bundle/bin/ringtail-dpdk-pingpong" --mode channel-send --device net_memif0 --seconds 1 \
+        --link-timeout 10 -- "${eal[@]}" --file-prefix rt-scaling-s-$$ -l "${cpus[0]}" \
+        --vdev=net_memif0,role=server,id=0,socket=$sock > "$out/dpdk-check-send.log" 2>&1 &
+    sender=$!
+    sleep 0.5
+    step "DPDK check: a memif channel for 1 s" 40 "$out/dpdk-check-recv.log" \
+        "$bundle/bin/ringtail-dpdk-pingpong" --mode channel-recv --device net_memif0 --warmup 0 \
+        --timeout 30 --link-timeout 10 -- "${eal[@]}" --file-prefix rt-scaling-r-$$ \
+        -l "${cpus[1]}" --vdev=net_memif0,role=client,id=0,socket=$sock &&
+        wait "$sender" && dpdk=1
+    kill "$sender" 2> /dev/null
+    wait "$sender" 2> /dev/null
+    rm -rf /var/run/dpdk/rt-scaling-s-$$ /var/run/dpdk/rt-scaling-r-$$
+    grep -h '^channel-' "$out"/dpdk-check-*.log
+    if [[ $dpdk != 1 ]]; then
+        echo "DPDK does not run here: sockets only. The check's logs ($out/dpdk-check-*.log):"
+        tail -n 5 "$out"/dpdk-check-*.log
+    fi
+}
+
+if [[ $quick == 1 ]]; then
+    frames=(--reps 1 --seconds 1)
+    cluster=(--quick)
+else
+    frames=(--reps "$reps" --seconds 3)
+    cluster=(--reps "$reps" --messages "$messages" --lines $((messages / 10)))
+fi
+if [[ $dpdk == 1 ]]; then
+    step "frames/s: scripts/perf/dpdk_frames.py" 300 - python3 scripts/perf/dpdk_frames.py \
+        "${frames[@]}" --cpus "${cpus[0]},${cpus[1]}" --out "$out/frames.json" \
+        > >(tee "$out/frames.txt")
+    cluster+=(--dpdk)
+fi
+step "cluster: scripts/perf/cluster.py" 600 - python3 scripts/perf/cluster.py --wide \
+    "${cluster[@]}" --text "$bundle/share/GPL-3" --out "$out/cluster"
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "${me}: failed: ${failed[*]}; results in $out"
+    rc=1
+else
+    echo "${me}: done; results in $out"
+    rc=0
+fi
+if [[ -n $export_dir ]]; then
+    mkdir -p "$export_dir"
+    for f in host.txt frames.json frames.txt cluster/summary.json cluster/table.txt; do
+        [[ ! -f $out/$f ]] || cp "$out/$f" "$export_dir/${f//\//-}"
+    done
+    sleep 1 # tee's last lines
+    cp "$out/scaling.log" "$export_dir/"
+fi
+exit "$rc"
