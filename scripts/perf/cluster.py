@@ -27,7 +27,9 @@ exchange thread each). It shows how lanes scale where there are cores for them.
 
 Usage (from the repository root):
   scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
-                          [--dpdk] [--wide] [--text FILE]
+                          [--dpdk] [--wide] [--poll-mode adaptive|busy] [--text FILE]
+--poll-mode: every worker's (default adaptive); busy, as a host with cores for every worker's
+shards and lanes runs them, takes the threads' wake-ups out of the latency.
 --text: the lines word_count's senders send (default /usr/share/common-licenses/GPL-3; on a host
 without Debian's base-files, the copy scripts/perf/bundle.sh puts in share/GPL-3).
 Environment: RINGTAIL_BIN_DIR (the binaries; default BUILD_DIR/bin, BUILD_DIR default build).
@@ -110,13 +112,14 @@ def dpdk_args(role, tag):
 
 
 DPDK_PREFIXES = []
+WORKER_ARGS = []  # given to every worker (--poll-mode)
 
 
 def start_cluster(run, app, source, workers, threads, outs, tag, extra=(), net="socket"):
     """Starts `workers` workers of `app`; outs[i] is worker i's sink port. Returns the source ports
     and the worker processes, once every worker runs. net="dpdk": two workers over memif."""
     ins = [free_port() for _ in range(workers)]
-    common = ["--metrics-period", "0", "-T", str(threads), *extra]
+    common = ["--metrics-period", "0", "-T", str(threads), *WORKER_ARGS, *extra]
     tail = {0: [], 1: []}
     if net == "dpdk":
         tail = {0: dpdk_args("a", tag), 1: dpdk_args("b", tag)}
@@ -235,12 +238,16 @@ def main():
     ap.add_argument("--wide", action="store_true",
                     help="also run sequence on 2 workers x 2 threads (4 senders): on sockets, "
                          "and with --dpdk on memif with 2 lanes (a queue pair per shard)")
+    ap.add_argument("--poll-mode", choices=("adaptive", "busy"), default="adaptive",
+                    help="every worker's --poll-mode (default adaptive; busy where each worker's "
+                         "shards and lanes have cores of their own)")
     ap.add_argument("--text", default=GPL,
                     help=f"word_count: the lines its senders send (default {GPL})")
     a = ap.parse_args()
     if not os.path.isfile(a.text):
         print(f"cluster.py: --text {a.text}: no such file", file=sys.stderr)
         sys.exit(64)
+    WORKER_ARGS[:] = ["--poll-mode", a.poll_mode]
     if a.quick:
         a.reps, a.messages, a.lines, a.duration = 1, 100_000, 10_000, 2
     bin_dir = os.environ.get("RINGTAIL_BIN_DIR") or os.path.join(
@@ -323,7 +330,7 @@ def main():
     summary = {"throughput": {k: {"median": statistics.median(v), "all": v}
                               for k, v in times.items()},
                "latency": lat, "reps": a.reps, "messages": a.messages, "lines": a.lines,
-               "rate": a.rate, "duration": a.duration}
+               "rate": a.rate, "duration": a.duration, "poll_mode": a.poll_mode}
     rows = ["| case | msgs/s (median) | x 1 worker |", "|---|---|---|"]
     for label, app, *_ in cases:
         base = statistics.median(times[f"{app}, 1 worker x 2 threads"])
@@ -335,7 +342,8 @@ def main():
             continue
         m = statistics.median(times[label])
         rows.append(f"| {label} | {m:,.0f} | {m / base:.2f} |")
-    rows += ["", f"latency, 2-worker sequence at {a.rate} msgs/s for {a.duration} s (µs):",
+    rows += ["", f"latency, 2-worker sequence at {a.rate} msgs/s for {a.duration} s (µs; "
+                 f"--poll-mode {a.poll_mode}):",
              "| path | count | p50 | p90 | p99 | p99.9 | p99.99 | max |",
              "|---|---|---|---|---|---|---|---|"]
     for name in lat:

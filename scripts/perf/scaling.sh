@@ -11,7 +11,7 @@
 #
 # Usage (from the repository root, as root for DPDK):
 #   scripts/perf/scaling.sh [--bundle DIR] [--out DIR] [--export DIR] [--reps R] [--messages N]
-#                           [--quick]
+#                           [--poll-mode adaptive|busy] [--quick]
 #     --bundle DIR   the bundle (default build-bundle)
 #     --out DIR      results (default results/scaling-<date>): host.txt, frames.json and
 #                    frames.txt, cluster/ (summary.json, table.txt, logs/), the DPDK check's logs,
@@ -21,6 +21,9 @@
 #                    for a machine that hands back only a few files
 #     --reps R       repetitions of each measurement (default 3)
 #     --messages N   sequence messages per cluster case (default 2000000)
+#     --poll-mode M  the workers' (cluster.py --poll-mode): default busy on a host with 16 CPUs or
+#                    more (the --wide case spins 8 threads beside 5 senders and receivers), else
+#                    adaptive
 #     --quick        1 repetition, small sizes: checks the bundle and the steps in about a minute
 # About 5 minutes on a 16-core host with the defaults (more where cores are few).
 # Exit 0 when every step worked, 1 when one failed, 64 for a bad argument, 69 for no bundle.
@@ -38,10 +41,11 @@ out=''
 export_dir=''
 reps=3
 messages=2000000
+poll_mode=''
 quick=0
 while [[ $# -gt 0 ]]; do
     case $1 in
-    --bundle | --out | --export | --reps | --messages)
+    --bundle | --out | --export | --reps | --messages | --poll-mode)
         [[ $# -ge 2 && -n $2 ]] || die 64 "$1 needs a value"
         case $1 in
         --bundle) bundle=$2 ;;
@@ -49,6 +53,7 @@ while [[ $# -gt 0 ]]; do
         --export) export_dir=$2 ;;
         --reps) reps=$2 ;;
         --messages) messages=$2 ;;
+        --poll-mode) poll_mode=$2 ;;
         esac
         shift 2
         ;;
@@ -65,6 +70,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || die 64 "--reps wants a whole number of 1 or more"
 [[ $messages =~ ^[1-9][0-9]*$ ]] || die 64 "--messages wants a whole number of 1 or more"
+[[ -z $poll_mode || $poll_mode == busy || $poll_mode == adaptive ]] ||
+    die 64 "--poll-mode wants busy or adaptive"
 cd "$root" || die 69 "cannot enter $root"
 [[ -x $bundle/bin/sequence && -f $bundle/MANIFEST ]] ||
     die 69 "$bundle is not a bundle: make one with scripts/perf/bundle.sh"
@@ -102,6 +109,11 @@ step() { # NAME SECONDS LOG COMMAND...: LOG '-' leaves the command's output on o
 
 mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
 [[ ${#cpus[@]} -ge 2 ]] || die 69 "fewer than 2 CPUs: nothing to measure"
+if [[ -z $poll_mode ]]; then
+    poll_mode=adaptive
+    [[ ${#cpus[@]} -lt 16 ]] || poll_mode=busy
+fi
+echo "workers' --poll-mode: $poll_mode"
 # Step 1: a memif pair between two processes for a second. Its failure is not the end: the socket
 # cases still run.
 eal=(--no-huge -m 512 --no-pci --no-telemetry --log-level=lib.eal:warning)
@@ -142,7 +154,7 @@ if [[ $dpdk == 1 ]]; then
     cluster+=(--dpdk)
 fi
 step "cluster: scripts/perf/cluster.py" 600 - python3 scripts/perf/cluster.py --wide \
-    "${cluster[@]}" --text "$bundle/share/GPL-3" --out "$out/cluster"
+    "${cluster[@]}" --poll-mode "$poll_mode" --text "$bundle/share/GPL-3" --out "$out/cluster"
 
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "${me}: failed: ${failed[*]}; results in $out"
