@@ -160,6 +160,21 @@ void dpdk_eal::unregister_thread() {
     thread_registered = false;
 }
 
+std::vector<unsigned> dpdk_eal::lcore_cpus() {
+    std::vector<unsigned> cpus;
+    if (!eal_up) {
+        return cpus;
+    }
+    unsigned lcore = 0;
+    RTE_LCORE_FOREACH(lcore) {
+        const int cpu = rte_lcore_to_cpu_id(static_cast<int>(lcore));
+        if (cpu >= 0) {
+            cpus.push_back(static_cast<unsigned>(cpu));
+        }
+    }
+    return cpus;
+}
+
 result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config& config) {
     if (!eal_up) {
         return error{ errc::internal, "DPDK: dpdk_port::open before dpdk_eal::init succeeded" };
@@ -561,6 +576,10 @@ bool dpdk_eal::register_thread() {
 }
 
 void dpdk_eal::unregister_thread() {}
+
+std::vector<unsigned> dpdk_eal::lcore_cpus() {
+    return {};
+}
 
 result<std::unique_ptr<dpdk_port>> dpdk_port::open(const dpdk_port_config&) {
     return error{ errc::unavailable, no_dpdk };

@@ -18,7 +18,9 @@
 // (scripts/perf/dpdk_frames.py compares it with dpdk-testpmd). With --queues N the channel runs N
 // lanes, lane i a thread of its own with its own dpdk_link on queue pair i and its own transport,
 // each sending (receiving) --frames; the summary lines give the totals, the frames per lane
-// (lane0=...) and queues=N, the lanes the port gave. The other modes use queue pair 0.
+// (lane0=...) and queues=N, the lanes the port gave. Where EAL has more than one lcore (-l 2-5),
+// lane i runs on the CPU of lcore i (wrapping), a core of its own as the engine's lanes have with
+// --cpus; with one lcore every lane shares its CPU. The other modes use queue pair 0.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -43,6 +45,7 @@
 #include "cli/tools/tool_support.h"
 #include "engine/big_endian.h"
 #include "engine/clock.h"
+#include "engine/detail/pin_thread.h"
 #include "engine/transport.h"
 #include "net/crc32c.h"
 #include "net/data_codec.h"
@@ -652,9 +655,19 @@ struct send_lane {
     channel_counters counters;
 };
 
+// Lane `queue` on the CPU of EAL's lcore `queue` (wrapping), where EAL has more than one.
+void pin_lane(std::uint16_t queue) {
+    const std::vector<unsigned> cpus = ringtail::net::dpdk_eal::lcore_cpus();
+    if (cpus.size() > 1) {
+        ringtail::detail::pin_thread(static_cast<int>(cpus[queue % cpus.size()]),
+                                     fmt::format("lane {}", queue));
+    }
+}
+
 // Lane `queue` of the sender: its own link on queue pair `queue` and its own transport.
 void run_send_lane(const options& o, dpdk_port& port, std::uint16_t queue, std::size_t frame_bytes,
                    std::uint64_t start, send_lane& out) {
+    pin_lane(queue);
     ringtail::net::dpdk_link link(port, channel_sender, channel_endpoints(port, o, channel_sender),
                                   queue);
     const std::size_t body_bytes = frame_bytes - channel_header_bytes;
@@ -820,6 +833,7 @@ struct alignas(64) recv_lane {
 // Lane `queue` of the receiver. `first_ns` is the earliest first frame of any lane.
 void run_recv_lane(const options& o, dpdk_port& port, std::uint16_t queue,
                    std::atomic<std::uint64_t>& first_ns, recv_lane& out) {
+    pin_lane(queue);
     ringtail::net::dpdk_link link(port, channel_receiver,
                                   channel_endpoints(port, o, channel_receiver), queue);
     datagram_transport t(link, channel_receiver);
