@@ -17,11 +17,17 @@ next), so both see the same machine; the table gives the medians, their ratio an
 the repetitions' own ratios, the goal being ringtail/testpmd >= 0.8. On a shared or virtual
 machine both figures move from run to run: read the per-repetition values too.
 
+With --lanes N, both sides run N queue pairs on N CPUs each: testpmd with --nb-cores=N and N RX/TX
+queues, the channel with --queues N, each lane a thread on a CPU of its own (EAL's -l), as the
+engine's lanes run with --cpus. That is the channel's scaling over cores, on a host that has 2N
+CPUs to spare.
+
 Needs root (DPDK's EAL here) and dpdk-testpmd (Debian package dpdk-dev). The ringtail binary comes
 from --build-dir DIR/bin, else $RINGTAIL_BIN_DIR, else $BUILD_DIR/bin (default build/bin), as for
 scripts/perf/cluster.py. Usage (from the repository root):
   scripts/perf/dpdk_frames.py [--sizes 64,256] [--reps 3] [--seconds 5] [--warmup 1]
-                              [--cpus A,B] [--build-dir DIR] [--out FILE.json] [--keep-logs]
+                              [--lanes N] [--cpus A,B,...] [--build-dir DIR] [--out FILE.json]
+                              [--keep-logs]
 Exit: 0 when every run worked, 1 when one did not (testpmd received nothing, or the channel lost a
 frame), 64 bad flags, 69 no dpdk-testpmd or no ringtail binary, 77 not root.
 """
@@ -70,8 +76,10 @@ def parse_args():
     ap.add_argument("--seconds", type=int, default=5, help="seconds measured per run (default 5)")
     ap.add_argument("--warmup", type=int, default=1,
                     help="seconds not measured at the start of each run (default 1)")
-    ap.add_argument("--cpus", help="the sender's and the receiver's CPU (default: the first two "
-                                   "this process may use)")
+    ap.add_argument("--lanes", type=int, default=1,
+                    help="queue pairs on each side, a CPU each (default 1)")
+    ap.add_argument("--cpus", help="the sender's CPUs, then the receiver's, LANES each (default: "
+                                   "the first 2 x LANES this process may use)")
     ap.add_argument("--build-dir", help="where the ringtail build is (default $BUILD_DIR or build)")
     ap.add_argument("--out", help="also write the results to this JSON file")
     ap.add_argument("--keep-logs", action="store_true",
@@ -85,16 +93,21 @@ def parse_args():
         die(EX_USAGE, "--sizes must be 60..1514 bytes each")
     if a.reps < 1 or a.seconds < 1 or a.warmup < 1:
         die(EX_USAGE, "--reps, --seconds and --warmup must be 1 or more")
+    if a.lanes < 1 or a.lanes > 8:
+        die(EX_USAGE, "--lanes must be 1..8 (a memif port opens 8 queue pairs at most here)")
     allowed = sorted(os.sched_getaffinity(0))
     if a.cpus:
         try:
             a.cpus = [int(c) for c in a.cpus.split(",")]
         except ValueError:
             a.cpus = []
-        if len(a.cpus) != 2 or any(c not in allowed for c in a.cpus):
-            die(EX_USAGE, f"--cpus wants two CPUs out of {allowed}")
+        if len(a.cpus) != 2 * a.lanes or any(c not in allowed for c in a.cpus):
+            die(EX_USAGE, f"--cpus wants {2 * a.lanes} CPUs (the sender's {a.lanes}, then the "
+                          f"receiver's) out of {allowed}")
     else:
-        a.cpus = [allowed[0], allowed[min(1, len(allowed) - 1)]]
+        # Where there are fewer than 2 x lanes, they are shared (the header line says so).
+        a.cpus = [allowed[i % len(allowed)] for i in range(2 * a.lanes)]
+    a.send_cpus, a.recv_cpus = a.cpus[:a.lanes], a.cpus[a.lanes:]
     return a
 
 
@@ -211,16 +224,21 @@ def run_testpmd(r, testpmd, size, tag):
     """The receiver's rate: the mean of its per-second Rx-pps samples after the warm-up, which
     starts at the first sample with traffic (that one covers the link coming up)."""
     a = r.a
-    common = ["--nb-cores=1", "--stats-period", "1", "--total-num-mbufs=16384"]
-    # testpmd needs a main lcore and a forwarding lcore: both on the process's one CPU (the main
-    # one only prints the statistics once a second).
-    tx = r.start(f"{tag}-testpmd-tx", [testpmd] + r.eal(
-        "server", [f"--lcores=0@{a.cpus[0]},1@{a.cpus[0]}"], tag) +
-        ["--", "--forward-mode=txonly", f"--txpkts={size}"] + common)
+    n = a.lanes
+    common = [f"--nb-cores={n}", f"--rxq={n}", f"--txq={n}", "--stats-period", "1",
+              f"--total-num-mbufs={16384 * n}"]
+
+    def lcores(cpus):
+        # A main lcore and a forwarding lcore per queue: the main one shares the first forwarding
+        # one's CPU (it only prints the statistics once a second).
+        return [f"--lcores=0@{cpus[0]}," + ",".join(f"{i + 1}@{c}" for i, c in enumerate(cpus))]
+
+    tx = r.start(f"{tag}-testpmd-tx", [testpmd] + r.eal("server", lcores(a.send_cpus), tag) +
+                 ["--", "--forward-mode=txonly", f"--txpkts={size}"] + common)
     r.wait_listening(tag, tx)
     rx_log = os.path.join(r.logs, f"{tag}-testpmd-rx.log")
     rx = subprocess.Popen([shutil.which("stdbuf") or "stdbuf", "-oL", testpmd] + r.eal(
-        "client", [f"--lcores=0@{a.cpus[1]},1@{a.cpus[1]}"], tag) +
+        "client", lcores(a.recv_cpus), tag) +
         ["--", "--forward-mode=rxonly"] + common,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         errors="replace")
@@ -265,13 +283,13 @@ def run_ringtail(r, pingpong, size, tag):
     a = r.a
     send = r.start(f"{tag}-ringtail-send", [
         pingpong, "--mode", "channel-send", "--device", "net_memif0", "--frame-bytes", str(size),
-        "--seconds", str(a.warmup + a.seconds), "--link-timeout", "20", "--"] +
-        r.eal("server", ["-l", str(a.cpus[0])], tag))
+        "--seconds", str(a.warmup + a.seconds), "--link-timeout", "20", "--queues", str(a.lanes),
+        "--"] + r.eal("server", ["-l", ",".join(map(str, a.send_cpus))], tag))
     r.wait_listening(tag, send)
     recv = r.start(f"{tag}-ringtail-recv", [
         pingpong, "--mode", "channel-recv", "--device", "net_memif0", "--warmup", str(a.warmup),
-        "--timeout", str(a.warmup + a.seconds + 40), "--link-timeout", "20", "--"] +
-        r.eal("client", ["-l", str(a.cpus[1])], tag))
+        "--timeout", str(a.warmup + a.seconds + 40), "--link-timeout", "20", "--queues",
+        str(a.lanes), "--"] + r.eal("client", ["-l", ",".join(map(str, a.recv_cpus))], tag))
     limit = a.warmup + a.seconds + 60
     try:
         recv.wait(timeout=limit)
@@ -291,6 +309,9 @@ def run_ringtail(r, pingpong, size, tag):
     if fps <= 0:
         raise RunFailed(f"ringtail at {size} bytes: no frames/s measured", recv.log_path)
     sent = lines["channel-send"]
+    if int(got["queues"]) != a.lanes or int(sent["queues"]) != a.lanes:
+        raise RunFailed(f"ringtail at {size} bytes ran {got['queues']} and {sent['queues']} lanes "
+                        f"of the {a.lanes} asked", recv.log_path)
     detail = {"frames_per_s": fps, "frames": int(got["frames"]),
               "frame_bytes": int(sent["frame_bytes"]),
               "measured_seconds": float(got["seconds"]),
@@ -308,9 +329,11 @@ def main():
     results = {size: {"testpmd": [], "ringtail": [], "testpmd_detail": [], "ringtail_detail": []}
                for size in a.sizes}
     failed = None
-    print(f"{NAME}: memif pair, sender on CPU {a.cpus[0]}, receiver on CPU {a.cpus[1]}, "
-          f"{a.reps} x {a.seconds} s (+{a.warmup} s warm-up) per size; logs in {logs}",
-          flush=True)
+    shared = len(set(a.cpus)) < len(a.cpus)
+    print(f"{NAME}: memif pair, {a.lanes} lane{'s' if a.lanes > 1 else ''} a side, sender on CPU "
+          f"{','.join(map(str, a.send_cpus))}, receiver on CPU {','.join(map(str, a.recv_cpus))}"
+          f"{' (shared: too few CPUs for one a lane)' if shared else ''}, {a.reps} x {a.seconds} s "
+          f"(+{a.warmup} s warm-up) per size; logs in {logs}", flush=True)
     try:
         for rep in range(a.reps):
             for size in a.sizes:
@@ -341,7 +364,7 @@ def main():
             "ringtail/testpmd | median of the reps' ratios | per rep: testpmd / ringtail Mpps |",
             "|---|---|---|---|---|---|"]
     summary = {"sizes": {}, "reps": a.reps, "seconds": a.seconds, "warmup": a.warmup,
-               "cpus": a.cpus, "goal_ratio": GOAL, "machine": {"nproc": os.cpu_count()},
+               "lanes": a.lanes, "send_cpus": a.send_cpus, "recv_cpus": a.recv_cpus, "goal_ratio": GOAL, "machine": {"nproc": os.cpu_count()},
                "memif": "net_memif0 pair, sender = server, --no-huge -m 512"}
     for size in a.sizes:
         res = results[size]

@@ -3,7 +3,8 @@
 # by scripts/perf/bundle.sh (the host needs bash, python3 and coreutils; none of Ringtail's
 # libraries). In one run, each step bounded in time:
 #   1. the host: CPUs, model, kernel; and whether DPDK runs here (a 1-second memif channel run);
-#   2. scripts/perf/dpdk_frames.py: the channel's frames/s against dpdk-testpmd (goal >= 0.8x);
+#   2. scripts/perf/dpdk_frames.py: the channel's frames/s against dpdk-testpmd (goal >= 0.8x),
+#      with 1 lane a side, and again with 2 or 4 (a CPU each) where the host has 4 CPUs or more;
 #   3. scripts/perf/cluster.py --wide (--dpdk when step 1 worked): messages/s of 2 workers on the
 #      socket and the DPDK data channel, and the latency of crossing messages (goal: 3x the
 #      messages/s, half the p99).
@@ -13,11 +14,11 @@
 #   scripts/perf/scaling.sh [--bundle DIR] [--out DIR] [--export DIR] [--reps R] [--messages N]
 #                           [--poll-mode adaptive|busy] [--quick]
 #     --bundle DIR   the bundle (default build-bundle)
-#     --out DIR      results (default results/scaling-<date>): host.txt, frames.json and
-#                    frames.txt, cluster/ (summary.json, table.txt, logs/), the DPDK check's logs,
+#     --out DIR      results (default results/scaling-<date>): host.txt, frames-lanes<N>.json
+#                    and .txt, cluster/ (summary.json, table.txt, logs/), the DPDK check's logs,
 #                    and scaling.log with everything printed
 #     --export DIR   also copy the summaries there, side by side (6 files at most: scaling.log,
-#                    host.txt, frames.json, frames.txt, cluster-summary.json, cluster-table.txt),
+#                    host.txt, frames-lanes<N>.json, cluster-summary.json, cluster-table.txt),
 #                    for a machine that hands back only a few files
 #     --reps R       repetitions of each measurement (default 3)
 #     --messages N   sequence messages per cluster case (default 2000000)
@@ -148,9 +149,15 @@ else
     cluster=(--reps "$reps" --messages "$messages" --lines $((messages / 10)))
 fi
 if [[ $dpdk == 1 ]]; then
-    step "frames/s: scripts/perf/dpdk_frames.py" 300 - python3 scripts/perf/dpdk_frames.py \
-        "${frames[@]}" --cpus "${cpus[0]},${cpus[1]}" --out "$out/frames.json" \
-        > >(tee "$out/frames.txt")
+    lanes=(1)
+    most=$((${#cpus[@]} / 2 > 4 ? 4 : ${#cpus[@]} / 2))
+    [[ $most -lt 2 ]] || lanes+=("$most")
+    for n in "${lanes[@]}"; do
+        list=$(IFS=,; echo "${cpus[*]:0:$((2 * n))}")
+        step "frames/s, $n lane(s) a side: scripts/perf/dpdk_frames.py" 300 - python3 \
+            scripts/perf/dpdk_frames.py "${frames[@]}" --lanes "$n" --cpus "$list" \
+            --out "$out/frames-lanes$n.json" > >(tee "$out/frames-lanes$n.txt")
+    done
     cluster+=(--dpdk)
 fi
 step "cluster: scripts/perf/cluster.py" 600 - python3 scripts/perf/cluster.py --wide \
@@ -165,8 +172,9 @@ else
 fi
 if [[ -n $export_dir ]]; then
     mkdir -p "$export_dir"
-    for f in host.txt frames.json frames.txt cluster/summary.json cluster/table.txt; do
-        [[ ! -f $out/$f ]] || cp "$out/$f" "$export_dir/${f//\//-}"
+    for g in "$out"/host.txt "$out"/frames-lanes*.json "$out"/cluster/{summary.json,table.txt}; do
+        rel=${g#"$out"/}
+        [[ ! -f $g ]] || cp "$g" "$export_dir/${rel//\//-}"
     done
     sleep 1 # tee's last lines
     cp "$out/scaling.log" "$export_dir/"

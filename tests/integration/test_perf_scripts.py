@@ -227,6 +227,7 @@ class DpdkFramesScriptTest(unittest.TestCase):
 
     def test_bad_flags(self):
         for args in (["--sizes", "big"], ["--sizes", "20"], ["--reps", "0"], ["--cpus", "0"],
+                     ["--lanes", "0"], ["--lanes", "9"], ["--lanes", "2", "--cpus", "0,1"],
                      ["--no-such-flag"]):
             code, line = self.refuse(args)
             self.assertEqual(code, 64, line)
