@@ -21,13 +21,14 @@ With --dpdk (root, a build with DPDK), the 2-worker cases and the latency run ar
 the data channel on DPDK: the two workers joined by a net_memif pair (--no-huge), interleaved with
 the socket runs; the table then compares DPDK with sockets.
 
-With --wide, sequence also runs on 2 workers x 2 threads with a sender per shard (4): on sockets
-and, with --dpdk, on memif with a queue pair per shard, so the data channel runs 2 lanes (an
-exchange thread each). It shows how lanes scale where there are cores for them.
+With --wide [T], sequence also runs on 2 workers x T threads (default 2) with a sender per shard
+(2 T): on sockets (one exchange thread a worker) and, with --dpdk, on memif with a queue pair per
+shard, so the data channel runs T lanes (an exchange thread each). It shows how lanes scale where
+there are cores for them.
 
 Usage (from the repository root):
   scripts/perf/cluster.py [--reps R] [--messages N] [--lines L] [--rate R] [--duration S] [--quick]
-                          [--dpdk] [--wide] [--poll-mode adaptive|busy] [--text FILE]
+                          [--dpdk] [--wide [T]] [--poll-mode adaptive|busy] [--text FILE]
 --poll-mode: every worker's (default adaptive); busy, as a host with cores for every worker's
 shards and lanes runs them, takes the threads' wake-ups out of the latency.
 --text: the lines word_count's senders send (default /usr/share/common-licenses/GPL-3; on a host
@@ -235,15 +236,19 @@ def main():
     ap.add_argument("--out", help="results folder (default results/cluster-<date>)")
     ap.add_argument("--dpdk", action="store_true",
                     help="also run the 2-worker cases with the data channel on DPDK (memif)")
-    ap.add_argument("--wide", action="store_true",
-                    help="also run sequence on 2 workers x 2 threads (4 senders): on sockets, "
-                         "and with --dpdk on memif with 2 lanes (a queue pair per shard)")
+    ap.add_argument("--wide", nargs="?", type=int, const=2, default=0, metavar="T",
+                    help="also run sequence on 2 workers x T threads (default 2; 2 T senders): on "
+                         "sockets, and with --dpdk on memif with T lanes (a queue pair per shard)")
     ap.add_argument("--poll-mode", choices=("adaptive", "busy"), default="adaptive",
                     help="every worker's --poll-mode (default adaptive; busy where each worker's "
                          "shards and lanes have cores of their own)")
     ap.add_argument("--text", default=GPL,
                     help=f"word_count: the lines its senders send (default {GPL})")
     a = ap.parse_args()
+    if a.wide < 0 or a.wide > 7:
+        print("cluster.py: --wide T wants 1..7 threads (EAL's -m 128 holds 7 queue pairs' pools)",
+              file=sys.stderr)
+        sys.exit(64)
     if not os.path.isfile(a.text):
         print(f"cluster.py: --text {a.text}: no such file", file=sys.stderr)
         sys.exit(64)
@@ -293,11 +298,12 @@ def main():
              1, "wc", 2 * half_lines),
         ]
     if a.wide:
-        cases.append(("sequence, 2 workers x 2 threads", "sequence", "Sequence", 2, 2, "seq",
+        t = a.wide
+        cases.append((f"sequence, 2 workers x {t} threads", "sequence", "Sequence", 2, t, "seq",
                       a.messages))
         if a.dpdk:
-            cases.append(("sequence, 2 workers x 2 threads, DPDK memif 2 lanes", "sequence",
-                          "Sequence", 2, 2, "seq", a.messages))
+            cases.append((f"sequence, 2 workers x {t} threads, DPDK memif {t} lanes", "sequence",
+                          "Sequence", 2, t, "seq", a.messages))
     times = collections.defaultdict(list)
     for rep in range(a.reps):
         for label, app, source, workers, threads, kind, count in cases:

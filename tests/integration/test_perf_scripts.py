@@ -163,6 +163,7 @@ class PerfScriptsTest(unittest.TestCase):
             "sequence, 1 worker x 2 threads", "sequence, 2 workers x 1 thread",
             "word_count, 1 worker x 2 threads", "word_count, 2 workers x 1 thread",
             "sequence, 2 workers x 2 threads"})
+        self.assertEqual(s["poll_mode"], "adaptive")
         for case in s["throughput"].values():
             self.assertGreater(case["median"], 0)
         # Fresh keys spread over both workers: each path carries a good share of the messages.
@@ -202,6 +203,11 @@ class PerfScriptsTest(unittest.TestCase):
         r = run(COMPARE, self.dir, timeout=10)
         self.assertEqual(r.returncode, 64)
         self.assert_one_line_error(r)
+        for args in (["--wide", "9"], ["--text", os.path.join(self.dir, "no-such-text")]):
+            r = run(PYTHON, CLUSTER, *args, "--out", out, timeout=30)
+            self.assertEqual(r.returncode, 64, r.stderr.decode())
+            self.assertTrue(self.assert_one_line_error(r).startswith("cluster.py: "))
+        self.assertFalse(os.path.exists(out))
 
 
 class DpdkFramesScriptTest(unittest.TestCase):
