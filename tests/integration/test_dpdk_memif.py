@@ -73,14 +73,16 @@ class DpdkMemifTest(ProcessTestCase):
         print(f"test_dpdk_memif: skipped: {reason}", file=sys.stderr, flush=True)
         self.skipTest(reason)
 
-    def eal(self, role, lcore, vdev=None, memory_mb=128):
+    def eal(self, role, lcore, vdev=None, memory_mb=128, lcores=None):
         prefix = f"rt-it-{os.getpid()}-{role}"
         self._prefixes.append(prefix)
         # Echo and sender poll on different cores where there are two (CI has two); lcore numbers
-        # are CPU numbers, so pick from the CPUs this process may run on.
+        # are CPU numbers, so pick from the CPUs this process may run on. `lcores`, a list of
+        # CPUs, gives EAL all of them instead.
         cpus = sorted(os.sched_getaffinity(0))
         cpu = cpus[min(lcore, len(cpus) - 1)]
-        args = ["--no-huge", "-m", str(memory_mb), "-l", str(cpu), "--file-prefix", prefix,
+        listed = ",".join(map(str, lcores)) if lcores else str(cpu)
+        args = ["--no-huge", "-m", str(memory_mb), "-l", listed, "--file-prefix", prefix,
                 "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning"]
         if vdev:
             args.append(f"--vdev={vdev}")
@@ -176,7 +178,7 @@ class DpdkMemifTest(ProcessTestCase):
         self.assertGreater(float(got["rtt_us_max"]), 0)
 
     def channel(self, frames, queues=1, device="net_memif0", send_vdev=None, recv_vdev=None,
-                send_netns=(), recv_netns=(), foreign_frames=False, memory_mb=128):
+                send_netns=(), recv_netns=(), foreign_frames=False, memory_mb=128, lcores=None):
         """Runs channel-send (started first: the memif server) and channel-recv with `queues`
         lanes asked, `frames` 64-byte frames (raised to 83) per lane, EAL given `memory_mb`, and
         checks that every lane delivered every frame in order. Returns (receiver fields, sender
@@ -186,14 +188,14 @@ class DpdkMemifTest(ProcessTestCase):
             list(send_netns) +
             [self.bin, "--mode", "channel-send", "--device", device, "--frame-bytes", "64",
              "--frames", str(frames), "--queues", str(queues), "--timeout", "20", "--"] +
-            self.eal("chsend", 1, send_vdev or self.memif_vdev("server"), memory_mb),
+            self.eal("chsend", 1, send_vdev or self.memif_vdev("server"), memory_mb, lcores),
             "channel-send")
         recv = subprocess.run(list(recv_netns) +
                               [self.bin, "--mode", "channel-recv", "--device", device,
                                "--warmup", "0.1", "--queues", str(queues), "--timeout", "30",
                                "--"] +
                               self.eal("chrecv", 0, recv_vdev or self.memif_vdev("client"),
-                                       memory_mb),
+                                       memory_mb, lcores),
                               capture_output=True, text=True, timeout=60)
         send_out, _ = sender.communicate(timeout=30)
         context = (f"receiver exit {recv.returncode}\nreceiver stdout:\n{recv.stdout}\nreceiver "
@@ -244,14 +246,20 @@ class DpdkMemifTest(ProcessTestCase):
     def test_data_channel_with_two_lanes_delivers_every_frame_of_each_in_order(self):
         """--queues 2 on both memif ends: two queue pairs, two lanes (one thread, link and
         transport each, lane i on queue pair i and UDP port 43210 + i); each lane delivers all of
-        its frames, in order, and nothing arrives on the other lane's queue."""
-        got, sent, recv_err, send_err, context = self.channel(50000, queues=2)
+        its frames, in order, and nothing arrives on the other lane's queue. EAL has two lcores
+        (where this process may use two CPUs): lane i runs on lcore i's CPU, and says so."""
+        cpus = sorted(os.sched_getaffinity(0))[:2]
+        got, sent, recv_err, send_err, context = self.channel(50000, queues=2, lcores=cpus)
         self.assertEqual((int(got["queues"]), int(sent["queues"])), (2, 2), context)
         for err in (recv_err, send_err):
             self.assertRegex(err, r"info +DPDK: port net_memif0: 2 queue pairs, as asked "
                                   r"\(net_memif maps TX queue i to the peer's RX queue i\)",
                              context)
             self.assertNotIn("queue pair of the", err, context)
+            if len(cpus) == 2:
+                for lane, cpu in enumerate(cpus):
+                    self.assertIn(f"ringtail-dpdk-pingpong: lane {lane} on CPU {cpu}\n", err,
+                                  context)
 
     def test_data_channel_uses_the_queues_whose_pools_fit(self):
         """--queues 8 with EAL's 64 MiB (--no-huge -m 64), which holds the pools of fewer queue

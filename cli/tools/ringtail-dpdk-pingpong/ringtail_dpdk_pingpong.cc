@@ -30,6 +30,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <pthread.h>
+#include <sched.h>
 #include <span>
 #include <sstream>
 #include <string>
@@ -655,12 +657,20 @@ struct send_lane {
     channel_counters counters;
 };
 
-// Lane `queue` on the CPU of EAL's lcore `queue` (wrapping), where EAL has more than one.
+// Lane `queue` on the CPU of EAL's lcore `queue` (wrapping), where EAL has more than one; one
+// line says so once the thread runs there alone (pin_thread warns when it cannot).
 void pin_lane(std::uint16_t queue) {
     const std::vector<unsigned> cpus = ringtail::net::dpdk_eal::lcore_cpus();
-    if (cpus.size() > 1) {
-        ringtail::detail::pin_thread(static_cast<int>(cpus[queue % cpus.size()]),
-                                     fmt::format("lane {}", queue));
+    if (cpus.size() <= 1) {
+        return;
+    }
+    const unsigned cpu = cpus[queue % cpus.size()];
+    ringtail::detail::pin_thread(static_cast<int>(cpu), fmt::format("lane {}", queue));
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::pthread_getaffinity_np(::pthread_self(), sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 &&
+        CPU_ISSET(cpu, &set)) {
+        fmt::print(stderr, "ringtail-dpdk-pingpong: lane {} on CPU {}\n", queue, cpu);
     }
 }
 
