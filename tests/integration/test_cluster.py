@@ -465,10 +465,12 @@ class ClusterTest(harness.ProcessTestCase):
         # with go-back-N instead of TCP (which would hide the loss), and every datagram a worker
         # sends meets 5 % loss, 1 % duplication, 10 % reordering and 0.1 % corruption. Still
         # nothing lost, duplicated or out of order, and the corrupted frames are counted.
+        # 840 000 records: some 12 000 datagrams meet the fault layer, so that 0.1 % corruption
+        # strikes about 12 of them (with 210 000, none in about one run of 20).
         faults = f"loss=0.05,dup=0.01,reorder=0.1,corrupt=0.001,seed={self.seed}"
         with unittest.mock.patch.dict(os.environ, {"RINGTAIL_TEST_FAULTS": faults}):
-            members = self.sequence_cluster(2)
-        corrupt = fast = 0
+            members = self.sequence_cluster(2, total=840_000)
+        corrupt = corrupted = fast = 0
         for m in members:
             self.assertEqual(len(m.lines_with("RINGTAIL_TEST_FAULTS: the data channel runs over "
                                               "UDP datagrams")), 1, m.log())
@@ -480,9 +482,14 @@ class ClusterTest(harness.ProcessTestCase):
             self.assertRegex(lines[0], r"[1-9]\d* frames out, [1-9]\d* retransmitted")
             self.assertRegex(lines[0], r", 0 foreign datagrams")
             corrupt += int(lines[0].split(" corrupt dropped")[0].rsplit(" ", 1)[1])
+            corrupted += int(lines[0].split(" corrupted")[0].rsplit(" ", 1)[1])
             fast += int(lines[0].split(" fast)")[0].rsplit("(", 1)[1])
-        self.assertGreater(corrupt, 0, "0.1 % corruption: some frames must fail their checksum "
-                                       f"(seed {self.seed})")
+        self.assertGreater(corrupted, 0, f"0.1 % corruption struck no frame (seed {self.seed})")
+        # The corrupted datagrams fail their checksum at the other worker and are counted, and
+        # nothing else is. (Equality is likely but not sure: a corrupted copy can go unread, such
+        # as one of the goodbyes a worker sends as it stops.)
+        self.assertGreater(corrupt, 0, f"seed {self.seed}")
+        self.assertLessEqual(corrupt, corrupted, f"seed {self.seed}")
         # Selective acks: most lost frames are resent before their timeout.
         self.assertGreater(fast, 0, f"5 % loss: some frames must be resent fast (seed {self.seed})")
 
