@@ -44,8 +44,8 @@ public:
     // before the thread ends; nothing once cleanup() ran. mbufs left in its caches stay there for
     // the next thread given that id.
     static void unregister_thread();
-    // The CPU of each of EAL's lcores (its -l / --lcores), in lcore id order;
-    // empty where EAL is not started, and in a build without DPDK.
+    // The CPU of each of EAL's lcores (its -l / --lcores), in lcore id order; empty where EAL is
+    // not started, and in a build without DPDK.
     static std::vector<unsigned> lcore_cpus();
 };
 

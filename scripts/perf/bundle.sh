@@ -19,7 +19,7 @@
 #                that has DPDK's drivers in that folder: EAL would load them beside the bundle's
 #   real/NAME    the programs;  lib/  the libraries, the DPDK drivers among them
 #   share/GPL-3  the text scripts/perf/cluster.py counts words in (its --text)
-#   MANIFEST     what is where, and the build's commit
+#   MANIFEST     what is where (EAL's own driver folder too), and the build's commit
 # On the host, from a checkout of the same commit (scripts/perf/scaling.sh does all of it):
 #   RINGTAIL_BIN_DIR=$PWD/build-bundle/bin PATH=$PWD/build-bundle/bin:$PATH \
 #     scripts/perf/cluster.py --dpdk --wide --text build-bundle/share/GPL-3
@@ -182,6 +182,7 @@ libs=("$out"/lib/*)
     echo "loader lib/$(basename "$loader")"
     echo "programs ${programs[*]}${testpmd:+ dpdk-testpmd}"
     echo "drivers $(for f in "${drivers[@]}"; do basename "$f"; done | tr '\n' ' ')"
+    echo "eal_driver_dir $driver_dir"
     echo "libraries ${#libs[@]}"
 } > "$out/MANIFEST"
 also=${testpmd:+ and dpdk-testpmd}

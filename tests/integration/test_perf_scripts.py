@@ -275,15 +275,6 @@ SCALING = os.path.join(SCRIPTS, "scaling.sh")
 PINGPONG = "ringtail-dpdk-pingpong"
 
 
-def dpdk_driver_dir():
-    """The folder EAL loads its drivers from by default (where librte_net_memif's real file is)."""
-    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if "librte_net_memif.so." in line and "=>" in line:
-            return os.path.dirname(os.path.realpath(line.split("=>")[1].strip()))
-    return None
-
-
 class BundleScriptTest(unittest.TestCase):
     """scripts/perf/bundle.sh, which packs a build to run the perf scripts on a host without its
     libraries, and scripts/perf/scaling.sh, which runs them there. One bundle, made in setUpClass
@@ -302,6 +293,10 @@ class BundleScriptTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
+    def manifest(self):
+        with open(os.path.join(self.bundle, "MANIFEST")) as f:
+            return dict(l.split(" ", 1) for l in f.read().splitlines())
+
     def setUp(self):
         if not os.access(os.path.join(BIN_DIR, PINGPONG), os.X_OK):
             self.skip_or_fail(f"no {PINGPONG} in {BIN_DIR}: this build has no DPDK")
@@ -314,8 +309,7 @@ class BundleScriptTest(unittest.TestCase):
         self.skipTest(reason)
 
     def test_layout(self):
-        with open(os.path.join(self.bundle, "MANIFEST")) as f:
-            manifest = dict(l.split(" ", 1) for l in f.read().splitlines())
+        manifest = self.manifest()
         self.assertIn("ld-linux-x86-64.so.2", manifest["loader"])
         for name in manifest["programs"].split():
             wrapper = os.path.join(self.bundle, "bin", name)
@@ -331,8 +325,9 @@ class BundleScriptTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         self.assertIn(b"ringtail-check", r.stdout + r.stderr)
         # One with DPDK refuses where EAL would load this host's drivers beside the bundle's.
-        drivers = dpdk_driver_dir()
-        if drivers is not None and os.path.isdir(drivers):
+        # (EAL's own driver folder, where the build found the drivers it bundled.)
+        drivers = manifest["eal_driver_dir"]
+        if os.path.isdir(drivers):
             r = run(os.path.join(self.bundle, "bin", "sequence"), "--help", timeout=30)
             self.assertEqual(r.returncode, 69, r.stderr.decode())
             lines = r.stderr.decode().strip().splitlines()
@@ -342,8 +337,7 @@ class BundleScriptTest(unittest.TestCase):
     def test_channel_runs_from_the_bundle_alone(self):
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             self.skip_or_fail("needs root and unshare(1): a mount namespace plays the bare host")
-        drivers = dpdk_driver_dir()
-        self.assertIsNotNone(drivers, "ldconfig knows no librte_net_memif")
+        drivers = self.manifest()["eal_driver_dir"]
         bin_dir = os.path.join(self.bundle, "bin")
         pid = os.getpid()
         eal = (f"--no-huge -m 128 --no-pci --no-telemetry --log-level=lib.eal:warning "
