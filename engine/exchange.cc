@@ -74,6 +74,12 @@ void exchange::run(int cpu) {
     const bool busy = _rt._config.busy_poll;
     const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
     std::uint64_t idle_since = clock::now_ns();
+    // True from a sleep (a nap, on a poll-mode transport) until a turn finds work: an empty turn
+    // then sleeps again at once instead of spinning for spin_ns first. Spinning again after every
+    // empty nap held an idle DPDK worker's exchange at about 46 % of a core; napping on costs a
+    // wake-up per nap, 18 % on a 2-vCPU VM, and latency stayed the same or improved
+    // (scripts/perf/cluster.py --dpdk at 2 000 and 20 000 msgs/s).
+    bool napping = false;
     while (!_rt._quit.load(std::memory_order_acquire)) {
         _now_ns = clock::now_ns();
         if (_rt._peers_lost.load(std::memory_order_acquire) != _lost_seen) {
@@ -89,9 +95,10 @@ void exchange::run(int cpu) {
         update_quiet();
         if (work != 0) {
             idle_since = _now_ns;
+            napping = false;
             continue;
         }
-        if (busy || _now_ns - idle_since < spin_ns) {
+        if (busy || (!napping && _now_ns - idle_since < spin_ns)) {
             continue;
         }
         bool short_wait = false;
@@ -108,7 +115,7 @@ void exchange::run(int cpu) {
         } else {
             sleep_until_woken(short_wait);
         }
-        idle_since = clock::now_ns();
+        napping = true;
     }
     update_quiet();
 }

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -71,17 +72,21 @@ struct memory_wire {
 
 class memory_transport final : public transport {
 public:
+    // poll_mode: no fd says that frames arrived, as with a poll-mode driver (DPDK), so the
+    // exchange must poll.
     memory_transport(memory_wire& wire, peer_id self, std::uint32_t initial_credit,
-                     std::size_t max_body, std::uint32_t lane = 0)
+                     std::size_t max_body, std::uint32_t lane = 0, bool poll_mode = false)
       : _wire(wire)
       , _self(self)
       , _lane(lane)
+      , _poll_mode(poll_mode)
       , _max_body(max_body)
       , _credit(wire.workers, initial_credit)
       , _alive(wire.workers, true) {}
     std::uint32_t peer_count() const override { return _wire.workers; }
-    int wait_fd() const override { return _wire.of(_self, _lane).event_fd; }
+    int wait_fd() const override { return _poll_mode ? -1 : _wire.of(_self, _lane).event_fd; }
     std::size_t poll(transport_events& events) override {
+        polls.fetch_add(1, std::memory_order_relaxed);
         auto& in = _wire.of(_self, _lane);
         std::deque<memory_wire::frame> frames;
         {
@@ -129,11 +134,13 @@ public:
     std::uint32_t max_frame_count = 0;
     std::size_t max_body_sent = 0;
     std::uint64_t messages_sent = 0;
+    std::atomic<std::uint64_t> polls{ 0 }; // calls of poll(), read from any thread
 
 private:
     memory_wire& _wire;
     peer_id _self;
     std::uint32_t _lane;
+    bool _poll_mode;
     std::size_t _max_body;
     std::vector<std::uint32_t> _credit;
     std::vector<bool> _alive;
@@ -151,14 +158,14 @@ application make_sequence() {
 // is transports[w * lanes + l].
 struct cluster {
     cluster(const application& app, std::vector<std::uint32_t> shards, std::uint32_t credit,
-            std::size_t max_body = 4096, std::uint32_t lanes = 1)
+            std::size_t max_body = 4096, std::uint32_t lanes = 1, bool poll_mode = false)
       : wire(static_cast<std::uint32_t>(shards.size()), lanes) {
         for (std::uint32_t w = 0; w < shards.size(); ++w) {
             sinks.push_back(std::make_unique<collected>());
             runtime_config cfg;
             for (std::uint32_t l = 0; l < lanes; ++l) {
                 transports.push_back(
-                  std::make_unique<memory_transport>(wire, w, credit, max_body, l));
+                  std::make_unique<memory_transport>(wire, w, credit, max_body, l, poll_mode));
                 cfg.data_transports.push_back(transports.back().get());
             }
             cfg.shards = shards[w];
@@ -288,6 +295,58 @@ TEST(RuntimeCluster, KeysRouteAcrossWorkersInOrder) {
         }
         EXPECT_GT(remote, 0u);
     }
+}
+
+// Over a poll-mode transport the exchange naps between polls when idle; a shard's message wakes it
+// from its nap and frames from the peer are found by the next poll: nothing is slept through.
+TEST(RuntimeCluster, KeysRouteAcrossWorkersOverAPollModeTransport) {
+    auto app = make_sequence();
+    cluster c(app, { 1, 1 }, 16384, 4096, 1, /*poll_mode=*/true);
+    c.start();
+    constexpr std::uint32_t keys = 40;
+    constexpr std::uint64_t per_key = 200;
+    std::vector<std::vector<std::string>> payloads(2);
+    for (std::uint64_t v = 1; v <= per_key; ++v) {
+        for (std::uint32_t k = 0; k < keys; ++k) {
+            payloads[k % 2].push_back(encode_record(v, "k" + std::to_string(k)));
+        }
+    }
+    for (std::uint32_t w = 0; w < 2; ++w) {
+        c.ingest_expected[w] = payloads[w].size();
+        c.runtimes[w]->adopt_on(0, std::make_unique<fake_source>(payloads[w]));
+    }
+    c.drain_and_stop();
+    check_sequence(c, keys, per_key);
+    EXPECT_GT(c.runtimes[0]->counters().remote_received + c.runtimes[1]->counters().remote_received,
+              0u);
+}
+
+// An idle exchange on a poll-mode transport (adaptive mode) spins for a moment only, then naps
+// between polls, however long it stays idle: at most one poll per nap (20 µs or more), not the
+// thousands a spinning loop makes. Before, it spun again after every empty nap, which held an idle
+// DPDK worker at about half a core.
+TEST(RuntimeCluster, AnIdleExchangeOnAPollModeTransportNapsInsteadOfSpinning) {
+    auto app = make_sequence();
+    cluster c(app, { 1, 1 }, 16384, 4096, 1, /*poll_mode=*/true);
+    c.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // past the first spin
+    std::vector<std::uint64_t> before;
+    for (auto& t : c.transports) {
+        before.push_back(t->polls.load());
+    }
+    constexpr auto idle = std::chrono::milliseconds(200);
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(idle);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // One poll per nap of 20 µs or more, and a margin. A loop that spins makes several polls a
+    // microsecond.
+    const auto most = static_cast<std::uint64_t>(elapsed / std::chrono::microseconds(20)) + 2000;
+    for (std::size_t i = 0; i < c.transports.size(); ++i) {
+        const std::uint64_t polls = c.transports[i]->polls.load() - before[i];
+        EXPECT_GT(polls, 0u) << "worker " << i << "'s exchange stopped polling";
+        EXPECT_LE(polls, most) << "worker " << i << "'s exchange spins while idle";
+    }
+    c.drain_and_stop();
 }
 
 TEST(RuntimeCluster, SmallCreditWindowStillDeliversEverything) {
