@@ -257,6 +257,10 @@ void shard::run(int cpu) {
     const bool busy = _rt._config.busy_poll;
     const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
     std::uint64_t idle_since = clock::now_ns();
+    // True from a sleep until a turn finds work: an empty turn then sleeps again at once (as the
+    // exchange does). A sleep that ended without work (its 1 or 5 ms bound) needs no spin after
+    // it: a producer's notify() or a ready fd ends the next sleep as soon as work comes.
+    bool slept = false;
     while (!_rt._quit.load(std::memory_order_acquire)) {
         _now_ns = clock::now_ns();
         _sink_clock_left = 0; // outputs of this iteration read the clock afresh (record_sink)
@@ -279,9 +283,10 @@ void shard::run(int cpu) {
         }
         if (work != 0) {
             idle_since = _now_ns;
+            slept = false;
             continue;
         }
-        if (busy || _now_ns - idle_since < spin_ns) {
+        if (busy || (!slept && _now_ns - idle_since < spin_ns)) {
             continue;
         }
         bool short_wait = !_admit;
@@ -295,7 +300,7 @@ void shard::run(int cpu) {
             short_wait = short_wait || s->needs_poll();
         }
         sleep_until_woken(short_wait);
-        idle_since = clock::now_ns();
+        slept = true;
     }
 }
 

@@ -369,5 +369,57 @@ TEST(Runtime, LiveStateKeysAreGatheredFromRunningShards) {
     EXPECT_EQ((*after)[0].keys.size(), 207u);
 }
 
+// Counts its polls; never has work, and no fd of its own. Finished once `done` is set.
+class counting_handler final : public io_handler {
+public:
+    counting_handler(std::atomic<std::uint64_t>& polls, std::atomic<bool>& done)
+      : _polls(polls)
+      , _done(done) {}
+    std::size_t poll(shard_context&) override {
+        _polls.fetch_add(1, std::memory_order_relaxed);
+        return 0;
+    }
+    bool finished() const override { return _done.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t>& _polls;
+    std::atomic<bool>& _done;
+};
+
+// An idle shard (adaptive mode) sleeps until woken or for its bound (5 ms here), and a sleep that
+// ends without work is followed by another, not by a spin: a handle of polls, not the thousands a
+// spin after every sleep made. Work that comes later is still taken at once.
+TEST(Runtime, AnIdleShardSleepsWithoutSpinningBetweenSleeps) {
+    auto app = make_word_count();
+    collected out;
+    runtime_config cfg;
+    cfg.shards = 1;
+    cfg.metrics_period_ns = 0;
+    runtime rt(app, cfg,
+               [&](std::uint32_t, std::uint32_t) { return std::make_unique<fake_sink>(out); });
+    ASSERT_TRUE(rt.start().ok());
+    std::atomic<std::uint64_t> polls{ 0 };
+    std::atomic<bool> done{ false };
+    rt.adopt_on(0, std::make_unique<counting_handler>(polls, done));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // past the spin after the adopt
+    const std::uint64_t before = polls.load();
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // A poll per sleep, and sleeps of 1 ms or more, and a margin.
+    const auto most = static_cast<std::uint64_t>(elapsed / std::chrono::milliseconds(1)) + 100;
+    EXPECT_GT(polls.load(), 0u);
+    EXPECT_LE(polls.load() - before, most) << "the idle shard spins between its sleeps";
+    const std::vector<std::string> lines{ "a b", "b c" };
+    rt.adopt_on(0, std::make_unique<fake_source>(lines));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (rt.counters().ingested < lines.size() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_EQ(rt.counters().ingested, lines.size());
+    done.store(true, std::memory_order_relaxed);
+    EXPECT_TRUE(rt.stop().drained);
+}
+
 } // namespace
 } // namespace ringtail
