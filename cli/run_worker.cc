@@ -165,6 +165,22 @@ int run_worker(int argc, char** argv, application& app) {
     if (!cores) {
         return fail(cores.err());
     }
+    // --cpus holds every thread of the worker, not the shards alone: the threads that get no core
+    // of their own (this one, the acceptor, the exchange lanes without --control-core, the
+    // subsystems without theirs) inherit this thread's affinity, set here before any of them
+    // starts. Pinned threads are placed on their cores by the runtime later.
+    if (!o.cpus.empty()) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (unsigned c : cores->cpus) {
+            CPU_SET(c, &set);
+        }
+        if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+            log::warn("--cpus: cannot keep the worker's threads on its cores ({}); threads without "
+                      "a core of their own run anywhere",
+                      std::strerror(errno));
+        }
+    }
 
     // Listen on every source address before anything starts, so a port in use fails fast.
     // Closed on every early return; handed to the acceptor (which closes them) once running.

@@ -406,5 +406,40 @@ class PassthroughTest(harness.ProcessTestCase):
         self.stop_worker(worker, signal.SIGINT)
 
 
+class CoresTest(harness.ProcessTestCase):
+    def thread_cpus(self, pid):
+        """{thread name: the CPUs it may run on} for every thread of process `pid`."""
+        out = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            fields = {}
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    fields[key] = value.strip()
+            cpus = set()
+            for part in fields["Cpus_allowed_list"].split(","):
+                lo, _, hi = part.partition("-")
+                cpus.update(range(int(lo), int(hi or lo) + 1))
+            out[f"{fields['Name']}/{tid}"] = cpus
+        return out
+
+    def test_cpus_holds_every_thread_of_the_worker(self):
+        # --cpus names the cores the worker may use: its shard is pinned there, and the threads
+        # that get no core of their own (main, acceptor, data channel, control) stay there too.
+        # The last core the test may use, so that it differs from the default (all of them).
+        cpus = sorted(os.sched_getaffinity(0))
+        core = cpus[-1]
+        recv = self.start_receiver(expect=len(b"hello => 1\n"))
+        worker = self.start_worker("word_count", ["Split and Count"], [recv.port], threads=1,
+                                   extra=("--cpus", str(core)))
+        threads = self.thread_cpus(worker.proc.pid)
+        self.assertIn("rt-shard-0", " ".join(threads))
+        for name, allowed in threads.items():
+            self.assertEqual(allowed, {core}, f"thread {name} may run on {sorted(allowed)}")
+        self.send([worker.port], [harness.write_file(self.path("in.txt"), b"hello\n")])
+        self.assertEqual(recv.wait(), b"hello => 1\n")
+        self.stop_worker(worker)
+
+
 if __name__ == "__main__":
     unittest.main()
