@@ -8,7 +8,9 @@ Two senders run at once, one per source address (with one worker, both go to its
 sequence keys are split between the senders by parity, so a key always comes from one sender;
 each key's state lives on one shard of one worker, so about half the messages cross the data
 channel with two workers. A case's time runs from the senders' start until the receiver has every
-expected frame (sequence) or byte (word_count): the worker's whole path is in it.
+expected frame (sequence) or byte (word_count): the worker's whole path is in it. Each worker of a
+2-worker cluster runs on half of the CPUs (--cpus), as on a host of its own, all of its threads
+there; one worker has them all. The senders and receivers run anywhere.
 
 Latency (µs, without coordinated omission): a 2-worker sequence cluster; one sender at --rate
 messages/s to worker 1's source, every message a fresh key ([u64 intended_send_ns][u64 seq] from
@@ -100,16 +102,29 @@ def wait_log(path, text, timeout=30):
 
 
 def dpdk_args(role, tag):
-    """`--net dpdk -- <EAL args>` for one end of a memif pair (role a: server, b: client)."""
+    """`--net dpdk -- <EAL args>` for one end of a memif pair (role a: server, b: client), EAL's
+    lcore the first of the worker's CPUs."""
     prefix = f"rt-perf-{os.getpid()}-{tag}-{role}"
+    index = 0 if role == "a" else 1
+    own = worker_cpus(2)[index]
     cpus = sorted(os.sched_getaffinity(0))
-    cpu = cpus[(0 if role == "a" else 1) % len(cpus)]
+    cpu = own[0] if own else cpus[index % len(cpus)]
     vdev = (f"net_memif0,role={'server' if role == 'a' else 'client'},id=0,"
             f"socket=/rt-perf-{os.getpid()}-{tag}.sock")
     DPDK_PREFIXES.append(prefix)
     return ["--net", "dpdk", "--", "--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix",
             prefix, "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning",
             f"--vdev={vdev}"]
+
+
+def worker_cpus(workers):
+    """The --cpus of each worker of a cluster: an equal share of this process's CPUs each, as
+    workers on hosts of their own would have (none for one worker: it has them all)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    k = len(cpus) // workers
+    if workers < 2 or k < 1:
+        return [[] for _ in range(workers)]
+    return [cpus[i * k:(i + 1) * k] for i in range(workers)]
 
 
 DPDK_PREFIXES = []
@@ -122,8 +137,11 @@ def start_cluster(run, app, source, workers, threads, outs, tag, extra=(), net="
     ins = [free_port() for _ in range(workers)]
     common = ["--metrics-period", "0", "-T", str(threads), *WORKER_ARGS, *extra]
     tail = {0: [], 1: []}
+    for i, cpus in enumerate(worker_cpus(workers)):
+        if cpus:
+            tail[i] = ["--cpus", ",".join(map(str, cpus))]
     if net == "dpdk":
-        tail = {0: dpdk_args("a", tag), 1: dpdk_args("b", tag)}
+        tail = {0: tail[0] + dpdk_args("a", tag), 1: tail[1] + dpdk_args("b", tag)}
     procs = []
     if workers == 1:
         procs.append(run.start(f"{tag}-w1", [app, "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
@@ -336,7 +354,8 @@ def main():
     summary = {"throughput": {k: {"median": statistics.median(v), "all": v}
                               for k, v in times.items()},
                "latency": lat, "reps": a.reps, "messages": a.messages, "lines": a.lines,
-               "rate": a.rate, "duration": a.duration, "poll_mode": a.poll_mode}
+               "rate": a.rate, "duration": a.duration, "poll_mode": a.poll_mode,
+               "worker_cpus": worker_cpus(2)}
     rows = ["| case | msgs/s (median) | x 1 worker |", "|---|---|---|"]
     for label, app, *_ in cases:
         base = statistics.median(times[f"{app}, 1 worker x 2 threads"])
