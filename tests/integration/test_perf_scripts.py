@@ -164,6 +164,10 @@ class PerfScriptsTest(unittest.TestCase):
             "word_count, 1 worker x 2 threads", "word_count, 2 workers x 1 thread",
             "sequence, 2 workers x 2 threads"})
         self.assertEqual(s["poll_mode"], "adaptive")
+        # Each worker of two on its own half of the CPUs (--cpus), as on a host of its own.
+        cpus = sorted(os.sched_getaffinity(0))
+        half = len(cpus) // 2
+        self.assertEqual(s["worker_cpus"], [cpus[:half], cpus[half:2 * half]] if half else [[], []])
         for case in s["throughput"].values():
             self.assertGreater(case["median"], 0)
         # Fresh keys spread over both workers: each path carries a good share of the messages.
