@@ -101,14 +101,12 @@ def wait_log(path, text, timeout=30):
     raise SystemExit(f"cluster.py: FAILED: '{text}' never appeared in {path}")
 
 
-def dpdk_args(role, tag):
+def dpdk_args(role, tag, own):
     """`--net dpdk -- <EAL args>` for one end of a memif pair (role a: server, b: client), EAL's
-    lcore the first of the worker's CPUs."""
+    lcore the first of the worker's CPUs `own` (from worker_cpus)."""
     prefix = f"rt-perf-{os.getpid()}-{tag}-{role}"
-    index = 0 if role == "a" else 1
-    own = worker_cpus(2)[index]
     cpus = sorted(os.sched_getaffinity(0))
-    cpu = own[0] if own else cpus[index % len(cpus)]
+    cpu = own[0] if own else cpus[(0 if role == "a" else 1) % len(cpus)]
     vdev = (f"net_memif0,role={'server' if role == 'a' else 'client'},id=0,"
             f"socket=/rt-perf-{os.getpid()}-{tag}.sock")
     DPDK_PREFIXES.append(prefix)
@@ -136,12 +134,11 @@ def start_cluster(run, app, source, workers, threads, outs, tag, extra=(), net="
     and the worker processes, once every worker runs. net="dpdk": two workers over memif."""
     ins = [free_port() for _ in range(workers)]
     common = ["--metrics-period", "0", "-T", str(threads), *WORKER_ARGS, *extra]
-    tail = {0: [], 1: []}
-    for i, cpus in enumerate(worker_cpus(workers)):
-        if cpus:
-            tail[i] = ["--cpus", ",".join(map(str, cpus))]
+    own = worker_cpus(workers)
+    tail = {i: ["--cpus", ",".join(map(str, cpus))] if cpus else [] for i, cpus in enumerate(own)}
     if net == "dpdk":
-        tail = {0: tail[0] + dpdk_args("a", tag), 1: tail[1] + dpdk_args("b", tag)}
+        tail[0] += dpdk_args("a", tag, own[0])
+        tail[1] += dpdk_args("b", tag, own[1])
     procs = []
     if workers == 1:
         procs.append(run.start(f"{tag}-w1", [app, "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",

@@ -364,7 +364,8 @@ def main():
             "ringtail/testpmd | median of the reps' ratios | per rep: testpmd / ringtail Mpps |",
             "|---|---|---|---|---|---|"]
     summary = {"sizes": {}, "reps": a.reps, "seconds": a.seconds, "warmup": a.warmup,
-               "lanes": a.lanes, "send_cpus": a.send_cpus, "recv_cpus": a.recv_cpus, "goal_ratio": GOAL, "machine": {"nproc": os.cpu_count()},
+               "lanes": a.lanes, "send_cpus": a.send_cpus, "recv_cpus": a.recv_cpus,
+               "goal_ratio": GOAL, "machine": {"nproc": os.cpu_count()},
                "memif": "net_memif0 pair, sender = server, --no-huge -m 512"}
     for size in a.sizes:
         res = results[size]

@@ -297,8 +297,8 @@ TEST(RuntimeCluster, KeysRouteAcrossWorkersInOrder) {
     }
 }
 
-// Over a poll-mode transport the exchange naps between polls when idle; a shard's message wakes it
-// from its nap and frames from the peer are found by the next poll: nothing is slept through.
+// Over a poll-mode transport the exchange naps between polls when idle; a shard's message and a
+// frame from the peer are both found by the poll after the nap: nothing is slept through.
 TEST(RuntimeCluster, KeysRouteAcrossWorkersOverAPollModeTransport) {
     auto app = make_sequence();
     cluster c(app, { 1, 1 }, 16384, 4096, 1, /*poll_mode=*/true);

@@ -387,7 +387,7 @@ private:
 };
 
 // An idle shard (adaptive mode) sleeps until woken or for its bound (5 ms here), and a sleep that
-// ends without work is followed by another, not by a spin: a handle of polls, not the thousands a
+// ends without work is followed by another, not by a spin: a handful of polls, not the thousands a
 // spin after every sleep made. Work that comes later is still taken at once.
 TEST(Runtime, AnIdleShardSleepsWithoutSpinningBetweenSleeps) {
     auto app = make_word_count();
