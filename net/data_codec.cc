@@ -136,6 +136,8 @@ std::string_view to_string(data_decode_error error) {
             return "oversized";
         case data_decode_error::short_header:
             return "short header";
+        case data_decode_error::not_one_frame:
+            return "not one frame";
     }
     return "?";
 }
@@ -246,65 +248,77 @@ std::optional<data_ack> parse_ack(const data_frame& frame) {
     return a;
 }
 
-data_frame_decoder::data_frame_decoder(std::size_t max_frame_bytes)
-  : _max_frame_bytes(max_frame_bytes) {
-    require(max_frame_bytes >= data_frame_header_bytes,
-            "max_frame_bytes must hold at least a frame header");
-}
+namespace {
 
-bool data_frame_decoder::check_prefix(const std::byte* prefix, std::size_t& frame_bytes) {
-    auto magic = static_cast<std::uint8_t>(prefix[magic_at]);
-    auto version = static_cast<std::uint8_t>(prefix[version_at]);
-    auto type = static_cast<std::uint8_t>(prefix[type_at]);
-    auto flags = static_cast<std::uint8_t>(prefix[flags_at]);
-    std::uint32_t len = be::read<std::uint32_t>(prefix);
+// The checks of a frame's first prefix bytes (len, magic, version, type, flags), in the order the
+// decoder reports them; sets `frame_bytes` (the whole frame) when they pass. No message: the
+// datagram path only counts what it drops, and the decoder words its own (prefix_message).
+data_decode_error prefix_error(const std::byte* prefix, std::size_t max_frame_bytes,
+                               std::size_t& frame_bytes) {
+    const auto type = static_cast<std::uint8_t>(prefix[type_at]);
+    const std::uint32_t len = be::read<std::uint32_t>(prefix);
     // Magic and version first: what follows them may mean something else in another format.
-    if (magic != data_frame_magic) {
-        fail(
-          data_decode_error::bad_magic,
-          fmt::format("not a Ringtail data-channel frame (magic byte 0x{:02x}, expected 0x{:02x})",
-                      magic, data_frame_magic));
-        return false;
+    if (static_cast<std::uint8_t>(prefix[magic_at]) != data_frame_magic) {
+        return data_decode_error::bad_magic;
     }
-    if (version != data_frame_version) {
-        fail(data_decode_error::bad_version,
-             fmt::format("data-channel version {}, this build speaks {}", version,
-                         data_frame_version));
-        return false;
+    if (static_cast<std::uint8_t>(prefix[version_at]) != data_frame_version) {
+        return data_decode_error::bad_version;
     }
     if (len < data_frame_min_len) {
-        fail(data_decode_error::short_header,
-             fmt::format("frame length {} is shorter than the {}-byte header after it", len,
-                         data_frame_min_len));
-        return false;
+        return data_decode_error::short_header;
     }
-    if (std::size_t{ len } + 4 > _max_frame_bytes) {
-        fail(data_decode_error::oversized,
-             fmt::format("frame of {} bytes is larger than the limit of {}", std::size_t{ len } + 4,
-                         _max_frame_bytes));
-        return false;
+    if (std::size_t{ len } + 4 > max_frame_bytes) {
+        return data_decode_error::oversized;
     }
     if (!known_type(type)) {
-        fail(data_decode_error::unknown_type, fmt::format("unknown frame type {}", type));
-        return false;
+        return data_decode_error::unknown_type;
     }
-    if (!flags_allowed(type, flags)) {
-        fail(data_decode_error::malformed,
-             fmt::format("flags 0x{:02x} on a {} frame", flags,
-                         to_string(static_cast<data_frame_type>(type))));
-        return false;
+    if (!flags_allowed(type, static_cast<std::uint8_t>(prefix[flags_at]))) {
+        return data_decode_error::malformed;
     }
     frame_bytes = std::size_t{ len } + 4;
-    return true;
+    return data_decode_error::none;
 }
 
-bool data_frame_decoder::check_frame(std::span<const std::byte> bytes, data_frame& frame) {
-    std::uint32_t want = be::read<std::uint32_t>(bytes.data() + crc_at);
-    std::uint32_t have = frame_crc(bytes);
-    if (want != have) {
-        fail(data_decode_error::bad_checksum,
-             fmt::format("bad checksum (0x{:08x}, computed 0x{:08x})", want, have));
-        return false;
+std::string prefix_message(data_decode_error error, const std::byte* prefix,
+                           std::size_t max_frame_bytes) {
+    const auto magic = static_cast<std::uint8_t>(prefix[magic_at]);
+    const auto version = static_cast<std::uint8_t>(prefix[version_at]);
+    const auto type = static_cast<std::uint8_t>(prefix[type_at]);
+    const auto flags = static_cast<std::uint8_t>(prefix[flags_at]);
+    const std::uint32_t len = be::read<std::uint32_t>(prefix);
+    switch (error) {
+        case data_decode_error::bad_magic:
+            return fmt::format(
+              "not a Ringtail data-channel frame (magic byte 0x{:02x}, expected 0x{:02x})", magic,
+              data_frame_magic);
+        case data_decode_error::bad_version:
+            return fmt::format("data-channel version {}, this build speaks {}", version,
+                               data_frame_version);
+        case data_decode_error::short_header:
+            return fmt::format("frame length {} is shorter than the {}-byte header after it", len,
+                               data_frame_min_len);
+        case data_decode_error::oversized:
+            return fmt::format("frame of {} bytes is larger than the limit of {}",
+                               std::size_t{ len } + 4, max_frame_bytes);
+        case data_decode_error::unknown_type:
+            return fmt::format("unknown frame type {}", type);
+        default:
+            return fmt::format("flags 0x{:02x} on a {} frame", flags,
+                               to_string(static_cast<data_frame_type>(type)));
+    }
+}
+
+// frame_error's problem for a DATA frame with the ACK flag and a body too short for the trailer.
+constexpr const char* short_ack_trailer = "no room for the ACK trailer";
+
+// The checks of a whole frame whose prefix passed: its checksum, then its shape; fills `frame`.
+// On bad_checksum `crc` is the one computed; on malformed `problem` says what is wrong.
+data_decode_error frame_error(std::span<const std::byte> bytes, data_frame& frame,
+                              std::uint32_t& crc, const char*& problem) {
+    crc = frame_crc(bytes);
+    if (be::read<std::uint32_t>(bytes.data() + crc_at) != crc) {
+        return data_decode_error::bad_checksum;
     }
     frame.type = static_cast<data_frame_type>(bytes[type_at]);
     frame.flags = static_cast<std::uint8_t>(bytes[flags_at]);
@@ -315,21 +329,70 @@ bool data_frame_decoder::check_frame(std::span<const std::byte> bytes, data_fram
     frame.credit_limit = 0;
     if (frame.has_ack()) {
         if (frame.body.size() < data_ack_trailer_bytes) {
-            fail(data_decode_error::malformed,
-                 fmt::format("DATA frame with the ACK flag and only {} body bytes",
-                             frame.body.size()));
-            return false;
+            problem = short_ack_trailer;
+            return data_decode_error::malformed;
         }
         auto trailer = frame.body.last(data_ack_trailer_bytes);
         frame.ack = be::read<std::uint64_t>(trailer.data());
         frame.credit_limit = be::read<std::uint64_t>(trailer.data() + 8);
         frame.body = frame.body.first(frame.body.size() - data_ack_trailer_bytes);
     }
-    if (const char* problem =
-          shape_problem(frame.type, frame.flags, frame.count, frame.body.size())) {
-        fail(data_decode_error::malformed,
-             fmt::format("{} frame with count {} and {} body bytes: {}", to_string(frame.type),
-                         frame.count, frame.body.size(), problem));
+    problem = shape_problem(frame.type, frame.flags, frame.count, frame.body.size());
+    return problem == nullptr ? data_decode_error::none : data_decode_error::malformed;
+}
+
+} // namespace
+
+data_decode_error decode_data_datagram(std::span<const std::byte> datagram, data_frame& frame,
+                                       std::size_t max_frame_bytes) {
+    if (datagram.size() < data_frame_decoder::prefix_bytes) {
+        return data_decode_error::not_one_frame;
+    }
+    std::size_t frame_bytes = 0;
+    if (auto e = prefix_error(datagram.data(), max_frame_bytes, frame_bytes);
+        e != data_decode_error::none) {
+        return e;
+    }
+    if (frame_bytes != datagram.size()) {
+        return data_decode_error::not_one_frame;
+    }
+    std::uint32_t crc = 0;
+    const char* problem = nullptr;
+    return frame_error(datagram, frame, crc, problem);
+}
+
+data_frame_decoder::data_frame_decoder(std::size_t max_frame_bytes)
+  : _max_frame_bytes(max_frame_bytes) {
+    require(max_frame_bytes >= data_frame_header_bytes,
+            "max_frame_bytes must hold at least a frame header");
+}
+
+bool data_frame_decoder::check_prefix(const std::byte* prefix, std::size_t& frame_bytes) {
+    const data_decode_error e = prefix_error(prefix, _max_frame_bytes, frame_bytes);
+    if (e != data_decode_error::none) {
+        fail(e, prefix_message(e, prefix, _max_frame_bytes));
+        return false;
+    }
+    return true;
+}
+
+bool data_frame_decoder::check_frame(std::span<const std::byte> bytes, data_frame& frame) {
+    std::uint32_t crc = 0;
+    const char* problem = nullptr;
+    const data_decode_error e = frame_error(bytes, frame, crc, problem);
+    if (e == data_decode_error::bad_checksum) {
+        fail(e, fmt::format("bad checksum (0x{:08x}, computed 0x{:08x})",
+                            be::read<std::uint32_t>(bytes.data() + crc_at), crc));
+        return false;
+    }
+    if (problem == short_ack_trailer) {
+        fail(e,
+             fmt::format("DATA frame with the ACK flag and only {} body bytes", frame.body.size()));
+        return false;
+    }
+    if (e != data_decode_error::none) {
+        fail(e, fmt::format("{} frame with count {} and {} body bytes: {}", to_string(frame.type),
+                            frame.count, frame.body.size(), problem));
         return false;
     }
     return true;

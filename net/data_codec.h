@@ -140,16 +140,26 @@ std::optional<data_hello> parse_hello(const data_frame& frame);
 
 enum class data_decode_error : std::uint8_t {
     none,
-    bad_magic,    // not a data-channel frame at all
-    bad_version,  // a data-channel frame of a version this build does not speak
-    bad_checksum, // the crc does not match the bytes
-    unknown_type, // a type byte this version does not define
-    malformed,    // flags its type does not allow, or a count or body its type does not allow
-    oversized,    // len announces more than max_frame_bytes
-    short_header, // len is smaller than the header after it
+    bad_magic,     // not a data-channel frame at all
+    bad_version,   // a data-channel frame of a version this build does not speak
+    bad_checksum,  // the crc does not match the bytes
+    unknown_type,  // a type byte this version does not define
+    malformed,     // flags its type does not allow, or a count or body its type does not allow
+    oversized,     // len announces more than max_frame_bytes
+    short_header,  // len is smaller than the header after it
+    not_one_frame, // decode_data_datagram: the datagram is not exactly one frame
 };
 
 std::string_view to_string(data_decode_error error);
+
+// Checks that `datagram` is exactly one whole frame, as every datagram of the datagram back ends
+// carries, and fills `frame` (its body points into `datagram`). Returns none, or what is wrong:
+// the decoder's checks in its order (without its message), and not_one_frame for a datagram
+// shorter or longer than the frame it starts with. It accepts exactly what a fresh
+// data_frame_decoder fed `datagram` alone delivers as one frame with nothing left over, at a
+// fraction of the cost (no decoder to build, and nothing formatted for a datagram dropped).
+data_decode_error decode_data_datagram(std::span<const std::byte> datagram, data_frame& frame,
+                                       std::size_t max_frame_bytes = default_max_data_frame_bytes);
 
 // Splits a byte stream into data-channel frames, checking each. Owned and used by one thread.
 // Memory is bounded: at most max_frame_bytes of an unfinished frame are held. The first error
@@ -174,10 +184,11 @@ public:
     bool mid_frame() const { return !_buf.empty(); }
     std::size_t max_frame_bytes() const { return _max_frame_bytes; }
 
-private:
     // The bytes checked before the rest of a frame is awaited: len, magic, version, type, flags.
     // Garbage is recognised from them, without waiting for a length's worth of bytes.
     static constexpr std::size_t prefix_bytes = 8;
+
+private:
     // A buffer grown past this by one large frame is released afterwards, so that an idle
     // connection does not keep a large allocation.
     static constexpr std::size_t keep_capacity = 64 * 1024;

@@ -136,10 +136,11 @@ datagram_transport::datagram_transport(datagram_link& link, peer_id self,
   : _link(link)
   , _self(self)
   , _config(config)
-  , _clock(std::move(clock)) {
-    if (_link.max_datagram_bytes() <= data_frame_header_bytes + data_ack_trailer_bytes) {
+  , _clock(std::move(clock))
+  , _max_datagram_bytes(link.max_datagram_bytes()) {
+    if (_max_datagram_bytes <= data_frame_header_bytes + data_ack_trailer_bytes) {
         log::error("datagram_transport: a link whose datagrams ({} bytes) cannot carry a frame",
-                   _link.max_datagram_bytes());
+                   _max_datagram_bytes);
         std::abort(); // a programmer error: every link carries at least an Ethernet MTU
     }
     const std::uint64_t now = now_ns();
@@ -162,7 +163,7 @@ std::size_t datagram_transport::max_body_bytes() const {
 }
 
 std::size_t datagram_transport::fragment_bytes() const {
-    return _link.max_datagram_bytes() - data_frame_header_bytes - data_ack_trailer_bytes;
+    return _max_datagram_bytes - data_frame_header_bytes - data_ack_trailer_bytes;
 }
 
 bool datagram_transport::peer_alive(peer_id id) const {
@@ -329,60 +330,59 @@ void datagram_transport::handle(peer_id id, std::span<const std::byte> datagram,
         return;
     }
     peer& p = *_peers[id];
-    // One frame per datagram: a fresh decoder each time, since a bad datagram kills a decoder
-    // and the next datagram is a new start.
-    data_frame_decoder decoder(_link.max_datagram_bytes());
-    std::size_t frames = 0;
-    auto err = decoder.feed(datagram, [&](const data_frame& f) {
-        ++frames;
-        ++_counters.frames_in;
-        p.last_heard_ns = now;
-        switch (f.type) {
-            case data_frame_type::data:
-                if (f.has_ack()) {
-                    // Stale on a duplicate or a frame out of order, and harmless: acks are
-                    // cumulative and credit limits only grow.
-                    apply_ack(id, f.ack, f.credit_limit, now);
-                }
-                switch (p.receiver.received(f.seq, now)) {
-                    case gbn_receiver::verdict::deliver:
-                        deliver(id, f, events);
+    // One frame per datagram, whole: anything else (a bad checksum, a foreign datagram, two
+    // frames or part of one) is dropped and counted, never delivered.
+    data_frame f;
+    if (decode_data_datagram(datagram, f, _max_datagram_bytes) != data_decode_error::none) {
+        ++_counters.corrupt_frames;
+        return;
+    }
+    ++_counters.frames_in;
+    p.last_heard_ns = now;
+    switch (f.type) {
+        case data_frame_type::data:
+            if (f.has_ack()) {
+                // Stale on a duplicate or a frame out of order, and harmless: acks are cumulative
+                // and credit limits only grow.
+                apply_ack(id, f.ack, f.credit_limit, now);
+            }
+            switch (p.receiver.received(f.seq, now)) {
+                case gbn_receiver::verdict::deliver:
+                    deliver(id, f, events);
+                    if (p.early_frames != 0) {
                         deliver_early(id, now, events);
-                        break;
-                    case gbn_receiver::verdict::duplicate:
-                        ++_counters.duplicates;
-                        break;
-                    case gbn_receiver::verdict::out_of_order:
-                        ++_counters.out_of_order;
-                        keep_early(id, f);
-                        // An ACK of its own at once, for every frame after a gap: it says which
-                        // frames are kept, so that the sender resends the missing ones before
-                        // their timeout and none of the kept ones (gbn_sender::selective_ack).
-                        send_ack(id, now);
-                        break;
-                }
-                return;
-            case data_frame_type::ack:
-                if (auto a = parse_ack(f)) {
-                    ++_counters.acks_in;
-                    apply_ack(id, a->ack, a->credit_limit, now);
-                    const std::uint64_t fast = p.sender.fast_retransmissions();
-                    p.sender.selective_ack(
-                      a->ack, a->selective, now,
-                      [&](const held_frame& frame, std::uint64_t) { resend(id, frame); });
-                    _counters.fast_retransmissions += p.sender.fast_retransmissions() - fast;
-                }
-                return;
-            case data_frame_type::bye:
-                lose(id, "left the cluster");
-                return;
-            case data_frame_type::hello:
-            case data_frame_type::credit:
-                return; // not used on datagram links
-        }
-    });
-    if (err != data_decode_error::none || frames != 1 || decoder.mid_frame()) {
-        ++_counters.corrupt_frames; // a bad checksum, a foreign datagram, or more than one frame
+                    }
+                    break;
+                case gbn_receiver::verdict::duplicate:
+                    ++_counters.duplicates;
+                    break;
+                case gbn_receiver::verdict::out_of_order:
+                    ++_counters.out_of_order;
+                    keep_early(id, f);
+                    // An ACK of its own at once, for every frame after a gap: it says which
+                    // frames are kept, so that the sender resends the missing ones before their
+                    // timeout and none of the kept ones (gbn_sender::selective_ack).
+                    send_ack(id, now);
+                    break;
+            }
+            return;
+        case data_frame_type::ack:
+            if (auto a = parse_ack(f)) {
+                ++_counters.acks_in;
+                apply_ack(id, a->ack, a->credit_limit, now);
+                const std::uint64_t fast = p.sender.fast_retransmissions();
+                p.sender.selective_ack(
+                  a->ack, a->selective, now,
+                  [&](const held_frame& frame, std::uint64_t) { resend(id, frame); });
+                _counters.fast_retransmissions += p.sender.fast_retransmissions() - fast;
+            }
+            return;
+        case data_frame_type::bye:
+            lose(id, "left the cluster");
+            return;
+        case data_frame_type::hello:
+        case data_frame_type::credit:
+            return; // not used on datagram links
     }
 }
 
@@ -422,9 +422,6 @@ void datagram_transport::keep_early(peer_id id, const data_frame& f) {
 
 void datagram_transport::deliver_early(peer_id id, std::uint64_t now, transport_events& events) {
     peer& p = *_peers[id];
-    if (p.early_frames == 0) {
-        return;
-    }
     const std::uint64_t window = _config.gbn.window_frames;
     for (;;) {
         if (!p.alive) {

@@ -48,7 +48,7 @@ public:
     virtual std::uint32_t peer_count() const = 0;
     // Readable when receive() may have datagrams; -1 when the link must be polled.
     virtual int wait_fd() const = 0;
-    // The largest datagram send() takes.
+    // The largest datagram send() takes; the same for the life of the link.
     virtual std::size_t max_datagram_bytes() const = 0;
     // Sends one datagram to `peer`, or drops it (a full TX queue is a loss the protocol repairs).
     // A link may hold datagrams back to send them in a burst, until flush().
@@ -167,6 +167,7 @@ private:
     void deliver(peer_id id, const data_frame& f, transport_events& events);
     // Keeps a DATA frame that arrived after a gap; delivers the kept frames the gap held back.
     void keep_early(peer_id id, const data_frame& f);
+    // Only when the peer has frames kept (early_frames).
     void deliver_early(peer_id id, std::uint64_t now, transport_events& events);
     void apply_ack(peer_id id, std::uint64_t ack, std::uint64_t credit_limit, std::uint64_t now);
     // Sends one DATA frame carrying `body` and our acknowledgement, and holds it until acked.
@@ -187,6 +188,8 @@ private:
     peer_id _self;
     datagram_transport_config _config;
     clock_fn _clock; // empty: the engine's clock
+    // The link's, read once: a virtual call per datagram received cost more than the check.
+    std::size_t _max_datagram_bytes;
     // Bytes of the DATA frames the peers' senders hold, kept up to date by the held frames
     // themselves: declared before _peers, so that it outlives them.
     std::size_t _unacked_bytes = 0;

@@ -3,7 +3,8 @@
 // ways, and every frame delivered must encode back (with its flags and ACK trailer) to exactly the
 // bytes it came from. In the structured mode the input describes frames of any type, flags, count
 // and body, and the decoder's verdict on each is compared with a model of the rules written here
-// from the spec (net/data_codec.h).
+// from the spec (net/data_codec.h). The whole input as one datagram must get the same verdict from
+// decode_data_datagram as from the decoder.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -293,6 +294,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(whole.frames == cut_in_two.frames);
     check(whole.error == cut_in_two.error);
     check(whole.mid_frame == cut_in_two.mid_frame);
+
+    // The stream as one datagram: decode_data_datagram takes exactly what the decoder delivers as
+    // a single frame with nothing left over, and refuses the first frame for the same reason.
+    {
+        data_frame f;
+        const data_decode_error e = ringtail::net::decode_data_datagram(stream, f, max_frame);
+        const bool one =
+          whole.error == data_decode_error::none && whole.frames.size() == 1 && !whole.mid_frame;
+        check((e == data_decode_error::none) == one);
+        if (one) {
+            check(copy_of(f) == whole.frames[0]);
+        } else if (whole.frames.empty() && whole.error != data_decode_error::none) {
+            // The prefix's checks come first in both; a frame that does not fill the datagram is
+            // refused before its checksum and shape are looked at, where the decoder looks.
+            const bool fills =
+              stream.size() >= 8 &&
+              std::size_t{ ringtail::be::read<std::uint32_t>(stream.data()) } + 4 == stream.size();
+            check(e == whole.error || (!fills && e == data_decode_error::not_one_frame &&
+                                       (whole.error == data_decode_error::bad_checksum ||
+                                        whole.error == data_decode_error::malformed)));
+        } else {
+            check(e == data_decode_error::not_one_frame);
+        }
+    }
     if (structured) {
         // Every frame is whole and checksummed: the decoder does what the model says.
         check(whole.frames == model.frames);

@@ -913,5 +913,69 @@ TEST(data_codec, mid_frame_tracks_unfinished_frames) {
     EXPECT_EQ(got.frames.size(), 1u);
 }
 
+// ---- one frame per datagram ------------------------------------------------------------------
+
+// decode_data_datagram on `datagram`: the error, and the frame when there is none.
+std::pair<data_decode_error, std::optional<frame_copy>> decode_one(
+  const std::string& datagram, std::size_t max_frame_bytes = default_max_data_frame_bytes) {
+    data_frame f;
+    auto error = decode_data_datagram(as_span(datagram), f, max_frame_bytes);
+    return { error, error == data_decode_error::none ? std::optional(copy_of(f)) : std::nullopt };
+}
+
+TEST(data_codec, a_datagram_of_one_frame_decodes_as_the_decoder_decodes_it) {
+    sample s = sample_frames();
+    for (std::size_t i = 0; i < s.frames.size(); ++i) {
+        SCOPED_TRACE(i);
+        auto [error, frame] = decode_one(s.frames[i]);
+        ASSERT_EQ(error, data_decode_error::none);
+        EXPECT_EQ(*frame, s.decoded[i]);
+    }
+}
+
+TEST(data_codec, a_datagram_that_is_not_exactly_one_frame_is_refused) {
+    sample s = sample_frames();
+    const std::string& one = s.frames[1];
+    // Two whole frames: the decoder delivers both, a datagram carries one.
+    EXPECT_EQ(decode_one(one + s.frames[2]).first, data_decode_error::not_one_frame);
+    EXPECT_EQ(decode(one + s.frames[2]).frames.size(), 2u);
+    // A frame and a byte more, a frame a byte short, and less than a frame's prefix.
+    EXPECT_EQ(decode_one(one + "x").first, data_decode_error::not_one_frame);
+    EXPECT_EQ(decode_one(one.substr(0, one.size() - 1)).first, data_decode_error::not_one_frame);
+    EXPECT_EQ(decode_one(one.substr(0, 7)).first, data_decode_error::not_one_frame);
+    EXPECT_EQ(decode_one("").first, data_decode_error::not_one_frame);
+}
+
+TEST(data_codec, a_bad_datagram_gets_the_decoders_verdict) {
+    const std::string good = raw_frame(2, 9, 1, "body");
+    // Each of the decoder's checks, in the datagram path as in the stream one.
+    std::string bad_magic = good, bad_version = good, bad_crc = good, bad_type = good;
+    bad_magic[4] = 'X';
+    bad_version[5] = 3;
+    bad_crc[20] ^= 1;
+    bad_type[6] = 9;
+    const std::pair<std::string, data_decode_error> cases[] = {
+        { bad_magic, data_decode_error::bad_magic },
+        { bad_version, data_decode_error::bad_version },
+        { bad_crc, data_decode_error::bad_checksum },
+        { with_good_checksum(bad_type), data_decode_error::unknown_type },
+        { raw_frame(3, 1, 1, "a credit frame has no body"), data_decode_error::malformed },
+        { raw_frame(2, 1, 1, "short", 2, data_flag_ack), data_decode_error::malformed },
+        { raw_frame(4, 1, 0, "", 2, data_flag_more), data_decode_error::malformed },
+    };
+    for (const auto& [datagram, want] : cases) {
+        SCOPED_TRACE(to_string(want));
+        EXPECT_EQ(decode_one(datagram).first, want);
+        EXPECT_EQ(decode(datagram).error, want);
+    }
+    // The size limit, at its edge.
+    EXPECT_EQ(decode_one(good, good.size()).first, data_decode_error::none);
+    EXPECT_EQ(decode_one(good, good.size() - 1).first, data_decode_error::oversized);
+    // A length field shorter than the header after it.
+    std::string short_len = good;
+    be::write<std::uint32_t>(reinterpret_cast<std::byte*>(short_len.data()), 19);
+    EXPECT_EQ(decode_one(short_len).first, data_decode_error::short_header);
+}
+
 } // namespace
 } // namespace ringtail::net

@@ -322,6 +322,34 @@ TEST(datagram_transport, bye_means_left_the_cluster) {
     EXPECT_EQ(ra.lost[0].second, "left the cluster");
 }
 
+// A datagram carries exactly one frame: two good frames in one, or one cut short, are dropped and
+// counted, never delivered; the same frame alone is delivered.
+TEST(datagram_transport, a_datagram_that_is_not_exactly_one_frame_is_dropped_and_counted) {
+    simulated_clock clk;
+    faulty_wire wire(2, fault_config{}, clk.fn());
+    wire_link la(wire, 0, 2);
+    datagram_transport a(la, 0, {}, clk.fn());
+    recorder ra;
+    std::string first, second;
+    const std::string body = "12345678";
+    append_data_frame(first, data_frame_type::data, 1, 1,
+                      std::as_bytes(std::span(body.data(), body.size())));
+    append_data_frame(second, data_frame_type::data, 2, 1,
+                      std::as_bytes(std::span(body.data(), body.size())));
+    const std::string both = first + second;
+    wire.send(1, 0, std::as_bytes(std::span(both.data(), both.size())));
+    wire.send(1, 0, std::as_bytes(std::span(first.data(), first.size() - 1)));
+    a.poll(ra);
+    EXPECT_EQ(a.counters().corrupt_frames, 2u);
+    EXPECT_EQ(a.counters().frames_in, 0u);
+    EXPECT_TRUE(ra.values.empty());
+    wire.send(1, 0, std::as_bytes(std::span(first.data(), first.size())));
+    a.poll(ra);
+    EXPECT_EQ(a.counters().corrupt_frames, 2u);
+    EXPECT_EQ(a.counters().frames_in, 1u);
+    EXPECT_EQ(ra.values, std::vector<std::uint64_t>{ 0x3132333435363738ull });
+}
+
 // ---- fragments, piggybacked acks and the link's buffers ----------------------------------------
 
 // The body bytes one DATA frame carries over wire_link: a datagram less the header and the
@@ -376,17 +404,11 @@ struct sniffed {
     std::uint8_t flags;
 };
 std::optional<sniffed> sniff(std::span<const std::byte> datagram) {
-    data_frame_decoder decoder(wire_datagram_bytes);
-    std::optional<sniffed> out;
-    int frames = 0;
-    auto err = decoder.feed(datagram, [&](const data_frame& f) {
-        ++frames;
-        out = sniffed{ f.type, f.flags };
-    });
-    if (err != data_decode_error::none || frames != 1 || decoder.mid_frame()) {
+    data_frame f;
+    if (decode_data_datagram(datagram, f, wire_datagram_bytes) != data_decode_error::none) {
         return std::nullopt;
     }
-    return out;
+    return sniffed{ f.type, f.flags };
 }
 
 // A link over the faulty wire that builds DATA frames in buffers of its own and records what the

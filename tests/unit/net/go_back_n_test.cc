@@ -658,19 +658,13 @@ struct datagram_frame {
     std::string body;
 };
 std::optional<datagram_frame> decode_datagram(std::string_view datagram) {
-    data_frame_decoder decoder;
-    std::optional<datagram_frame> out;
-    int frames = 0;
-    auto error = decoder.feed(as_span(datagram), [&](const data_frame& f) {
-        ++frames;
-        out = datagram_frame{ f.type, f.seq, f.count,
-                              std::string(reinterpret_cast<const char*>(f.body.data()),
-                                          f.body.size()) };
-    });
-    if (error != data_decode_error::none || decoder.mid_frame() || frames != 1) {
+    data_frame f;
+    if (decode_data_datagram(as_span(datagram), f) != data_decode_error::none) {
         return std::nullopt;
     }
-    return out;
+    return datagram_frame{ f.type, f.seq, f.count,
+                           std::string(reinterpret_cast<const char*>(f.body.data()),
+                                       f.body.size()) };
 }
 
 // In these tests an ack travels as a CREDIT frame whose seq field is the cumulative ack: the
