@@ -12,6 +12,7 @@
 #include <optional>
 #include <pthread.h>
 #include <sched.h>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <unistd.h>
@@ -66,6 +67,9 @@ struct core_plan {
     std::uint32_t shards = 1;
     std::vector<unsigned> shard_cpus;
     std::vector<unsigned> cpus; // every core the worker may use (--cpus, else the affinity mask)
+    // Where the threads without a core of their own run (the control subsystem's): --control-core,
+    // else the cores no shard uses, else every core (shared with the shards).
+    std::vector<unsigned> subsystem_cpus;
 };
 
 result<core_plan> plan_cores(const worker_options& o) {
@@ -124,6 +128,24 @@ result<core_plan> plan_cores(const worker_options& o) {
     }
     plan.shard_cpus = for_shards;
     plan.cpus = cpus;
+    if (o.control_core) {
+        plan.subsystem_cpus = { *o.control_core };
+    } else {
+        // Not a shard's core, and not one given to the metrics or event-log subsystem while
+        // another is left.
+        const auto used =
+          std::span(for_shards).first(std::min<std::size_t>(plan.shards, for_shards.size()));
+        std::vector<unsigned> spare, spare_but_given;
+        for (unsigned c : cpus) {
+            if (std::find(used.begin(), used.end(), c) != used.end()) {
+                continue;
+            }
+            (c == o.metrics_core || c == o.eventlog_core ? spare_but_given : spare).push_back(c);
+        }
+        plan.subsystem_cpus = !spare.empty()             ? spare
+                              : !spare_but_given.empty() ? spare_but_given
+                                                         : cpus;
+    }
     return plan;
 }
 
@@ -165,20 +187,22 @@ int run_worker(int argc, char** argv, application& app) {
     if (!cores) {
         return fail(cores.err());
     }
-    // --cpus holds every thread of the worker, not the shards alone: the threads that get no core
-    // of their own (this one, the acceptor, the exchange lanes without --control-core, the
-    // subsystems without theirs) inherit this thread's affinity, set here before any of them
-    // starts. Pinned threads are placed on their cores by the runtime later.
-    if (!o.cpus.empty()) {
+    // The threads that get no core of their own (this one, the acceptor, the cluster's control
+    // thread, the external channel, the HTTP endpoint, the metrics thread without --metrics-core,
+    // the exchange lanes without --control-core) inherit this thread's affinity, set here before
+    // any of them starts: the control subsystem's cores, off the shards' when cores allow
+    // (DESIGN.md §2), and always within --cpus. Shards and the threads given a core are pinned
+    // there by the runtime later.
+    {
         cpu_set_t set;
         CPU_ZERO(&set);
-        for (unsigned c : cores->cpus) {
+        for (unsigned c : cores->subsystem_cpus) {
             CPU_SET(c, &set);
         }
         if (::sched_setaffinity(0, sizeof set, &set) != 0) {
-            log::warn("--cpus: cannot keep the worker's threads on its cores ({}); threads without "
-                      "a core of their own run anywhere",
-                      std::strerror(errno));
+            log::warn("cannot keep the control subsystem on cores {} ({}); threads without a core "
+                      "of their own run anywhere",
+                      fmt::join(cores->subsystem_cpus, ","), std::strerror(errno));
         }
     }
 

@@ -440,6 +440,48 @@ class CoresTest(harness.ProcessTestCase):
         self.assertEqual(recv.wait(), b"hello => 1\n")
         self.stop_worker(worker)
 
+    def check_placement(self, extra, shard_core, subsystem_core):
+        recv = self.start_receiver(expect=len(b"hello => 1\n"))
+        worker = self.start_worker("word_count", ["Split and Count"], [recv.port], extra=extra)
+
+        def placement():
+            threads = self.thread_cpus(worker.proc.pid)
+            return {name: (allowed, {shard_core} if name.startswith("rt-shard-")
+                           else {subsystem_core}) for name, allowed in threads.items()}
+
+        # The shard pins itself once its thread runs, which may be just after the port accepts.
+        deadline = time.monotonic() + 10
+        while (any(allowed != want for allowed, want in placement().values())
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        threads = placement()
+        self.assertEqual(len([n for n in threads if n.startswith("rt-shard-")]), 1,
+                         f"threads: {sorted(threads)}")
+        for name, (allowed, want) in threads.items():
+            self.assertEqual(allowed, want, f"thread {name} may run on {sorted(allowed)}")
+        self.send([worker.port], [harness.write_file(self.path("in.txt"), b"hello\n")])
+        self.assertEqual(recv.wait(), b"hello => 1\n")
+        self.stop_worker(worker)
+
+    def test_the_control_subsystem_keeps_off_the_shards_cores(self):
+        # DESIGN.md §2: the threads without a core of their own (main, acceptor, control, metrics)
+        # never sit on a shard's core when cores allow. On two cores the default thread count
+        # leaves the first for them; the shard runs on the second.
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("needs two CPUs (CI has two)")
+        a, b = cpus[-2], cpus[-1]
+        self.check_placement(("--cpus", f"{a},{b}"), shard_core=b, subsystem_core=a)
+
+    def test_control_core_holds_the_control_subsystem(self):
+        # --control-core k: the control subsystem's threads run on k, the shard on the other core.
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("needs two CPUs (CI has two)")
+        a, b = cpus[-2], cpus[-1]
+        self.check_placement(("--cpus", f"{a},{b}", "--control-core", str(b), "-T", "1"),
+                             shard_core=a, subsystem_core=b)
+
 
 if __name__ == "__main__":
     unittest.main()
