@@ -279,6 +279,11 @@ def summary_fields(line):
     return dict(w.split("=", 1) for w in line.split() if "=" in w)
 
 
+def share(part, whole):
+    """int(part) / int(whole), 0 when whole is 0 (fields of a summary line)."""
+    return int(part) / int(whole) if int(whole) > 0 else 0.0
+
+
 def run_ringtail(r, pingpong, size, tag):
     a = r.a
     send = r.start(f"{tag}-ringtail-send", [
@@ -317,7 +322,11 @@ def run_ringtail(r, pingpong, size, tag):
               "measured_seconds": float(got["seconds"]),
               "retransmissions": int(sent["retransmissions"]),
               "duplicates": int(got["duplicates"]), "out_of_order": int(got["out_of_order"]),
-              "corrupt": int(got["corrupt"])}
+              "corrupt": int(got["corrupt"]),
+              # Which side waited: the receiver's polls that found nothing, the sender's turns
+              # that the window or the credit held back.
+              "receiver_empty_polls": share(got["empty_polls"], got["polls"]),
+              "sender_blocked_turns": share(sent["blocked_turns"], sent["turns"])}
     return fps / 1e6, detail
 
 
@@ -351,7 +360,9 @@ def main():
                     extra = ""
                     if name == "ringtail":
                         # A run disturbed for over the RTO (2 ms) resends whole windows.
-                        extra = f" ({detail['retransmissions']} frames retransmitted)"
+                        extra = (f" ({detail['retransmissions']} frames retransmitted; "
+                                 f"receiver polls empty {detail['receiver_empty_polls']:.0%}, "
+                                 f"sender turns held back {detail['sender_blocked_turns']:.0%})")
                     print(f"  rep {rep + 1}, {size} bytes, {name}: {mpps:.3f} Mpps{extra}",
                           flush=True)
     except RunFailed as e:

@@ -224,6 +224,9 @@ class DpdkMemifTest(ProcessTestCase):
         self.assertEqual(got["peer"], "left", context)  # every lane of the sender said goodbye
         self.assertEqual(int(got["bytes"]), 83 * lanes * frames, context)
         self.assertGreater(float(got["frames_per_s"]), 0, context)
+        # Polls that delivered something each delivered at least one frame.
+        delivering = int(got["polls"]) - int(got["empty_polls"])
+        self.assertTrue(1 <= delivering <= lanes * frames, context)
         self.assertEqual(sent["acknowledged"], "yes", context)
         self.assertEqual((int(sent["frame_bytes"]), int(sent["frame_bytes_asked"])), (83, 64))
         self.assertIn("below the smallest data-channel frame", "".join(send_err), context)

@@ -836,6 +836,9 @@ struct alignas(64) recv_lane {
     std::uint64_t first_ns = 0, last_ns = 0;
     bool trailer = false, timed_out = false;
     std::uint64_t sent_frames = 0, sent_messages = 0;
+    // Polls, and those that found no DATA frame: their share says whether the receiver waits
+    // for the sender (many) or keeps up with it only just (few).
+    std::uint64_t polls = 0, empty_polls = 0;
     std::string peer;
     channel_counters counters;
 };
@@ -861,6 +864,8 @@ void run_recv_lane(const options& o, dpdk_port& port, std::uint16_t queue,
         events.now = now;
         const std::uint64_t before = events.frames;
         t.poll(events);
+        ++out.polls;
+        out.empty_polls += events.frames == before ? 1 : 0;
         if (events.frames != before) {
             if (before == 0) {
                 std::uint64_t seen = 0;
@@ -925,7 +930,7 @@ int run_channel_recv(const options& o, dpdk_port& port) {
         }
     } // joins the lanes
     std::uint64_t frames = 0, messages = 0, bytes = 0, order_errors = 0, last_ns = 0;
-    std::uint64_t sent_frames = 0, sent_messages = 0;
+    std::uint64_t sent_frames = 0, sent_messages = 0, polls = 0, empty_polls = 0;
     bool trailers = true, complete = true, timed_out = false, sent_known = true;
     channel_counters counters;
     std::vector<std::string> peers;
@@ -938,6 +943,8 @@ int run_channel_recv(const options& o, dpdk_port& port) {
         trailers = trailers && lane.trailer;
         sent_frames += lane.sent_frames;
         sent_messages += lane.sent_messages;
+        polls += lane.polls;
+        empty_polls += lane.empty_polls;
         sent_known = sent_known && lane.trailer && lane.sent_frames >= lane.frames;
         complete = complete && lane.trailer && lane.sent_frames == lane.frames &&
                    lane.sent_messages == lane.messages && lane.order_errors == 0;
@@ -956,7 +963,7 @@ int run_channel_recv(const options& o, dpdk_port& port) {
     fmt::print("channel-recv: frames={} messages={} bytes={} frame_bytes_avg={:.1f} "
                "warmup_s={:.3f} measured_frames={} seconds={:.3f} frames_per_s={:.0f} "
                "mbps={:.1f} sent_frames={} sent_messages={} lost={} order_errors={} complete={} "
-               "timed_out={} peer={} {} {} {}\n",
+               "timed_out={} polls={} empty_polls={} peer={} {} {} {}\n",
                frames, messages, bytes,
                frames > 0 ? static_cast<double>(bytes) / static_cast<double>(frames) : 0.0,
                o.warmup_s, measured_frames, measured_s,
@@ -965,8 +972,8 @@ int run_channel_recv(const options& o, dpdk_port& port) {
                trailers ? std::to_string(sent_frames) : std::string("unknown"),
                trailers ? std::to_string(sent_messages) : std::string("unknown"),
                sent_known ? std::to_string(sent_frames - frames) : std::string("unknown"),
-               order_errors, complete ? "yes" : "no", timed_out ? "yes" : "no", peer_words(peers),
-               counters.text(), counters_text(port), lanes_text(lanes));
+               order_errors, complete ? "yes" : "no", timed_out ? "yes" : "no", polls, empty_polls,
+               peer_words(peers), counters.text(), counters_text(port), lanes_text(lanes));
     return complete ? 0 : exit_lost;
 }
 
