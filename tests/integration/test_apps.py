@@ -423,24 +423,9 @@ class CoresTest(harness.ProcessTestCase):
             out[f"{fields['Name']}/{tid}"] = cpus
         return out
 
-    def test_cpus_holds_every_thread_of_the_worker(self):
-        # --cpus names the cores the worker may use: its shard is pinned there, and the threads
-        # that get no core of their own (main, acceptor, data channel, control) stay there too.
-        # The last core the test may use, so that it differs from the default (all of them).
-        cpus = sorted(os.sched_getaffinity(0))
-        core = cpus[-1]
-        recv = self.start_receiver(expect=len(b"hello => 1\n"))
-        worker = self.start_worker("word_count", ["Split and Count"], [recv.port], threads=1,
-                                   extra=("--cpus", str(core)))
-        threads = self.thread_cpus(worker.proc.pid)
-        self.assertIn("rt-shard-0", " ".join(threads))
-        for name, allowed in threads.items():
-            self.assertEqual(allowed, {core}, f"thread {name} may run on {sorted(allowed)}")
-        self.send([worker.port], [harness.write_file(self.path("in.txt"), b"hello\n")])
-        self.assertEqual(recv.wait(), b"hello => 1\n")
-        self.stop_worker(worker)
-
     def check_placement(self, extra, shard_core, subsystem_core):
+        """Starts word_count with `extra`: its one shard must run on shard_core alone, every other
+        thread on subsystem_core alone, and the worker must still count words."""
         recv = self.start_receiver(expect=len(b"hello => 1\n"))
         worker = self.start_worker("word_count", ["Split and Count"], [recv.port], extra=extra)
 
@@ -449,10 +434,14 @@ class CoresTest(harness.ProcessTestCase):
             return {name: (allowed, {shard_core} if name.startswith("rt-shard-")
                            else {subsystem_core}) for name, allowed in threads.items()}
 
-        # The shard pins itself once its thread runs, which may be just after the port accepts.
+        def settled(threads):
+            return (any(n.startswith("rt-shard-") for n in threads)
+                    and all(allowed == want for allowed, want in threads.values()))
+
+        # The port accepts as soon as it listens, before the worker has started its threads; the
+        # shard pins itself once its thread runs.
         deadline = time.monotonic() + 10
-        while (any(allowed != want for allowed, want in placement().values())
-               and time.monotonic() < deadline):
+        while not settled(placement()) and time.monotonic() < deadline:
             time.sleep(0.05)
         threads = placement()
         self.assertEqual(len([n for n in threads if n.startswith("rt-shard-")]), 1,
@@ -462,6 +451,14 @@ class CoresTest(harness.ProcessTestCase):
         self.send([worker.port], [harness.write_file(self.path("in.txt"), b"hello\n")])
         self.assertEqual(recv.wait(), b"hello => 1\n")
         self.stop_worker(worker)
+
+    def test_cpus_holds_every_thread_of_the_worker(self):
+        # --cpus names the cores the worker may use: its shard is pinned there, and the threads
+        # that get no core of their own (main, acceptor, data channel, control) stay there too.
+        # The last core the test may use, so that it differs from the default (all of them).
+        core = sorted(os.sched_getaffinity(0))[-1]
+        self.check_placement(("--cpus", str(core), "-T", "1"), shard_core=core,
+                             subsystem_core=core)
 
     def test_the_control_subsystem_keeps_off_the_shards_cores(self):
         # DESIGN.md §2: the threads without a core of their own (main, acceptor, control, metrics)
