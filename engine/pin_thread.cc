@@ -3,6 +3,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <pthread.h>
+#include <sched.h>
 
 #include <hwloc.h>
 
@@ -10,16 +12,37 @@
 
 namespace ringtail::detail {
 
+namespace {
+
+// The kernel's call, when hwloc cannot read the topology: a thread that stayed where it was
+// started would run on the cores of the thread that started it (the worker's control subsystem,
+// cli/run_worker.cc), not on the core planned for it. Returns the error number, or 0.
+int pin_without_hwloc(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+}
+
+} // namespace
+
 void pin_thread(int cpu, const std::string& who) {
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0) {
-        log::warn("{}: cannot read the CPU topology; running unpinned", who);
+        if (int e = pin_without_hwloc(cpu); e != 0) {
+            log::warn("{}: cannot read the CPU topology nor pin to core {} ({}); running where it "
+                      "was started",
+                      who, cpu, std::strerror(e));
+        } else {
+            log::debug("{} pinned to core {} (without hwloc: it cannot read the topology)", who,
+                       cpu);
+        }
         return;
     }
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     hwloc_bitmap_only(set, static_cast<unsigned>(cpu));
     if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_THREAD) != 0) {
-        log::warn("{}: cannot pin to core {} ({}); running unpinned", who, cpu,
+        log::warn("{}: cannot pin to core {} ({}); running where it was started", who, cpu,
                   std::strerror(errno));
     } else {
         log::debug("{} pinned to core {}", who, cpu);

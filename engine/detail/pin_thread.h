@@ -5,8 +5,9 @@
 
 namespace ringtail::detail {
 
-// Pins the calling thread to OS core `cpu`; on failure logs one warning naming `who` and runs
-// unpinned.
+// Pins the calling thread to OS core `cpu` (with the kernel's call when hwloc cannot read the
+// topology); on failure logs one warning naming `who`, and the thread keeps the cores of the
+// thread that started it.
 void pin_thread(int cpu, const std::string& who);
 
 } // namespace ringtail::detail

@@ -13,6 +13,7 @@ import signal
 import struct
 import time
 import unittest
+import unittest.mock
 
 import harness
 from harness import frame
@@ -423,11 +424,14 @@ class CoresTest(harness.ProcessTestCase):
             out[f"{fields['Name']}/{tid}"] = cpus
         return out
 
-    def check_placement(self, extra, shard_core, subsystem_core):
-        """Starts word_count with `extra`: its one shard must run on shard_core alone, every other
-        thread on subsystem_core alone, and the worker must still count words."""
+    def check_placement(self, extra, shard_core, subsystem_core, env=None):
+        """Starts word_count with `extra` (and `env` added to its environment): its one shard must
+        run on shard_core alone, every other thread on subsystem_core alone, and the worker must
+        still count words."""
         recv = self.start_receiver(expect=len(b"hello => 1\n"))
-        worker = self.start_worker("word_count", ["Split and Count"], [recv.port], extra=extra)
+        with unittest.mock.patch.dict(os.environ, env or {}):
+            worker = self.start_worker("word_count", ["Split and Count"], [recv.port],
+                                       extra=extra)
 
         def placement():
             threads = self.thread_cpus(worker.proc.pid)
@@ -469,6 +473,17 @@ class CoresTest(harness.ProcessTestCase):
             self.skipTest("needs two CPUs (CI has two)")
         a, b = cpus[-2], cpus[-1]
         self.check_placement(("--cpus", f"{a},{b}"), shard_core=b, subsystem_core=a)
+
+    def test_a_shard_is_pinned_even_when_hwloc_cannot_read_the_topology(self):
+        # hwloc made to fail (its only discovery component an XML file that does not exist): the
+        # shard still leaves the control subsystem's core for its own, through the kernel's call.
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("needs two CPUs (CI has two)")
+        a, b = cpus[-2], cpus[-1]
+        self.check_placement(("--cpus", f"{a},{b}"), shard_core=b, subsystem_core=a,
+                             env={"HWLOC_COMPONENTS": "xml,stop",
+                                  "HWLOC_XMLFILE": self.path("no-such-topology.xml")})
 
     def test_control_core_holds_the_control_subsystem(self):
         # --control-core k: the control subsystem's threads run on k, the shard on the other core.
