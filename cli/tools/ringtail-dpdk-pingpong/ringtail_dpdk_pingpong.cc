@@ -836,8 +836,9 @@ struct alignas(64) recv_lane {
     std::uint64_t first_ns = 0, last_ns = 0;
     bool trailer = false, timed_out = false;
     std::uint64_t sent_frames = 0, sent_messages = 0;
-    // Polls, and those that found no DATA frame: their share says whether the receiver waits
-    // for the sender (many) or keeps up with it only just (few).
+    // Polls from the first frame to the trailer, and those of them that found no DATA frame:
+    // their share says whether the receiver waits for the sender (many) or keeps up with it
+    // only just (few).
     std::uint64_t polls = 0, empty_polls = 0;
     std::string peer;
     channel_counters counters;
@@ -864,8 +865,10 @@ void run_recv_lane(const options& o, dpdk_port& port, std::uint16_t queue,
         events.now = now;
         const std::uint64_t before = events.frames;
         t.poll(events);
-        ++out.polls;
-        out.empty_polls += events.frames == before ? 1 : 0;
+        if (events.frames != 0 && !events.trailer) {
+            ++out.polls;
+            out.empty_polls += events.frames == before ? 1 : 0;
+        }
         if (events.frames != before) {
             if (before == 0) {
                 std::uint64_t seen = 0;
