@@ -67,6 +67,10 @@ struct core_plan {
     std::uint32_t shards = 1;
     std::vector<unsigned> shard_cpus;
     std::vector<unsigned> cpus; // every core the worker may use (--cpus, else the affinity mask)
+    // The cores the shards run on: shard i on shard_cpus[i % size] (runtime), so the first ones.
+    std::span<const unsigned> used_shard_cpus() const {
+        return std::span(shard_cpus).first(std::min<std::size_t>(shards, shard_cpus.size()));
+    }
     // Where the threads without a core of their own run (the control subsystem's): --control-core,
     // else the cores no shard uses, else every core (shared with the shards).
     std::vector<unsigned> subsystem_cpus;
@@ -133,8 +137,7 @@ result<core_plan> plan_cores(const worker_options& o) {
     } else {
         // Not a shard's core, and not one given to the metrics or event-log subsystem while
         // another is left.
-        const auto used =
-          std::span(for_shards).first(std::min<std::size_t>(plan.shards, for_shards.size()));
+        const auto used = plan.used_shard_cpus();
         std::vector<unsigned> spare, spare_but_given;
         for (unsigned c : cpus) {
             if (std::find(used.begin(), used.end(), c) != used.end()) {
@@ -322,10 +325,8 @@ int run_worker(int argc, char** argv, application& app) {
         cfg.data_transports = member->transports();
         if (o.control_core) {
             // Lane 0 on the control core, more lanes on cores no one else uses (cli/core_plan.h).
-            std::vector<unsigned> busy(cores->shard_cpus.begin(),
-                                       cores->shard_cpus.begin() +
-                                         static_cast<std::ptrdiff_t>(std::min<std::size_t>(
-                                           cores->shards, cores->shard_cpus.size())));
+            const auto used = cores->used_shard_cpus();
+            std::vector<unsigned> busy(used.begin(), used.end());
             for (const auto& core : { o.metrics_core, o.eventlog_core }) {
                 if (core) {
                     busy.push_back(*core);

@@ -4,9 +4,9 @@
 #include <chrono>
 #include <cstring>
 #include <pthread.h>
-#include <sched.h>
 
 #include "engine/clock.h"
+#include "engine/detail/pin_thread.h"
 #include "engine/log.h"
 #include "engine/shard.h"
 
@@ -53,12 +53,7 @@ void metrics_collector::stop() {
 void metrics_collector::run(int cpu) {
     ::pthread_setname_np(::pthread_self(), "rt-metrics");
     if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) != 0) {
-            log::warn("metrics thread: cannot pin to core {}; running unpinned", cpu);
-        }
+        detail::pin_thread(cpu, "metrics thread");
     }
     // Periods end on wall-clock multiples of the period (as Wallaroo's did); shards close theirs
     // at the same instants, and we collect a little after, once they have handed over.
