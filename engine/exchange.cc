@@ -67,10 +67,10 @@ void exchange::notify() {
 }
 
 void exchange::run(int cpu) {
-    ::pthread_setname_np(::pthread_self(), "rt-exchange");
     if (cpu >= 0) {
         detail::pin_thread(cpu, "exchange");
     }
+    ::pthread_setname_np(::pthread_self(), "rt-exchange");
     const bool busy = _rt._config.busy_poll;
     const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
     std::uint64_t idle_since = clock::now_ns();

@@ -51,10 +51,10 @@ void metrics_collector::stop() {
 }
 
 void metrics_collector::run(int cpu) {
-    ::pthread_setname_np(::pthread_self(), "rt-metrics");
     if (cpu >= 0) {
         detail::pin_thread(cpu, "metrics thread");
     }
+    ::pthread_setname_np(::pthread_self(), "rt-metrics");
     // Periods end on wall-clock multiples of the period (as Wallaroo's did); shards close theirs
     // at the same instants, and we collect a little after, once they have handed over.
     const auto grace = std::chrono::milliseconds(20);

@@ -24,11 +24,32 @@ int pin_without_hwloc(int cpu) {
     return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
 }
 
+// The process's topology, loaded once by the first thread that pins itself, and kept (never
+// destroyed: a thread may pin itself while the process exits); binding reads it only, which hwloc
+// allows from several threads at once. Loading binds the loading thread to each core in turn and
+// then back (its x86 discovery reads each core's CPUID there): done once, not in every shard
+// thread, whose affinity would otherwise visit every core before it settles. Null when hwloc
+// cannot load it.
+hwloc_topology_t process_topology() {
+    static const hwloc_topology_t topo = [] {
+        hwloc_topology_t t = nullptr;
+        if (hwloc_topology_init(&t) != 0) {
+            return hwloc_topology_t{ nullptr };
+        }
+        if (hwloc_topology_load(t) != 0) {
+            hwloc_topology_destroy(t);
+            return hwloc_topology_t{ nullptr };
+        }
+        return t;
+    }();
+    return topo;
+}
+
 } // namespace
 
 void pin_thread(int cpu, const std::string& who) {
-    hwloc_topology_t topo;
-    if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0) {
+    hwloc_topology_t topo = process_topology();
+    if (topo == nullptr) {
         if (int e = pin_without_hwloc(cpu); e != 0) {
             log::warn("{}: cannot read the CPU topology nor pin to core {} ({}); running where it "
                       "was started",
@@ -48,7 +69,6 @@ void pin_thread(int cpu, const std::string& who) {
         log::debug("{} pinned to core {}", who, cpu);
     }
     hwloc_bitmap_free(set);
-    hwloc_topology_destroy(topo);
 }
 
 } // namespace ringtail::detail

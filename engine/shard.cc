@@ -249,11 +249,11 @@ void shard::ingest(std::uint32_t source_index, std::span<const std::byte> payloa
 // ---- the loop ---------------------------------------------------------------------------------
 
 void shard::run(int cpu) {
-    std::string name = "rt-shard-" + std::to_string(_index);
-    ::pthread_setname_np(::pthread_self(), name.c_str());
     if (cpu >= 0) {
         detail::pin_thread(cpu, "shard " + std::to_string(_index));
     }
+    std::string name = "rt-shard-" + std::to_string(_index);
+    ::pthread_setname_np(::pthread_self(), name.c_str());
     const bool busy = _rt._config.busy_poll;
     const std::uint64_t spin_ns = _rt._config.idle_spin_ns;
     std::uint64_t idle_since = clock::now_ns();
