@@ -190,6 +190,12 @@ int run_worker(int argc, char** argv, application& app) {
     if (!cores) {
         return fail(cores.err());
     }
+    if (o.eventlog_core) {
+        // Accepted for Wallaroo's and our own command lines, but nothing would run there yet.
+        log::warn("--eventlog-core {}: no event log runs in this build yet (resilience is not in "
+                  "it); the core is only kept free of the other threads",
+                  *o.eventlog_core);
+    }
     // The threads that get no core of their own (this one, the acceptor, the cluster's control
     // thread, the external channel, the HTTP endpoint, the metrics thread without --metrics-core,
     // the exchange lanes without --control-core) inherit this thread's affinity, set here before
