@@ -341,7 +341,11 @@ void exchange::update_quiet() {
 }
 
 void exchange::sleep_until_woken(bool short_wait) {
-    _wakeup.sleep(short_wait,
+    // Not past the transport's next deadline: on a datagram link with an fd (UDP), nothing on
+    // the fd announces a retransmission, an ack owed or a frame the fault layer held back.
+    const std::uint64_t bound =
+      detail::wakeup::sleep_bound_ns(short_wait, clock::now_ns(), _transport.next_deadline_ns());
+    _wakeup.sleep(bound,
                   [this] { return rings_pending() || _rt._quit.load(std::memory_order_acquire); });
 }
 

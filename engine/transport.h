@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 
@@ -38,6 +39,11 @@ public:
     // A file descriptor that becomes readable when poll() may have work; the exchange thread
     // sleeps on it. -1 when the transport must be polled without waiting.
     virtual int wait_fd() const = 0;
+    // When poll() must run again though wait_fd() may stay quiet (a retransmission or an ack that
+    // comes due, a frame held back on purpose), on clock::now_ns's clock; no_deadline when nothing
+    // is waiting. The exchange thread sleeps no longer than this.
+    virtual std::uint64_t next_deadline_ns() const { return no_deadline; }
+    static constexpr std::uint64_t no_deadline = std::numeric_limits<std::uint64_t>::max();
     // Does the I/O: reads frames and reports them through `events`, writes queued frames and
     // credit grants. Returns the units of work done (0 = nothing to do right now).
     virtual std::size_t poll(transport_events& events) = 0;

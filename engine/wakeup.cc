@@ -43,6 +43,17 @@ void wakeup::wake() {
     [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
 }
 
+void wakeup::wait(std::uint64_t bound_ns) {
+    epoll_event events[32];
+    // epoll_pwait2 (Linux 5.11) takes a timespec: an ack owed in 50 µs is not held to epoll_wait's
+    // whole millisecond. Older kernels get the millisecond, rounded up.
+    const timespec timeout{ static_cast<time_t>(bound_ns / 1'000'000'000),
+                            static_cast<long>(bound_ns % 1'000'000'000) };
+    if (::epoll_pwait2(_epoll_fd, events, 32, &timeout, nullptr) < 0 && errno == ENOSYS) {
+        ::epoll_wait(_epoll_fd, events, 32, static_cast<int>((bound_ns + 999'999) / 1'000'000));
+    }
+}
+
 void wakeup::drain() {
     std::uint64_t v;
     [[maybe_unused]] auto n = ::read(_wake_fd, &v, sizeof v);

@@ -545,7 +545,7 @@ std::size_t datagram_transport::poll(transport_events& events) {
 }
 
 std::uint64_t datagram_transport::next_deadline_ns() const {
-    std::uint64_t next = gbn_no_deadline;
+    std::uint64_t next = _link.next_deadline_ns();
     for (const auto& p : _peers) {
         if (p->alive) {
             next =

@@ -60,6 +60,9 @@ public:
     // datagrams from no known peer are the link's to drop and count. Returns how many.
     virtual std::size_t receive(
       const std::function<void(peer_id, std::span<const std::byte>)>& on) = 0;
+    // When receive() next has datagrams that wait_fd() does not announce (ones the link holds
+    // back, as the fault layer does), on the transport's clock; gbn_no_deadline when none.
+    virtual std::uint64_t next_deadline_ns() const { return gbn_no_deadline; }
 
     // A datagram built in the link's own memory and held by its sender until acknowledged, so
     // that a retransmission sends the same buffer again instead of a copy. On DPDK it is an mbuf
@@ -147,8 +150,9 @@ public:
     // Sends BYE to every live peer (three times: datagrams may be lost). After the exchange
     // stopped.
     void say_goodbye() override;
-    // When poll() next has something to do without any datagram arriving (retransmission, ACK).
-    std::uint64_t next_deadline_ns() const;
+    // When poll() next has something to do without any datagram arriving (retransmission, ACK,
+    // a datagram the link holds back), on this transport's clock.
+    std::uint64_t next_deadline_ns() const override;
     const datagram_transport_counters& counters() const { return _counters; }
 
 private:

@@ -1,6 +1,8 @@
 // Faults on purpose between a worker's data channel and its link.
 #include "net/faulty_link.h"
 
+#include <algorithm>
+
 namespace ringtail::net {
 
 faulty_link::faulty_link(datagram_link& inner, const fault_config& config,
@@ -33,6 +35,14 @@ std::size_t faulty_link::receive(
         });
     }
     return n + _inner.receive(on);
+}
+
+std::uint64_t faulty_link::next_deadline_ns() const {
+    std::uint64_t next = _inner.next_deadline_ns();
+    for (const auto& f : _faults) {
+        next = std::min(next, f->next_due_ns());
+    }
+    return next;
 }
 
 std::uint64_t faulty_link::corrupted() const {

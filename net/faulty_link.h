@@ -29,6 +29,9 @@ public:
     // Also hands the inner link every delayed datagram that has come due.
     std::size_t receive(
       const std::function<void(peer_id, std::span<const std::byte>)>& on) override;
+    // The first delayed or held-back datagram's time to go on to the inner link, or the inner
+    // link's own deadline.
+    std::uint64_t next_deadline_ns() const override;
 
     std::uint64_t corrupted() const;
     std::uint64_t dropped() const;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <sys/epoll.h>
+#include <utility>
 
 namespace ringtail::detail {
 
@@ -35,26 +36,47 @@ public:
     // Wakes the owner whether or not it sleeps (commands, stop requests).
     void wake();
 
-    // Owner side: sleeps until woken, an fd is ready, or 1 ms (short_wait) / 5 ms have passed.
+    // How long sleep() waits at most: 1 ms (short_wait) or 5 ms, less when `deadline_ns` (on
+    // clock::now_ns's clock; the largest value for none) comes sooner, 0 once it has passed.
+    static std::uint64_t sleep_bound_ns(bool short_wait, std::uint64_t now_ns,
+                                        std::uint64_t deadline_ns) {
+        const std::uint64_t bound = short_wait ? 1'000'000 : 5'000'000;
+        if (deadline_ns <= now_ns) {
+            return 0;
+        }
+        return deadline_ns - now_ns < bound ? deadline_ns - now_ns : bound;
+    }
+
+    // Owner side: sleeps until woken, an fd is ready, or `bound_ns` (sleep_bound_ns) has passed.
     // `pending()` is checked after the sleeping flag is raised, so work published before a
     // producer's notify() is never slept through. The bound keeps admission and stop requests,
-    // which no fd announces, visible within a few milliseconds.
+    // which no fd announces, visible within a few milliseconds, and the owner's own deadlines
+    // (a retransmission, an ack owed) on time.
     template<typename Pending>
-    void sleep(bool short_wait, Pending&& pending) {
+    void sleep(std::uint64_t bound_ns, Pending&& pending) {
+        if (bound_ns == 0) {
+            return;
+        }
         _sleeping.store(true, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst); // pairs with notify()
         if (pending()) {
             _sleeping.store(false, std::memory_order_relaxed);
             return;
         }
-        epoll_event events[32];
-        ::epoll_wait(_epoll_fd, events, 32, short_wait ? 1 : 5);
+        wait(bound_ns);
         _sleeping.store(false, std::memory_order_relaxed);
         drain();
     }
+    // sleep(sleep_bound_ns(short_wait, ..., none)): 1 ms or 5 ms.
+    template<typename Pending>
+    void sleep(bool short_wait, Pending&& pending) {
+        sleep(short_wait ? std::uint64_t{ 1'000'000 } : std::uint64_t{ 5'000'000 },
+              std::forward<Pending>(pending));
+    }
 
 private:
-    void drain(); // resets the eventfd
+    void wait(std::uint64_t bound_ns); // epoll with a timeout to the nanosecond
+    void drain();                      // resets the eventfd
 
     int _epoll_fd = -1;
     int _wake_fd = -1;

@@ -21,6 +21,8 @@
 #include <gtest/gtest.h>
 
 #include "engine/big_endian.h"
+#include "engine/clock.h"
+#include "engine/detail/wakeup.h"
 #include "engine/partition.h"
 #include "engine/remote_codec.h"
 #include "engine/runtime.h"
@@ -85,8 +87,12 @@ public:
       , _alive(wire.workers, true) {}
     std::uint32_t peer_count() const override { return _wire.workers; }
     int wait_fd() const override { return _poll_mode ? -1 : _wire.of(_self, _lane).event_fd; }
+    std::uint64_t next_deadline_ns() const override { return _next_deadline_ns; }
     std::size_t poll(transport_events& events) override {
         polls.fetch_add(1, std::memory_order_relaxed);
+        if (deadline_period_ns != 0) {
+            _next_deadline_ns = clock::now_ns() + deadline_period_ns;
+        }
         auto& in = _wire.of(_self, _lane);
         std::deque<memory_wire::frame> frames;
         {
@@ -135,8 +141,12 @@ public:
     std::size_t max_body_sent = 0;
     std::uint64_t messages_sent = 0;
     std::atomic<std::uint64_t> polls{ 0 }; // calls of poll(), read from any thread
+    // Set before start: every poll() asks for the next this long after it (as a retransmission
+    // timer or an ack owed does on a datagram link); 0 for no deadline.
+    std::uint64_t deadline_period_ns = 0;
 
 private:
+    std::uint64_t _next_deadline_ns = no_deadline;
     memory_wire& _wire;
     peer_id _self;
     std::uint32_t _lane;
@@ -345,6 +355,45 @@ TEST(RuntimeCluster, AnIdleExchangeOnAPollModeTransportNapsInsteadOfSpinning) {
         const std::uint64_t polls = c.transports[i]->polls.load() - before[i];
         EXPECT_GT(polls, 0u) << "worker " << i << "'s exchange stopped polling";
         EXPECT_LE(polls, most) << "worker " << i << "'s exchange spins while idle";
+    }
+    c.drain_and_stop();
+}
+
+// A poll loop sleeps 1 ms (work waiting elsewhere) or 5 ms at most, and never past a deadline of
+// its own; not at all once that has passed.
+TEST(Wakeup, TheSleepEndsByTheDeadlineWhenItComesFirst) {
+    using detail::wakeup;
+    constexpr std::uint64_t now = 7'000'000'000;
+    EXPECT_EQ(wakeup::sleep_bound_ns(false, now, transport::no_deadline), 5'000'000u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(true, now, transport::no_deadline), 1'000'000u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(false, now, now + 50'000), 50'000u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(true, now, now + 999'999), 999'999u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(true, now, now + 3'000'000), 1'000'000u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(false, now, now + 5'000'001), 5'000'000u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(false, now, now), 0u);
+    EXPECT_EQ(wakeup::sleep_bound_ns(false, now, now - 1), 0u);
+}
+
+// An idle exchange sleeps on its transport's fd no longer than the transport's next deadline: on a
+// datagram link over UDP nothing on the fd announces a retransmission or an ack owed in 50 µs.
+// With a deadline 100 µs after every poll, it polls hundreds of times in 200 ms (about 2 000 when
+// nothing else runs), where its 5 ms sleep alone allows about 40.
+TEST(RuntimeCluster, AnIdleExchangeWakesForItsTransportsDeadline) {
+    auto app = make_sequence();
+    cluster c(app, { 1, 1 }, 16384);
+    for (auto& t : c.transports) {
+        t->deadline_period_ns = 100'000;
+    }
+    c.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // past the first spin
+    std::vector<std::uint64_t> before;
+    for (auto& t : c.transports) {
+        before.push_back(t->polls.load());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (std::size_t i = 0; i < c.transports.size(); ++i) {
+        EXPECT_GE(c.transports[i]->polls.load() - before[i], 200u)
+          << "worker " << i << "'s exchange slept past its transport's deadlines";
     }
     c.drain_and_stop();
 }

@@ -210,6 +210,38 @@ TEST(udp_socket_link, bind_errors_are_one_line_results) {
 
 using recorder = test_support::u64_recorder;
 
+// The fault layer holds a delayed datagram back: no fd says when it is due, so the link and the
+// transport over it name that time as their next deadline (the exchange sleeps no longer), and
+// the datagram goes on to the socket once receive() runs at that time.
+TEST(udp_socket_link, a_delayed_datagram_is_the_transports_next_deadline) {
+    auto links = make_links(2);
+    std::uint64_t t = 1'000'000'000;
+    auto now = [&t] { return t; };
+    fault_config faults;
+    faults.delay_ns = 100'000;
+    faulty_link fa(*links[0], faults, now);
+    datagram_transport_config cfg;
+    datagram_transport a(fa, 0, cfg, now);
+    EXPECT_EQ(fa.next_deadline_ns(), gbn_no_deadline);
+    EXPECT_GT(a.next_deadline_ns(), t + faults.delay_ns) << "its own: the ACK interval";
+
+    fa.send(1, bytes_of("late"));
+    EXPECT_EQ(fa.next_deadline_ns(), t + faults.delay_ns);
+    EXPECT_EQ(a.next_deadline_ns(), t + faults.delay_ns);
+    t += faults.delay_ns - 1;
+    EXPECT_EQ(fa.receive([](peer_id, std::span<const std::byte>) {}), 0u);
+    fa.flush();
+    EXPECT_FALSE(readable(links[1]->wait_fd(), 50)) << "sent before it was due";
+
+    t += 1;
+    fa.receive([](peer_id, std::span<const std::byte>) {});
+    fa.flush();
+    EXPECT_EQ(fa.next_deadline_ns(), gbn_no_deadline);
+    auto got = receive_some(*links[1], 1);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0], std::make_pair(peer_id{ 0 }, std::string("late")));
+}
+
 TEST(udp_socket_link, datagram_transport_delivers_exactly_once_in_order_under_faults) {
     const std::uint64_t seed = test_seed();
     SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with RINGTAIL_TEST_SEED)");
