@@ -544,6 +544,9 @@ std::size_t datagram_transport::poll(transport_events& events) {
     return work;
 }
 
+// The go-back-N timers' "none" is what the exchange reads as no deadline (engine/transport.h).
+static_assert(gbn_no_deadline == transport::no_deadline);
+
 std::uint64_t datagram_transport::next_deadline_ns() const {
     std::uint64_t next = _link.next_deadline_ns();
     for (const auto& p : _peers) {

@@ -37,6 +37,9 @@ std::size_t faulty_link::receive(
     return n + _inner.receive(on);
 }
 
+// An injector holding nothing has no deadline, as the link's contract words it.
+static_assert(fault_injector::no_due == gbn_no_deadline);
+
 std::uint64_t faulty_link::next_deadline_ns() const {
     std::uint64_t next = _inner.next_deadline_ns();
     for (const auto& f : _faults) {

@@ -36,11 +36,16 @@ public:
     // Wakes the owner whether or not it sleeps (commands, stop requests).
     void wake();
 
-    // How long sleep() waits at most: 1 ms (short_wait) or 5 ms, less when `deadline_ns` (on
-    // clock::now_ns's clock; the largest value for none) comes sooner, 0 once it has passed.
+    // The longest sleeps: with work waiting elsewhere (short_wait), and without.
+    static constexpr std::uint64_t short_sleep_ns = 1'000'000;
+    static constexpr std::uint64_t long_sleep_ns = 5'000'000;
+
+    // How long sleep() waits at most: short_sleep_ns (short_wait) or long_sleep_ns, less when
+    // `deadline_ns` (on clock::now_ns's clock; the largest value for none) comes sooner, 0 once it
+    // has passed.
     static std::uint64_t sleep_bound_ns(bool short_wait, std::uint64_t now_ns,
                                         std::uint64_t deadline_ns) {
-        const std::uint64_t bound = short_wait ? 1'000'000 : 5'000'000;
+        const std::uint64_t bound = short_wait ? short_sleep_ns : long_sleep_ns;
         if (deadline_ns <= now_ns) {
             return 0;
         }
@@ -67,11 +72,10 @@ public:
         _sleeping.store(false, std::memory_order_relaxed);
         drain();
     }
-    // sleep(sleep_bound_ns(short_wait, ..., none)): 1 ms or 5 ms.
+    // Without a deadline of the owner's own: short_sleep_ns or long_sleep_ns.
     template<typename Pending>
     void sleep(bool short_wait, Pending&& pending) {
-        sleep(short_wait ? std::uint64_t{ 1'000'000 } : std::uint64_t{ 5'000'000 },
-              std::forward<Pending>(pending));
+        sleep(short_wait ? short_sleep_ns : long_sleep_ns, std::forward<Pending>(pending));
     }
 
 private:
