@@ -24,8 +24,10 @@ run_ctest() {
     shift 2
     local out="$log_dir/$label.log"
     echo "== $label"
+    local start=$SECONDS
     (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") >"$out" 2>&1
     local rc=$?
+    local took=$((SECONDS - start))
     local summary
     summary=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$out" | tail -1)
     if [ -z "$summary" ]; then
@@ -40,7 +42,7 @@ run_ctest() {
     fail=$(echo "$summary" | sed -E 's/.*tests passed, ([0-9]+) tests? failed.*/\1/')
     passed=$((passed + total - fail))
     failed=$((failed + fail))
-    echo "   $summary"
+    echo "   $summary (${took} s)"
     if [ "$fail" -ne 0 ] || [ $rc -ne 0 ]; then
         grep -E "\(Failed\)|\(Timeout\)|\(SEGFAULT\)|\*\*\*" "$out" | head -20
         sed -n '/The following tests FAILED/,$p' "$out" | head -30
@@ -53,12 +55,14 @@ build() {
     local dir=$1
     shift
     echo "== build $dir"
+    local start=$SECONDS
     if ! scripts/build.sh "$dir" "$@"; then
-        echo "   build of $dir failed"
+        echo "   build of $dir failed after $((SECONDS - start)) s"
         failed=$((failed + 1))
         failures+=("build $dir")
         return 1
     fi
+    echo "   built in $((SECONDS - start)) s"
 }
 
 # 1. Release build: everything, unit and integration tests.
@@ -104,5 +108,5 @@ echo
 if [ ${#failures[@]} -ne 0 ]; then
     echo "failed: ${failures[*]} (logs in $log_dir)"
 fi
-echo "ringtail: $passed passed, $failed failed"
+echo "ringtail: $passed passed, $failed failed, in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 [ "$failed" -eq 0 ]
