@@ -270,9 +270,6 @@ class DpdkFramesScriptTest(unittest.TestCase):
         self.assertIn("needs root", line)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 BUNDLE = os.path.join(SCRIPTS, "bundle.sh")
 SCALING = os.path.join(SCRIPTS, "scaling.sh")
@@ -414,3 +411,7 @@ exit $rc
             self.assertEqual(len(lines), 1, f"{args}: {r.stderr.decode()}")
             self.assertRegex(lines[0], r"^(bundle|scaling)\.sh: ")
         self.assertTrue(os.path.isfile(os.path.join(keep, "notes.txt")))
+
+
+if __name__ == "__main__":
+    unittest.main()
