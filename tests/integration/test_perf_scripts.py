@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh, cluster.py and
-bundle.sh (scaling.sh: its refusals);
+"""Shape tests of the perf scripts: scripts/perf/latency.sh, sweep.sh, compare.sh, cluster.py,
+bundle.sh (scaling.sh: its refusals) and bench_ab.py (with stand-in benchmark programs);
 of dpdk_frames.py only its help and its refusals (measuring needs root, dpdk-testpmd, quiet cores).
 
 They run short measurements of passthrough (seconds, not figures to quote) and check what the
@@ -411,6 +411,77 @@ exit $rc
             self.assertEqual(len(lines), 1, f"{args}: {r.stderr.decode()}")
             self.assertRegex(lines[0], r"^(bundle|scaling)\.sh: ")
         self.assertTrue(os.path.isfile(os.path.join(keep, "notes.txt")))
+
+
+BENCH_AB = os.path.join(SCRIPTS, "bench_ab.py")
+
+
+class BenchAbScriptTest(unittest.TestCase):
+    """scripts/perf/bench_ab.py, which runs two builds of a benchmark alternately and prints the
+    medians of the pairs' ratios. Two stand-in benchmark programs print Google Benchmark's lines
+    with figures known in advance: the old one 10 M items/s, then 8 M on its second run; the new
+    one 12 M, then 9.6 M (each run of a pair 1.2 times the old one's)."""
+
+    FAKE = """#!/bin/sh
+n=$(cat "$0.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$0.count"
+case "$*" in *--benchmark_filter=*) ;; *) echo "no filter" >&2; exit 2;; esac
+if [ $((n % 2)) -eq 0 ]; then a={a}; b={b}; else a={c}; b={d}; fi
+echo "-----"
+echo "thing/1        100 ns          100 ns      1000 bytes=1k items_per_second=${{a}}M/s"
+echo "thing/2        200 ns          200 ns      1000 items_per_second=${{b}}k/s"
+"""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.old = self.fake("old", 10, 500, 8, 400)
+        self.new = self.fake("new", 12, 600, 9.6, 480)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def fake(self, name, a, b, c, d):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w") as f:
+            f.write(self.FAKE.format(a=a, b=b, c=c, d=d))
+        os.chmod(path, 0o755)
+        return path
+
+    def test_ratios_of_alternated_runs(self):
+        out = os.path.join(self.tmp.name, "ab.json")
+        r = run(PYTHON, BENCH_AB, self.old, self.new, "--pairs", "4", "--min-time", "0.01",
+                "--ratio", "thing/2:thing/1", "--json", out)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        text = r.stdout.decode()
+        self.assertRegex(text, r"thing/1\s+9\.000\s+10\.800\s+1\.200\s+4/4")
+        self.assertRegex(text, r"thing/2\s+0\.450\s+0\.540\s+1\.200\s+4/4")
+        self.assertIn("thing/2 / thing/1, within each run: old 0.050, new 0.050", text)
+        with open(out) as f:
+            summary = json.load(f)
+        self.assertEqual(len(summary["runs"]["old"]), 4)
+        self.assertAlmostEqual(summary["summary"]["thing/1"]["ratio_median"], 1.2)
+        # Alternated: each program ran four times, old first in the first pair.
+        for name in ("old", "new"):
+            with open(os.path.join(self.tmp.name, name + ".count")) as f:
+                self.assertEqual(f.read().strip(), "4")
+
+    def test_refusals(self):
+        empty = os.path.join(self.tmp.name, "empty")
+        with open(empty, "w") as f:
+            f.write("#!/bin/sh\necho nothing measured\n")
+        os.chmod(empty, 0o755)
+        for args, code in (([self.old, self.new, "--pairs", "0"], 64),
+                           ([self.old, self.new, "--ratio", "thing/1"], 64),
+                           ([self.old, self.new, "--min-time", "0"], 64),
+                           ([self.old, self.new, "--pairs", "many"], 64),
+                           ([self.old], 64),
+                           ([self.old, os.path.join(self.tmp.name, "none")], 1),
+                           ([self.old, empty, "--pairs", "1"], 1),
+                           ([self.old, self.new, "--pairs", "1", "--ratio", "thing/1:x"], 1)):
+            r = run(PYTHON, BENCH_AB, *args)
+            self.assertEqual(r.returncode, code, f"{args}: {r.stderr.decode()}")
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, f"{args}: {r.stderr.decode()}")
+            self.assertTrue(lines[0].startswith("bench_ab.py: "), lines[0])
 
 
 if __name__ == "__main__":
