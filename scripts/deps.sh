@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config git
     libboost-program-options-dev libboost-dev libhwloc-dev libconcurrentqueue-dev
-    libreaderwriterqueue-dev libgtest-dev libgmock-dev libbenchmark-dev libdpdk-dev
+    libreaderwriterqueue-dev libgtest-dev libgmock-dev libbenchmark-dev libdpdk-dev libisal-dev
     nlohmann-json3-dev libxxhash-dev libfmt-dev
     clang libclang-rt-14-dev clang-format
     python3 gnuplot-nox iproute2 procps

@@ -152,6 +152,40 @@ TEST(crc, fast_and_portable_agree_around_the_three_stream_rounds) {
     }
 }
 
+// Long runs (256 bytes and more go to ISA-L where the build has it): around that threshold, over
+// an MTU's worth and beyond 64 KiB, at every alignment, from a register that is not the initial
+// one, and as the long part between two short ones.
+TEST(crc, fast_and_portable_agree_over_long_runs) {
+    std::vector<std::uint8_t> buf(70'000);
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+        buf[i] = static_cast<std::uint8_t>(i * 167 + (i >> 9) * 29 + 5);
+    }
+    const auto all = as_span(buf);
+    std::vector<std::size_t> lengths;
+    for (std::size_t len = 56; len <= 80; ++len) {
+        lengths.push_back(len);
+    }
+    for (std::size_t len : { 143, 144, 145, 255, 256, 257, 511, 512, 513, 1'400, 1'440, 1'472,
+                             1'473, 9'000, 65'536, 65'543 }) {
+        lengths.push_back(len);
+    }
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+        for (std::size_t len : lengths) {
+            const auto bytes = all.subspan(offset, len);
+            const std::uint32_t want = crc32c_portable(bytes);
+            ASSERT_EQ(crc32c(bytes), want) << "offset " << offset << " length " << len;
+            ASSERT_EQ(crc32c(bytes, 0x9E3779B9u), crc32c_portable(bytes, 0x9E3779B9u))
+              << "offset " << offset << " length " << len;
+            const auto head = all.subspan(offset + len + 1, 12);
+            const auto tail = all.subspan(offset + len + 20, 16);
+            const std::array<std::span<const std::byte>, 3> parts{ head, bytes, tail };
+            ASSERT_EQ(crc32c_parts(parts),
+                      crc32c_portable(tail, crc32c_portable(bytes, crc32c_portable(head))))
+              << "offset " << offset << " length " << len;
+        }
+    }
+}
+
 TEST(crc, every_single_bit_flip_changes_the_checksum) {
     std::vector<std::uint8_t> buf(64);
     for (std::size_t i = 0; i < buf.size(); ++i) {
