@@ -19,12 +19,12 @@
 #include <functional>
 #include <memory>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/clock.h"
 #include "net/datagram_transport.h"
+#include "perf/channel_rounds.h"
 
 namespace {
 
@@ -33,7 +33,6 @@ using ringtail::net::datagram_link;
 using ringtail::net::datagram_transport;
 
 constexpr std::size_t datagram_bytes = 1472; // a 1500-byte MTU less the IPv4 and UDP headers
-constexpr std::size_t frames_per_iteration = 32;
 
 // Two ends of an in-memory wire. A datagram is a buffer from a free list: send_buffer() queues
 // the buffer itself (the sender still holds it until acknowledged, as with an mbuf); send()
@@ -105,61 +104,16 @@ private:
     peer_id _self;
 };
 
-struct receiver final : ringtail::transport_events {
-    std::uint64_t messages = 0;
-    std::uint64_t to_grant = 0;
-    std::uint64_t wrong = 0;
-    void on_messages(peer_id, std::span<const std::byte> body, std::uint32_t count) override {
-        wrong += body.empty() || body[0] != static_cast<std::byte>(messages & 0xFF) ? 1 : 0;
-        messages += count;
-        to_grant += count;
-    }
-    void on_peer_lost(peer_id, const std::string& reason) override {
-        throw std::runtime_error("peer lost: " + reason);
-    }
-};
-
-struct sender final : ringtail::transport_events {
-    void on_messages(peer_id, std::span<const std::byte>, std::uint32_t) override {}
-    void on_peer_lost(peer_id, const std::string& reason) override {
-        throw std::runtime_error("peer lost: " + reason);
-    }
-};
-
 void data_channel(benchmark::State& state) {
     const auto body_bytes = static_cast<std::size_t>(state.range(0));
     memory_wire wire;
     memory_link la(wire, 0), lb(wire, 1);
     datagram_transport a(la, 0), b(lb, 1);
-    sender ea;
-    receiver eb;
-    std::vector<std::byte> body(body_bytes);
-    std::uint64_t sent = 0;
-    for (auto _ : state) {
-        for (std::size_t i = 0; i < frames_per_iteration && a.credit(1) > 0; ++i) {
-            body[0] = static_cast<std::byte>(sent & 0xFF);
-            a.send(1, body, 1);
-            ++sent;
-        }
-        a.poll(ea);
-        b.poll(eb);
-        b.grant(0, static_cast<std::uint32_t>(eb.to_grant));
-        eb.to_grant = 0;
+    if (ringtail::perf::run_channel_rounds(state, a, b, body_bytes, 4)) {
+        state.counters["bytes_per_frame"] =
+          static_cast<double>(ringtail::net::data_frame_header_bytes + body_bytes +
+                              ringtail::net::data_ack_trailer_bytes);
     }
-    // What is still in flight arrives, so that every frame counted was delivered.
-    for (int i = 0; i < 4 && eb.messages < sent; ++i) {
-        a.poll(ea);
-        b.poll(eb);
-    }
-    if (eb.messages != sent || eb.wrong != 0) {
-        state.SkipWithError("frames lost or out of order");
-        return;
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(eb.messages));
-    // Above 0 only when the thread was held up for over an RTO (2 ms): a busy machine.
-    state.counters["retransmissions"] = static_cast<double>(a.counters().retransmissions);
-    state.counters["bytes_per_frame"] = static_cast<double>(
-      ringtail::net::data_frame_header_bytes + body_bytes + ringtail::net::data_ack_trailer_bytes);
 }
 
 BENCHMARK(data_channel)->Arg(1)->Arg(174)->Arg(1400);

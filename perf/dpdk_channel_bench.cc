@@ -31,18 +31,17 @@
 #include <cstdlib>
 #include <memory>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 #include "engine/clock.h"
-#include "engine/transport.h"
 #include "net/datagram_transport.h"
 #include "net/dpdk_link.h"
 #include "net/dpdk_port.h"
 #include "net/udp_frame.h"
+#include "perf/channel_rounds.h"
 
 namespace {
 
@@ -178,27 +177,6 @@ void dpdk_bare(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(received));
 }
 
-struct receiver final : ringtail::transport_events {
-    std::uint64_t messages = 0;
-    std::uint64_t to_grant = 0;
-    std::uint64_t wrong = 0;
-    void on_messages(peer_id, std::span<const std::byte> body, std::uint32_t count) override {
-        wrong += body.empty() || body[0] != static_cast<std::byte>(messages & 0xFF) ? 1 : 0;
-        messages += count;
-        to_grant += count;
-    }
-    void on_peer_lost(peer_id, const std::string& reason) override {
-        throw std::runtime_error("peer lost: " + reason);
-    }
-};
-
-struct sender final : ringtail::transport_events {
-    void on_messages(peer_id, std::span<const std::byte>, std::uint32_t) override {}
-    void on_peer_lost(peer_id, const std::string& reason) override {
-        throw std::runtime_error("peer lost: " + reason);
-    }
-};
-
 void dpdk_channel(benchmark::State& state) {
     memif_pair& p = pair();
     if (!p.error.empty()) {
@@ -210,34 +188,9 @@ void dpdk_channel(benchmark::State& state) {
     dpdk_link la(*p.ports[0], 0, endpoints(p));
     dpdk_link lb(*p.ports[1], 1, endpoints(p));
     datagram_transport a(la, 0), b(lb, 1);
-    sender ea;
-    receiver eb;
-    std::vector<std::byte> body(body_bytes);
-    std::uint64_t sent = 0;
-    for (auto _ : state) {
-        for (std::size_t i = 0; i < burst && a.credit(1) > 0; ++i) {
-            body[0] = static_cast<std::byte>(sent & 0xFF);
-            a.send(1, body, 1);
-            ++sent;
-        }
-        a.poll(ea);
-        b.poll(eb);
-        b.grant(0, static_cast<std::uint32_t>(eb.to_grant));
-        eb.to_grant = 0;
+    if (ringtail::perf::run_channel_rounds(state, a, b, body_bytes, 1000)) {
+        state.counters["tx_full"] = static_cast<double>(la.counters().tx_full);
     }
-    // What is still in flight arrives, so that every frame counted was delivered.
-    for (int i = 0; i < 1000 && eb.messages < sent; ++i) {
-        a.poll(ea);
-        b.poll(eb);
-    }
-    if (eb.messages != sent || eb.wrong != 0) {
-        state.SkipWithError("frames lost or out of order");
-        return;
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(eb.messages));
-    // Above 0 only when the thread was held up for over an RTO (2 ms): a busy machine.
-    state.counters["retransmissions"] = static_cast<double>(a.counters().retransmissions);
-    state.counters["tx_full"] = static_cast<double>(la.counters().tx_full);
 }
 
 BENCHMARK(dpdk_bare)->Arg(83)->Arg(256)->Arg(1482);
