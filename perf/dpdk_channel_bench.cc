@@ -141,13 +141,24 @@ std::vector<ringtail::net::udp_endpoint> endpoints(const memif_pair& p) {
              ringtail::net::dpdk_endpoint(1, p.ports[1]->mac()) };
 }
 
-void dpdk_bare(benchmark::State& state) {
+// The pair with nothing left in its queues, or nullptr with the benchmark stopped by the reason
+// there is none.
+memif_pair* ready_pair(benchmark::State& state) {
     memif_pair& p = pair();
     if (!p.error.empty()) {
         state.SkipWithError(p.error.c_str());
-        return;
+        return nullptr;
     }
     drain(p);
+    return &p;
+}
+
+void dpdk_bare(benchmark::State& state) {
+    memif_pair* ready = ready_pair(state);
+    if (ready == nullptr) {
+        return;
+    }
+    memif_pair& p = *ready;
     const auto frame_bytes = static_cast<std::size_t>(state.range(0));
     const std::size_t payload = frame_bytes - ringtail::net::udp_frame_header_bytes;
     const auto ends = endpoints(p);
@@ -178,12 +189,11 @@ void dpdk_bare(benchmark::State& state) {
 }
 
 void dpdk_channel(benchmark::State& state) {
-    memif_pair& p = pair();
-    if (!p.error.empty()) {
-        state.SkipWithError(p.error.c_str());
+    memif_pair* ready = ready_pair(state);
+    if (ready == nullptr) {
         return;
     }
-    drain(p);
+    memif_pair& p = *ready;
     const auto body_bytes = static_cast<std::size_t>(state.range(0));
     dpdk_link la(*p.ports[0], 0, endpoints(p));
     dpdk_link lb(*p.ports[1], 1, endpoints(p));
