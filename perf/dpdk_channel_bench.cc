@@ -14,8 +14,9 @@
 // dpdk_channel/<body bytes>: the data channel (net/dpdk_link.h under net/datagram_transport.h)
 // from worker 0 on port 0 to worker 1 on port 1, one message a frame, 32 frames sent and then one
 // poll of each side a round, as data_channel_bench does without the PMD. A body of 1 byte makes
-// the channel's smallest frame, 83 bytes on the wire; 174 bytes a 256-byte frame.
-// Compare dpdk_bare/83 with dpdk_channel/1 and dpdk_bare/256 with dpdk_channel/174: the ratio of
+// the channel's smallest frame, 83 bytes on the wire; 174 bytes a 256-byte frame; 1 400 bytes a
+// 1 482-byte one, near the MTU, as the engine's frames are when they pack many messages.
+// Compare dpdk_bare/83 with dpdk_channel/1, /256 with /174 and /1482 with /1400: the ratio of
 // their frames/s is the share of this machine's ceiling the channel reaches, one side after the
 // other.
 //
