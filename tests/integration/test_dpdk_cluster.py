@@ -12,7 +12,8 @@ by a net_memif pair, no NIC, no hugepages (--no-huge), as root.
     kernel sockets with one warning line, and /status says "net": "socket";
   - two workers in two network namespaces joined by a veth pair, the data channel on
     net_af_packet (the control channel and sources/sinks on the kernel's TCP over the same
-    veth): sequence judged by ringtail-check, all zero.
+    veth): sequence judged by ringtail-check, all zero, and word_count exact, long words
+    crossing in fragments.
 
 Needs root and a build with DPDK; elsewhere the tests are skipped with the reason on stderr unless
 $RINGTAIL_REQUIRE_DPDK=1 or $CI says DPDK must work here (then they fail).
@@ -49,6 +50,15 @@ def build_has_dpdk():
                        capture_output=True, timeout=60)
     shutil.rmtree(os.path.join(DPDK_RUN_DIR, f"rt-probe-{os.getpid()}"), ignore_errors=True)
     return b"this build has no DPDK" not in r.stderr + r.stdout
+
+
+def dpdk_fragments(members):
+    """DATA frames the workers sent with part of a larger body, from their DPDK summary lines."""
+    fragments = 0
+    for m in members:
+        line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
+        fragments += int(line.split(" fragments")[0].rsplit(" ", 1)[1])
+    return fragments
 
 
 class DpdkClusterTest(harness.ProcessTestCase):
@@ -290,11 +300,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
                            what=f"{total} counted words")
         self.clean_shutdown(members)
         self.assert_final_counts(sinks, counts)
-        fragments = 0
-        for m in members:
-            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
-            fragments += int(line.split(" fragments")[0].rsplit(" ", 1)[1])
-        self.assertGreater(fragments, 0, "the long words cross workers in fragments")
+        self.assertGreater(dpdk_fragments(members), 0, "the long words cross workers in fragments")
 
     def test_dpdk_peer_gives_a_workers_mac_by_hand(self):
         server, client = "02:00:00:00:aa:01", "02:00:00:00:aa:02"
@@ -370,10 +376,12 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.clean_shutdown(members)
 
 
-    def test_sequence_over_af_packet_between_namespaces(self):
+    def veth_namespaces(self):
+        """Two network namespaces joined by a veth pair, deleted at cleanup. Returns the command
+        prefix that runs a program in each, the veth ends' names and their addresses."""
         if shutil.which("ip") is None:
             self.fail("no `ip` command (iproute2) to make network namespaces")
-        tag = f"{os.getpid() % 100000}"
+        tag = f"{os.getpid() % 100000}{len(self._prefixes) % 10}"
         ns = [f"rt-itc-{tag}-a", f"rt-itc-{tag}-b"]
         ifs = [f"rtva{tag}", f"rtvb{tag}"]
         ips = ["10.231.0.1", "10.231.0.2"]
@@ -392,44 +400,58 @@ class DpdkClusterTest(harness.ProcessTestCase):
                     ["ip", "-n", ns[1], "link", "set", "lo", "up"]):
             r = subprocess.run(cmd, capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, f"{' '.join(cmd)}: {r.stderr}")
-        inside = [["ip", "netns", "exec", n] for n in ns]
-        out = self.path("seq.out")
-        recv = self.popen(inside[0] + [harness.binary("ringtail-recv"), "-l", f"{ips[0]}:7100",
-                                       "-f", "--out", out, "--timeout", "120", "--expect",
-                                       "30000"], stderr=subprocess.DEVNULL)
-        ext = 6005
+        return [["ip", "netns", "exec", n] for n in ns], ifs, ips
+
+    def start_af_packet_pair(self, app, source, inside, ifs, ips, outs, extra=()):
+        """`app` on two workers, the initializer in the first namespace and w2 in the second,
+        their data channel on DPDK over net_af_packet on the veth ends; control, sources and
+        sinks on the kernel's TCP over the same veth. `outs`: each worker's --out. Returns them
+        once both run; the initializer's external channel is at ips[0]:6005."""
         init_args = inside[0] + [
-            harness.binary("sequence"), "-t", "-w", "2", "-c", f"{ips[0]}:6000", "-d",
-            f"{ips[0]}:6001", "--in", f"Sequence@{ips[0]}:7001", "--out", f"{ips[0]}:7100",
-            "-e", f"{ips[0]}:{ext}", "-T", "1", "--metrics-period", "0", "--net", "dpdk",
+            harness.binary(app), "-t", "-w", "2", "-c", f"{ips[0]}:6000", "-d",
+            f"{ips[0]}:6001", "--in", f"{source}@{ips[0]}:7001", "--out", outs[0],
+            "-e", f"{ips[0]}:6005", "-T", "1", "--net", "dpdk", *extra,
             *self.eal("a", f"net_af_packet0,iface={ifs[0]}")]
         w2_args = inside[1] + [
-            harness.binary("sequence"), "-c", f"{ips[0]}:6000", "-n", "w2", "-y", f"{ips[1]}:0",
-            "--in", f"Sequence@{ips[1]}:7002", "--out", f"{ips[0]}:7100", "-T", "1",
-            "--metrics-period", "0", "--net", "dpdk",
-            *self.eal("b", f"net_af_packet0,iface={ifs[1]}")]
+            harness.binary(app), "-c", f"{ips[0]}:6000", "-n", "w2", "-y", f"{ips[1]}:0",
+            "--in", f"{source}@{ips[1]}:7002", "--out", outs[1], "-T", "1", "--net", "dpdk",
+            *extra, *self.eal("b", f"net_af_packet0,iface={ifs[1]}")]
         members = []
         for name, args, port in (("initializer", init_args, 7001), ("w2", w2_args, 7002)):
-            log_path = self.path(f"ns-{name}.log")
+            log_path = self.path(f"ns-{app}-{name}.log")
             with open(log_path, "wb") as log:
                 proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT)
-            members.append(harness.Worker(proc, log_path, {"Sequence": port}, args))
+            members.append(harness.Worker(proc, log_path, {source: port}, args))
         for m in members:
             harness.wait_until(lambda: "running:" in m.log() or not m.running(), 60,
                                what="worker running")
             self.assertTrue(m.running(), m.log())
             self.assertIn("data channel on DPDK port 'net_af_packet0'", m.log())
+        return members
+
+    def af_packet_clean_shutdown(self, inside, ips, members):
+        r = subprocess.run(inside[0] + [CTL, "-e", f"{ips[0]}:6005", "-t", "clean-shutdown"],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for m in members:
+            self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
+
+    def test_sequence_over_af_packet_between_namespaces(self):
+        inside, ifs, ips = self.veth_namespaces()
+        out = self.path("seq.out")
+        recv = self.popen(inside[0] + [harness.binary("ringtail-recv"), "-l", f"{ips[0]}:7100",
+                                       "-f", "--out", out, "--timeout", "120", "--expect",
+                                       "30000"], stderr=subprocess.DEVNULL)
+        members = self.start_af_packet_pair("sequence", "Sequence", inside, ifs, ips,
+                                            [f"{ips[0]}:7100"] * 2,
+                                            extra=("--metrics-period", "0"))
         files = self.sequence_files(keys=100, values=300, tag="ns")
         for i in range(2):
             r = subprocess.run(inside[i] + [SEND, "-h", f"{ips[i]}:{7001 + i}", "-y", "-f",
                                             files[i]], capture_output=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(recv.wait(timeout=180), 0, "the receiver did not get every record")
-        r = subprocess.run(inside[0] + [CTL, "-e", f"{ips[0]}:{ext}", "-t", "clean-shutdown"],
-                           capture_output=True, timeout=20)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        for m in members:
-            self.assertEqual(m.proc.wait(timeout=60), 0, m.log())
+        self.af_packet_clean_shutdown(inside, ips, members)
         inputs = [a for f in files for a in ("--input", f)]
         r = subprocess.run([CHECK, "--output", out, "--format", "lines", *inputs],
                            capture_output=True, timeout=60)
@@ -439,6 +461,56 @@ class DpdkClusterTest(harness.ProcessTestCase):
         crossed = [l for l in members[0].log().splitlines() if "messages sent to other" in l]
         self.assertRegex(crossed[0], r"data channel: [1-9]\d* messages sent")
 
+    def test_word_count_over_af_packet_between_namespaces(self):
+        """word_count as over memif: every count of every word, in order, exactly once, with
+        words longer than a frame crossing in fragments."""
+        inside, ifs, ips = self.veth_namespaces()
+        members = self.start_af_packet_pair(
+          "word_count", "Split and Count", inside, ifs, ips,
+          [f"{ips[0]}:7100", f"{ips[1]}:7101"],
+          extra=("--metrics-listen", "0.0.0.0:7200"))
+        # One shard a worker, so one sink connection each: raw ringtail-recv output is whole
+        # lines. Started now, the receivers time out only after the output stops; the sinks
+        # hold it until they connect.
+        outs = [self.path(f"wc-{i}.out") for i in range(2)]
+        recvs = [self.popen(inside[i] + [harness.binary("ringtail-recv"), "-l",
+                                         f"{ips[i]}:{7100 + i}", "--out", outs[i],
+                                         "--timeout", "5"], stderr=subprocess.DEVNULL)
+                 for i in range(2)]
+        lines = [f"w{i % 89} x{i % 11} the end".encode() for i in range(3000)]
+        lines[::150] = [b"long%d" % i + b"y" * (1400 + 401 * i) + b" the end"
+                        for i in range(len(lines[::150]))]
+        half = len(lines) // 2
+        for i, part in enumerate((lines[:half], lines[half:])):
+            path = harness.write_file(self.path(f"wc-in{i}.txt"),
+                                      b"".join(l + b"\n" for l in part))
+            r = subprocess.run(inside[i] + [SEND, "-h", f"{ips[i]}:{7001 + i}", "-f", path],
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        counts = harness.count_words(lines)
+
+        def sink_writes(i):
+            r = subprocess.run(inside[i] + [
+                sys.executable, "-c", "import json, sys, urllib.request; print(json.load("
+                "urllib.request.urlopen(sys.argv[1], timeout=5))['totals']['sink_writes'])",
+                f"http://{ips[i]}:7200/status"], capture_output=True, text=True, timeout=30)
+            return int(r.stdout) if r.returncode == 0 else 0
+        harness.wait_until(lambda: sink_writes(0) + sink_writes(1) >= sum(counts.values()), 90,
+                           interval=0.2, what=f"{sum(counts.values())} counts written")
+        for r in recvs:
+            # 5 s after the last byte: "timed out", the output written.
+            self.assertEqual(r.wait(timeout=60), 2)
+        self.af_packet_clean_shutdown(inside, ips, members)
+        seen = {}
+        for out in outs:
+            with open(out, "rb") as f:
+                for w, c in harness.parse_word_count_output(f.read()).items():
+                    self.assertNotIn(w, seen, "a word's counts came from both workers")
+                    seen[w] = c
+        self.assertEqual(set(seen), set(counts))
+        for w, c in seen.items():
+            self.assertEqual(c, list(range(1, counts[w] + 1)), w)
+        self.assertGreater(dpdk_fragments(members), 0, "the long words cross workers in fragments")
 
 if __name__ == "__main__":
     unittest.main()
