@@ -13,7 +13,8 @@ by a net_memif pair, no NIC, no hugepages (--no-huge), as root.
   - two workers in two network namespaces joined by a veth pair, the data channel on
     net_af_packet (the control channel and sources/sinks on the kernel's TCP over the same
     veth): sequence judged by ringtail-check, all zero, and word_count exact, long words
-    crossing in fragments.
+    crossing in fragments, while frames from no worker's address, frames that are not IPv4 and
+    frames that fail the data channel's checksum reach the port: dropped and counted.
 
 Needs root and a build with DPDK; elsewhere the tests are skipped with the reason on stderr unless
 $RINGTAIL_REQUIRE_DPDK=1 or $CI says DPDK must work here (then they fail).
@@ -21,7 +22,10 @@ $RINGTAIL_REQUIRE_DPDK=1 or $CI says DPDK must work here (then they fail).
 """
 import json
 import os
+import random
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -35,6 +39,7 @@ DPDK_RUN_DIR = "/var/run/dpdk"
 CHECK = harness.binary("ringtail-check")
 SEND = harness.binary("ringtail-send")
 CTL = harness.binary("ringtail-ctl")
+DPDK_DATA_UDP_PORT = 43210  # net/dpdk_port.h: dpdk_data_udp_port, lane 0
 FAULTS = "loss=0.05,dup=0.01,reorder=0.1,corrupt=0.001,seed={seed}"
 
 
@@ -59,6 +64,32 @@ def dpdk_fragments(members):
         line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
         fragments += int(line.split(" fragments")[0].rsplit(" ", 1)[1])
     return fragments
+
+
+def ipv4_checksum(header):
+    total = sum(int.from_bytes(header[i:i + 2], "big") for i in range(0, len(header), 2))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_frame(dst_mac, src_ip, dst_ip, dst_port, payload):
+    """An Ethernet + IPv4 + UDP frame as the DPDK data channel's (net/udp_frame.h)."""
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 0, 0x4000, 64,
+                               17, 0, socket.inet_aton(src_ip), socket.inet_aton(dst_ip)))
+    ip[10:12] = ipv4_checksum(ip).to_bytes(2, "big")
+    udp = struct.pack("!HHHH", dst_port, dst_port, 8 + len(payload), 0)
+    return dst_mac + bytes.fromhex("020000000099") + b"\x08\x00" + bytes(ip) + udp + payload
+
+
+# Sends the frames (hex, one an argument after the interface's name) out of an interface; run
+# in the interface's network namespace.
+INJECT = """import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for f in sys.argv[2:]:
+    s.send(bytes.fromhex(f))
+"""
 
 
 class DpdkClusterTest(harness.ProcessTestCase):
@@ -477,6 +508,22 @@ class DpdkClusterTest(harness.ProcessTestCase):
                                          f"{ips[i]}:{7100 + i}", "--out", outs[i],
                                          "--timeout", "5"], stderr=subprocess.DEVNULL)
                  for i in range(2)]
+        # On the initializer's port, besides w2's frames: frames from an address that is no
+        # worker's, frames that are not IPv4, and frames from w2's address whose bytes are no
+        # data-channel frame (they fail its checksum). Dropped and counted, never delivered.
+        mac = subprocess.run(inside[0] + ["cat", f"/sys/class/net/{ifs[0]}/address"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        mac = bytes.fromhex(mac.replace(":", ""))
+        rng = random.Random(self.seed)
+        junk = [rng.randbytes(rng.randrange(1, 200)) for _ in range(120)]
+        unknown = [udp_frame(mac, "10.77.0.9", "10.77.0.1", DPDK_DATA_UDP_PORT, j)
+                   for j in junk[:40]]
+        not_ipv4 = [mac + bytes(6) + b"\x86\xdd" + j for j in junk[40:80]]
+        corrupt = [udp_frame(mac, "10.77.0.2", "10.77.0.1", DPDK_DATA_UDP_PORT, j)
+                   for j in junk[80:]]
+        subprocess.run(inside[1] + [sys.executable, "-c", INJECT, ifs[1],
+                                    *(f.hex() for f in unknown + not_ipv4 + corrupt)],
+                       check=True, timeout=30)
         lines = [f"w{i % 89} x{i % 11} the end".encode() for i in range(3000)]
         lines[::150] = [b"long%d" % i + b"y" * (1400 + 401 * i) + b" the end"
                         for i in range(len(lines[::150]))]
@@ -511,6 +558,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
         for w, c in seen.items():
             self.assertEqual(c, list(range(1, counts[w] + 1)), w)
         self.assertGreater(dpdk_fragments(members), 0, "the long words cross workers in fragments")
+        summary = [l for l in members[0].log().splitlines() if "data channel (DPDK):" in l][0]
+        self.assertIn(f" {len(corrupt)} corrupt dropped,", summary)
+        foreign = int(summary.split(" foreign frames")[0].rsplit(" ", 1)[1])
+        self.assertGreaterEqual(foreign, len(unknown) + len(not_ipv4), summary)
 
 if __name__ == "__main__":
     unittest.main()
