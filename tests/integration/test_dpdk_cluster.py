@@ -8,6 +8,8 @@ by a net_memif pair, no NIC, no hugepages (--no-huge), as root.
     reordering, 0.1 % corruption of every datagram a worker sends): still all zero, and the
     corrupted frames are counted and dropped;
   - word_count: the counts are exact, as on sockets;
+  - one of the two killed (SIGKILL) while words cross, the memif server or the client: the other
+    reports it gone once and keeps running, its memif port left without a peer;
   - --net dpdk with no usable device exits 69 with its remedy; --net auto with none falls back to
     kernel sockets with one warning line, and /status says "net": "socket";
   - two workers in two network namespaces joined by a veth pair, the data channel on
@@ -378,6 +380,40 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.assertEqual(init.log().count(left), 1, init.log())
         self.assertEqual(init.stop(), 0, init.log())
         self.assert_final_counts(sinks, counts)
+
+    def kill_one_over_memif(self, victim_index):
+        """One of two workers is killed (SIGKILL) while words cross: the other reports it gone
+        once, at error level, and keeps running until stopped itself; its memif port, whose
+        peer vanished without a word, is not polled into a fault."""
+        sinks = [self.py_sink(), self.py_sink()]
+        members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks])
+        lines = [f"k{i % 23} v{i % 3}".encode() for i in range(20000)]
+        path = harness.write_file(self.path("kill.txt"), b"".join(l + b"\n" for l in lines))
+        senders = [self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-f", path, "-r", "-m",
+                               "100000000"], stderr=subprocess.DEVNULL) for m in members]
+        harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= 20000, 60,
+                           what="words counted")
+        victim, survivor = members[victim_index], members[1 - victim_index]
+        name = "initializer" if victim_index == 0 else "w2"
+        victim.proc.kill()
+        victim.proc.wait()
+        gone = f"cluster: worker '{name}' is gone: "
+        harness.wait_until(lambda: gone in survivor.log() or not survivor.running(), 15,
+                           what="the survivor's report")
+        time.sleep(3)  # past the data channel's own verdict on the silent peer
+        self.assertTrue(survivor.running(), survivor.log())
+        reports = [l for l in survivor.log().splitlines() if gone in l]
+        self.assertEqual(len(reports), 1, survivor.log())
+        self.assertIn(" error ", reports[0])
+        for s in senders:
+            s.kill()
+        self.assertEqual(survivor.stop(), 0, survivor.log())
+
+    def test_kill_of_the_memif_client_worker(self):
+        self.kill_one_over_memif(1)
+
+    def test_kill_of_the_memif_server_worker(self):
+        self.kill_one_over_memif(0)
 
     def test_net_dpdk_without_a_device_exits_69(self):
         r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",
