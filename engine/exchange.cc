@@ -272,10 +272,7 @@ std::size_t exchange::deliver_inbound() {
         for (std::size_t i = q.head; i < q.head + n; ++i) {
             ++_grants[q.from[i]];
         }
-        q.head += n;
-        if (q.empty()) {
-            q.clear();
-        }
+        q.pop(n);
         work += n;
         _rt._shards[s]->notify();
     }

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/detail/envelope_queue.h"
 #include "engine/detail/wakeup.h"
 #include "engine/envelope.h"
 #include "engine/spsc_ring.h"
@@ -58,18 +59,9 @@ public:
     const counters& stats() const { return _stats; }
 
 private:
-    // Envelopes waiting: taken from a ring and not yet sent, or received and not yet in a ring.
-    struct queue {
-        std::vector<envelope> items;
-        std::vector<peer_id> from; // inbound only: the peer each item came from (credit)
-        std::size_t head = 0;
-        bool empty() const { return head == items.size(); }
-        void clear() {
-            items.clear();
-            from.clear();
-            head = 0;
-        }
-    };
+    // Envelopes waiting: taken from a ring and not yet sent, or received and not yet in a ring
+    // (`from`: the peer each came from, for its credit).
+    using queue = detail::envelope_queue;
 
     void run(int cpu);
     std::size_t send_outbound();

@@ -417,11 +417,7 @@ std::size_t shard::flush_outboxes() {
         }
         std::size_t n =
           _outbound[dst]->push_burst_sp(box.items.data() + box.head, box.items.size() - box.head);
-        box.head += n;
-        if (box.empty()) {
-            box.items.clear();
-            box.head = 0;
-        }
+        box.pop(n);
         if (n != 0) {
             moved += n;
             if (dst < _rt._shards.size()) {

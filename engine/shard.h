@@ -14,6 +14,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include "engine/detail/envelope_queue.h"
 #include "engine/detail/wakeup.h"
 #include "engine/envelope.h"
 #include "engine/metrics.h"
@@ -98,12 +99,9 @@ private:
         std::uint64_t barrier = 0;           // or inject this barrier
     };
     // A per-destination queue of envelopes waiting to enter a ring: the batch being built and
-    // whatever did not fit. Bounded by the worker's in-flight budget.
-    struct outbox {
-        std::vector<envelope> items;
-        std::size_t head = 0;
-        bool empty() const { return head == items.size(); }
-    };
+    // whatever did not fit. What waits is bounded by the worker's in-flight budget, its storage
+    // by twice that (detail::envelope_queue).
+    using outbox = detail::envelope_queue;
 
     static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
         // Single writer (this shard): a relaxed read-modify-write without a locked instruction.
