@@ -10,6 +10,8 @@ by a net_memif pair, no NIC, no hugepages (--no-huge), as root.
   - word_count: the counts are exact, as on sockets;
   - one of the two killed (SIGKILL) while words cross, the memif server or the client: the other
     reports it gone once and keeps running, its memif port left without a peer;
+  - one of the two stopped (SIGSTOP) while words cross, so that it acknowledges nothing: the
+    other reports it gone once and keeps running, its memory bounded;
   - --net dpdk with no usable device exits 69 with its remedy; --net auto with none falls back to
     kernel sockets with one warning line, and /status says "net": "socket";
   - two workers in two network namespaces joined by a veth pair, the data channel on
@@ -26,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -381,18 +384,24 @@ class DpdkClusterTest(harness.ProcessTestCase):
         self.assertEqual(init.stop(), 0, init.log())
         self.assert_final_counts(sinks, counts)
 
-    def kill_one_over_memif(self, victim_index):
-        """One of two workers is killed (SIGKILL) while words cross: the other reports it gone
-        once, at error level, and keeps running until stopped itself; its memif port, whose
-        peer vanished without a word, is not polled into a fault."""
+    def words_crossing(self):
+        """word_count on a memif pair, each worker's source fed without end by a sender of its
+        own; returns (members, their sinks, the senders) once 20 000 words are counted."""
         sinks = [self.py_sink(), self.py_sink()]
         members = self.start_pair("word_count", "Split and Count", [s.port for s in sinks])
         lines = [f"k{i % 23} v{i % 3}".encode() for i in range(20000)]
-        path = harness.write_file(self.path("kill.txt"), b"".join(l + b"\n" for l in lines))
+        path = harness.write_file(self.path("endless.txt"), b"".join(l + b"\n" for l in lines))
         senders = [self.popen([SEND, "-h", f"127.0.0.1:{m.port}", "-f", path, "-r", "-m",
                                "100000000"], stderr=subprocess.DEVNULL) for m in members]
         harness.wait_until(lambda: sum(len(s.lines()) for s in sinks) >= 20000, 60,
                            what="words counted")
+        return members, sinks, senders
+
+    def kill_one_over_memif(self, victim_index):
+        """One of two workers is killed (SIGKILL) while words cross: the other reports it gone
+        once, at error level, and keeps running until stopped itself; its memif port, whose
+        peer vanished without a word, is not polled into a fault."""
+        members, sinks, senders = self.words_crossing()
         victim, survivor = members[victim_index], members[1 - victim_index]
         name = "initializer" if victim_index == 0 else "w2"
         victim.proc.kill()
@@ -414,6 +423,27 @@ class DpdkClusterTest(harness.ProcessTestCase):
 
     def test_kill_of_the_memif_server_worker(self):
         self.kill_one_over_memif(0)
+
+    def test_a_stopped_worker_over_memif(self):
+        """w2 stops (SIGSTOP) while words cross: it neither acknowledges frames nor sends
+        heartbeats. The initializer reports it once and keeps running, counting the words of its
+        own source and dropping those for w2, and its memory stays bounded while it does."""
+        (init, w2), sinks, _ = self.words_crossing()
+        w2.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(w2.proc.kill)
+        gone = "cluster: worker 'w2' is gone: "
+        harness.wait_until(lambda: gone in init.log() or not init.running(), 15,
+                           what="the initializer's report")
+        rss, counted = init.rss_bytes(), len(sinks[0].lines())
+        time.sleep(5)
+        self.assertTrue(init.running(), init.log())
+        self.assertGreater(len(sinks[0].lines()), counted, "the initializer stopped counting")
+        growth = init.rss_bytes() - rss
+        self.assertLess(growth, 64 << 20, f"RSS grew by {growth} bytes in 5 s")
+        reports = [l for l in init.log().splitlines() if gone in l]
+        self.assertEqual(len(reports), 1, init.log())
+        self.assertIn(" error ", reports[0])
+        self.assertEqual(init.stop(), 0, init.log())
 
     def test_net_dpdk_without_a_device_exits_69(self):
         r = subprocess.run([harness.binary("word_count"), "--in", "127.0.0.1:0", "--out",
