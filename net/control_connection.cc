@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "engine/log.h"
+#include "net/send_buffer.h"
 #include "net/tcp_connect.h"
 
 namespace ringtail::net {
@@ -175,18 +176,7 @@ std::size_t control_connection::write_some() {
         _out_offset += static_cast<std::size_t>(n);
         total += static_cast<std::size_t>(n);
     }
-    if (_out_offset == _out.size()) {
-        _out_offset = 0;
-        if (_out.capacity() > keep_capacity) {
-            std::string{}.swap(_out);
-        } else {
-            _out.clear();
-        }
-    } else if (_out_offset > keep_capacity && _out_offset > _out.size() / 2) {
-        // Keep the unwritten tail only; the copy is at most the size of what was written.
-        _out.erase(0, _out_offset);
-        _out_offset = 0;
-    }
+    settle_sent(_out, _out_offset, keep_capacity, keep_capacity);
     return total;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/log.h"
+#include "net/send_buffer.h"
 #include "net/tcp_listener.h"
 
 namespace ringtail::net {
@@ -304,12 +305,7 @@ void external_channel::on_writable(connection& c, std::uint64_t now_ns) {
         c.out_offset += static_cast<std::size_t>(n);
         c.stall_deadline_ns = now_ns + stall_timeout_ns;
     }
-    if (c.out_offset == c.out.size()) {
-        c.out.clear();
-        c.out_offset = 0;
-        if (c.out.capacity() > read_chunk) {
-            std::string{}.swap(c.out);
-        }
+    if (settle_sent(c.out, c.out_offset, read_chunk, read_chunk)) {
         c.stall_deadline_ns = c.decoder.mid_frame() ? c.stall_deadline_ns : 0;
     }
 }

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "engine/log.h"
+#include "net/send_buffer.h"
 
 namespace ringtail::net {
 namespace {
@@ -365,18 +366,9 @@ std::size_t socket_transport::flush_peer(peer_id id) {
         return written;
     }
     bump(_counters.bytes_out, written);
-    if (p.pending() == 0) {
-        if (p.out.capacity() > keep_capacity) {
-            std::string{}.swap(p.out);
-        } else {
-            p.out.clear();
-        }
-        p.out_offset = 0;
+    if (settle_sent(p.out, p.out_offset, keep_capacity, compact_threshold)) {
         p.blocked = false;
         set_want_output(id, false);
-    } else if (p.out_offset >= compact_threshold && p.out_offset * 2 >= p.out.size()) {
-        p.out.erase(0, p.out_offset);
-        p.out_offset = 0;
     }
     return written;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/log.h"
+#include "net/send_buffer.h"
 #include "net/tcp_connect.h"
 
 namespace ringtail::net {
@@ -182,17 +183,7 @@ std::size_t tcp_sink::flush(std::uint64_t now_ns) {
         disconnect(now_ns, std::strerror(err));
         break;
     }
-    if (_out_offset == _out.size()) {
-        _out_offset = 0;
-        if (_out.capacity() > keep_capacity) {
-            std::string{}.swap(_out);
-        } else {
-            _out.clear();
-        }
-    } else if (_out_offset >= compact_threshold && _out_offset * 2 >= _out.size()) {
-        _out.erase(0, _out_offset);
-        _out_offset = 0;
-    }
+    settle_sent(_out, _out_offset, keep_capacity, compact_threshold);
     return written;
 }
 
