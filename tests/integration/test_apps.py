@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import struct
+import subprocess
 import time
 import unittest
 import unittest.mock
@@ -113,6 +114,31 @@ class WordCountTest(harness.ProcessTestCase):
 
     def test_two_threads_two_connections_repeated(self):
         self.run_word_count(threads=2, senders=2, repeat=6)
+
+    def test_two_threads_under_an_endless_load_keep_their_memory(self):
+        """Each shard sends about half its words to the other through its outbox and their ring.
+        Under a load that never lets up, an outbox never empties; what waits in it is bounded by
+        the in-flight budget, and so must its storage be (it grew by some 100 MB a second when
+        its taken front was given back only once it emptied)."""
+        ready = self.path("recv.port")
+        self.popen([harness.RECV, "-l", "127.0.0.1:0", "-n", "--ready-file", ready],
+                   stderr=subprocess.DEVNULL)
+        harness.wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 10,
+                           what="receiver")
+        worker = self.start_worker("word_count", ["Split and Count"], [int(open(ready).read())],
+                                   threads=2)
+        path = harness.write_file(self.path("endless.txt"), b"".join(
+            b"k%d v%d w%d\n" % (i % 23, i % 3, i % 101) for i in range(20000)))
+        self.popen([harness.SEND, "-h", f"127.0.0.1:{worker.port}", "-f", path, "-r", "-m",
+                    "1000000000"], stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        rss = worker.rss_bytes()
+        time.sleep(5)
+        growth = worker.rss_bytes() - rss
+        self.assertLess(growth, 64 << 20, f"RSS grew by {growth} bytes in 5 s")
+        self.stop_worker(worker)
+        # The load was real: millions of words counted and written.
+        self.assertGreater(worker.counters()["sink_writes"], 1_000_000, worker.log())
 
 
 class AlphabetTest(harness.ProcessTestCase):
