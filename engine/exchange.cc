@@ -264,8 +264,7 @@ std::size_t exchange::deliver_inbound() {
         if (q.empty()) {
             continue;
         }
-        const std::size_t n =
-          _to_shards[s]->push_burst_sp(q.items.data() + q.head, q.items.size() - q.head);
+        const std::size_t n = _to_shards[s]->push_burst_sp(q.items.data() + q.head, q.waiting());
         if (n == 0) {
             continue;
         }

@@ -415,8 +415,7 @@ std::size_t shard::flush_outboxes() {
         if (box.empty()) {
             continue;
         }
-        std::size_t n =
-          _outbound[dst]->push_burst_sp(box.items.data() + box.head, box.items.size() - box.head);
+        std::size_t n = _outbound[dst]->push_burst_sp(box.items.data() + box.head, box.waiting());
         box.pop(n);
         if (n != 0) {
             moved += n;

@@ -43,7 +43,7 @@ struct envelope_queue {
         head += n;
         if (head == items.size()) {
             clear();
-        } else if (head >= compact_min && head >= items.size() - head) {
+        } else if (head >= compact_min && head >= waiting()) {
             items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(head));
             if (!from.empty()) {
                 from.erase(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(head));

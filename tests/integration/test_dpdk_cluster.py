@@ -62,13 +62,19 @@ def build_has_dpdk():
     return b"this build has no DPDK" not in r.stderr + r.stdout
 
 
+def dpdk_summary(member):
+    """The worker's data-channel summary line, logged as it stops."""
+    return [l for l in member.log().splitlines() if "data channel (DPDK):" in l][0]
+
+
+def count_before(line, label):
+    """The number just before `label` in a summary line: 40 for ("... 40 corrupt dropped", ...)."""
+    return int(line.split(label)[0].rsplit(" ", 1)[1])
+
+
 def dpdk_fragments(members):
     """DATA frames the workers sent with part of a larger body, from their DPDK summary lines."""
-    fragments = 0
-    for m in members:
-        line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
-        fragments += int(line.split(" fragments")[0].rsplit(" ", 1)[1])
-    return fragments
+    return sum(count_before(dpdk_summary(m), " fragments") for m in members)
 
 
 def ipv4_checksum(header):
@@ -291,7 +297,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         env = {"RINGTAIL_TEST_FAULTS": FAULTS.format(seed=self.seed)}
         members = self.sequence_run(env=env, threads=2)
         for m in members:
-            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
+            line = dpdk_summary(m)
             self.assertIn(": 2 lanes, ", line)
             self.assertRegex(line, r"[1-9]\d* retransmitted")
 
@@ -303,10 +309,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
         corrupt = corrupted = fast = 0
         for m in members:
             self.assertIn("RINGTAIL_TEST_FAULTS", m.log())
-            line = [l for l in m.log().splitlines() if "data channel (DPDK):" in l][0]
+            line = dpdk_summary(m)
             self.assertRegex(line, r"[1-9]\d* retransmitted")
-            corrupt += int(line.split(" corrupt dropped")[0].rsplit(" ", 1)[1])
-            corrupted += int(line.split(" corrupted")[0].rsplit(" ", 1)[1])
+            corrupt += count_before(line, " corrupt dropped")
+            corrupted += count_before(line, " corrupted")
             fast += int(line.split(" fast)")[0].rsplit("(", 1)[1])
         self.assertGreater(corrupted, 0, f"0.1 % corruption struck no frame (seed {self.seed})")
         # The corrupted frames fail their checksum at the other worker and are counted, and
@@ -624,9 +630,9 @@ class DpdkClusterTest(harness.ProcessTestCase):
         for w, c in seen.items():
             self.assertEqual(c, list(range(1, counts[w] + 1)), w)
         self.assertGreater(dpdk_fragments(members), 0, "the long words cross workers in fragments")
-        summary = [l for l in members[0].log().splitlines() if "data channel (DPDK):" in l][0]
+        summary = dpdk_summary(members[0])
         self.assertIn(f" {len(corrupt)} corrupt dropped,", summary)
-        foreign = int(summary.split(" foreign frames")[0].rsplit(" ", 1)[1])
+        foreign = count_before(summary, " foreign frames")
         self.assertGreaterEqual(foreign, len(unknown) + len(not_ipv4), summary)
 
 if __name__ == "__main__":
