@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "engine/runtime.h"
-#include "net/cluster.h"
-#include "net/external_channel.h"
+#include "net/cluster/cluster.h"
+#include "net/external/external_channel.h"
 
 namespace ringtail::cli {
 

@@ -21,7 +21,7 @@
 #include <boost/program_options.hpp>
 
 #include "engine/build_info.h"
-#include "net/dpdk_link.h"
+#include "net/dpdk/dpdk_link.h"
 
 namespace ringtail::cli {
 namespace po = boost::program_options;

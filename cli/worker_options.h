@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "net/host_port.h"
+#include "net/io/host_port.h"
 
 namespace ringtail::cli {
 

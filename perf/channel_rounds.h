@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "engine/transport.h"
-#include "net/datagram_transport.h"
+#include "net/channel/datagram_transport.h"
 
 namespace ringtail::perf {
 

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "engine/clock.h"
-#include "net/datagram_transport.h"
+#include "net/channel/datagram_transport.h"
 #include "perf/channel_rounds.h"
 
 namespace {

@@ -11,14 +11,14 @@
 // rxonly forward them: mbufs from the pool in one call, the Ethernet, IPv4 and UDP headers
 // written from a template, one tx_burst; then one rx_burst and the frames freed in one call. The
 // payload is left as the pool hands it over.
-// dpdk_channel/<body bytes>: the data channel (net/dpdk_link.h under net/datagram_transport.h)
-// from worker 0 on port 0 to worker 1 on port 1, one message a frame, 32 frames sent and then one
-// poll of each side a round, as data_channel_bench does without the PMD. A body of 1 byte makes
-// the channel's smallest frame, 83 bytes on the wire; 174 bytes a 256-byte frame; 1 400 bytes a
-// 1 482-byte one, near the MTU, as the engine's frames are when they pack many messages.
-// Compare dpdk_bare/83 with dpdk_channel/1, /256 with /174 and /1482 with /1400: the ratio of
-// their frames/s is the share of this machine's ceiling the channel reaches, one side after the
-// other.
+// dpdk_channel/<body bytes>: the data channel (net/dpdk/dpdk_link.h under
+// net/channel/datagram_transport.h) from worker 0 on port 0 to worker 1 on port 1, one message a
+// frame, 32 frames sent and then one poll of each side a round, as data_channel_bench does without
+// the PMD. A body of 1 byte makes the channel's smallest frame, 83 bytes on the wire; 174 bytes a
+// 256-byte frame; 1 400 bytes a 1 482-byte one, near the MTU, as the engine's frames are when they
+// pack many messages. Compare dpdk_bare/83 with dpdk_channel/1, /256 with /174 and /1482 with
+// /1400: the ratio of their frames/s is the share of this machine's ceiling the channel reaches,
+// one side after the other.
 //
 // Needs what the channel needs: root (or the capabilities DPDK's EAL asks for), and a build with
 // DPDK; otherwise every benchmark stops with the reason. RINGTAIL_BENCH_EAL replaces the EAL
@@ -38,10 +38,10 @@
 #include <vector>
 
 #include "engine/clock.h"
-#include "net/datagram_transport.h"
-#include "net/dpdk_link.h"
-#include "net/dpdk_port.h"
-#include "net/udp_frame.h"
+#include "net/channel/datagram_transport.h"
+#include "net/dpdk/dpdk_link.h"
+#include "net/dpdk/dpdk_port.h"
+#include "net/dpdk/udp_frame.h"
 #include "perf/channel_rounds.h"
 
 namespace {

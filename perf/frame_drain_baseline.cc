@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "engine/clock.h"
-#include "net/host_port.h"
+#include "net/io/host_port.h"
 
 namespace {
 

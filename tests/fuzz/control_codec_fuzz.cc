@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "engine/big_endian.h"
-#include "net/control_codec.h"
-#include "net/crc32c.h"
+#include "net/channel/crc32c.h"
+#include "net/cluster/control_codec.h"
 
 namespace {
 

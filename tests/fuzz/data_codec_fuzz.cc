@@ -3,8 +3,8 @@
 // ways, and every frame delivered must encode back (with its flags and ACK trailer) to exactly the
 // bytes it came from. In the structured mode the input describes frames of any type, flags, count
 // and body, and the decoder's verdict on each is compared with a model of the rules written here
-// from the spec (net/data_codec.h). The whole input as one datagram must get the same verdict from
-// decode_data_datagram as from the decoder.
+// from the spec (net/channel/data_codec.h). The whole input as one datagram must get the same
+// verdict from decode_data_datagram as from the decoder.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "engine/big_endian.h"
-#include "net/crc32c.h"
-#include "net/data_codec.h"
+#include "net/channel/crc32c.h"
+#include "net/channel/data_codec.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
-// libFuzzer target for the reliable data channel over datagrams (net/datagram_transport.h): a
-// peer (or a stranger) sends any datagrams at all, at fuzzer-chosen times, among them DATA frames
+// libFuzzer target for the reliable data channel over datagrams (net/channel/datagram_transport.h):
+// a peer (or a stranger) sends any datagrams at all, at fuzzer-chosen times, among them DATA frames
 // with piggybacked acks and MORE fragments; the transport itself sends bodies of fuzzer-chosen
 // sizes, some cut into fragments. The transport must never crash, never deliver more messages
 // than the credit it gave nor a body larger than max_body_bytes, keep its held bytes within the
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "engine/big_endian.h"
-#include "net/data_codec.h"
-#include "net/datagram_transport.h"
+#include "net/channel/data_codec.h"
+#include "net/channel/datagram_transport.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "net/external_codec.h"
+#include "net/external/external_codec.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "net/frame_decoder.h"
+#include "net/edge/frame_decoder.h"
 
 namespace {
 

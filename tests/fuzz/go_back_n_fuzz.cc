@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "net/go_back_n.h"
+#include "net/channel/go_back_n.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "net/metrics_hub_codec.h"
+#include "net/metrics/metrics_hub_codec.h"
 
 namespace {
 

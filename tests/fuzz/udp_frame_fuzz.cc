@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "net/udp_frame.h"
+#include "net/dpdk/udp_frame.h"
 
 namespace {
 

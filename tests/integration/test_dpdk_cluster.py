@@ -44,7 +44,7 @@ DPDK_RUN_DIR = "/var/run/dpdk"
 CHECK = harness.binary("ringtail-check")
 SEND = harness.binary("ringtail-send")
 CTL = harness.binary("ringtail-ctl")
-DPDK_DATA_UDP_PORT = 43210  # net/dpdk_port.h: dpdk_data_udp_port, lane 0
+DPDK_DATA_UDP_PORT = 43210  # net/dpdk/dpdk_port.h: dpdk_data_udp_port, lane 0
 FAULTS = "loss=0.05,dup=0.01,reorder=0.1,corrupt=0.001,seed={seed}"
 
 
@@ -85,7 +85,7 @@ def ipv4_checksum(header):
 
 
 def udp_frame(dst_mac, src_ip, dst_ip, dst_port, payload):
-    """An Ethernet + IPv4 + UDP frame as the DPDK data channel's (net/udp_frame.h)."""
+    """An Ethernet + IPv4 + UDP frame as the DPDK data channel's (net/dpdk/udp_frame.h)."""
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 0, 0x4000, 64,
                                17, 0, socket.inet_aton(src_ip), socket.inet_aton(dst_ip)))
     ip[10:12] = ipv4_checksum(ip).to_bytes(2, "big")

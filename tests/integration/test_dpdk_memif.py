@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The DPDK back end's lowest layer (net/dpdk_port.h, net/udp_frame.h) on a real DPDK data path:
+"""The DPDK back end's lowest layer (net/dpdk/dpdk_port.h, net/dpdk/udp_frame.h) on a real DPDK data path:
 two ringtail-dpdk-pingpong processes joined by a memif pair (shared memory over a Unix socket), one
 echoing, one sending numbered, checksummed UDP frames and checking that every one came back intact.
 

@@ -22,9 +22,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "net/external_codec.h"
-#include "net/host_port.h"
-#include "net/tcp_connect.h"
+#include "net/external/external_codec.h"
+#include "net/io/host_port.h"
+#include "net/io/tcp_connect.h"
 
 namespace {
 

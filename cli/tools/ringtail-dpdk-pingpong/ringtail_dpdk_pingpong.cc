@@ -1,7 +1,7 @@
-// ringtail-dpdk-pingpong: proves the DPDK back end's lowest layer (net/dpdk_port.h and
-// net/udp_frame.h) on a real or virtual port: `send` transmits N UDP frames carrying a sequence
-// number, a send time and a CRC-32C, keeps a window of them in flight and waits for each to come
-// back; `echo` returns every valid frame to its sender. The sender prints one summary line
+// ringtail-dpdk-pingpong: proves the DPDK back end's lowest layer (net/dpdk/dpdk_port.h and
+// net/dpdk/udp_frame.h) on a real or virtual port: `send` transmits N UDP frames carrying a
+// sequence number, a send time and a CRC-32C, keeps a window of them in flight and waits for each
+// to come back; `echo` returns every valid frame to its sender. The sender prints one summary line
 // (frames/s, round-trip percentiles, lost and corrupt counts) and exits 0 only when every frame
 // came back intact (exit 1 otherwise). `probe` says whether EAL starts and a port is usable
 // (dpdk_usable), exiting 0 or 69 with the reason. EAL arguments follow a literal `--`, as for the
@@ -49,12 +49,12 @@
 #include "engine/clock.h"
 #include "engine/detail/pin_thread.h"
 #include "engine/transport.h"
-#include "net/crc32c.h"
-#include "net/data_codec.h"
-#include "net/datagram_transport.h"
-#include "net/dpdk_link.h"
-#include "net/dpdk_port.h"
-#include "net/udp_frame.h"
+#include "net/channel/crc32c.h"
+#include "net/channel/data_codec.h"
+#include "net/channel/datagram_transport.h"
+#include "net/dpdk/dpdk_link.h"
+#include "net/dpdk/dpdk_port.h"
+#include "net/dpdk/udp_frame.h"
 
 namespace {
 

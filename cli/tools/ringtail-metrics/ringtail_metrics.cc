@@ -30,9 +30,9 @@
 
 #include "cli/tools/tool_support.h"
 #include "engine/clock.h"
-#include "net/host_port.h"
-#include "net/metrics_hub_codec.h"
-#include "net/tcp_listener.h"
+#include "net/io/host_port.h"
+#include "net/io/tcp_listener.h"
+#include "net/metrics/metrics_hub_codec.h"
 
 namespace {
 

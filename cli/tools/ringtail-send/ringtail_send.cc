@@ -37,7 +37,7 @@
 
 #include "cli/tools/tool_support.h"
 #include "engine/clock.h"
-#include "net/host_port.h"
+#include "net/io/host_port.h"
 
 namespace {
 
