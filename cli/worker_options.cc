@@ -55,8 +55,6 @@ struct option_spec {
     std::string_view alias; // a second long name with the same meaning ("" = none)
 };
 
-constexpr std::string_view not_yet = " (not in this build yet)";
-
 // The single table of options (CLI.md order). Help texts marked "(not in this build yet)" belong to
 // features that are parsed but refused until they land.
 // clang-format off
@@ -142,7 +140,7 @@ const option_spec specs[] = {
     {"dpdk-port", '\0', kind::value, group::ringtail, "n", "",
      "DPDK port id for the data channel (default 0)", scope::everywhere, ""},
     {"dpdk-peer", '\0', kind::list, group::ringtail, "name=mac,...", "",
-     "DPDK peer addressing by hand (not in this build yet: MACs are exchanged at formation)",
+     "frames for a worker go to this MAC instead of the one it reported at formation",
      scope::everywhere, ""},
     {"metrics-listen", '\0', kind::value, group::ringtail, "h:p", "",
      "HTTP endpoint for /metrics, /status, /healthz", scope::everywhere,
@@ -480,8 +478,7 @@ std::string help_text(const std::string& app_name) {
         }
     }
     out += "\n  -- <EAL args>                           everything after a literal -- goes to "
-           "DPDK's EAL" +
-           std::string(not_yet) + "\n";
+           "DPDK's EAL\n";
     out += "\nPrecedence: command line > environment RINGTAIL_<LONG_NAME> (- as _) > --config FILE"
            " > defaults.\n";
     out += "Options marked 'compatibility only' are accepted for Wallaroo command lines and have "

@@ -37,7 +37,7 @@ public:
     explicit spsc_ring(std::size_t capacity)
       : _mask(round_up_pow2(capacity) - 1)
       , _slots(static_cast<slot*>(
-          ::operator new[]((_mask + 1) * sizeof(slot), std::align_val_t{ alignof(slot) }))) {}
+          ::operator new[]((_mask + 1) * sizeof(slot), std::align_val_t{ slot_alignment }))) {}
 
     spsc_ring(const spsc_ring&) = delete;
     spsc_ring& operator=(const spsc_ring&) = delete;
@@ -49,7 +49,7 @@ public:
         for (; head != tail; ++head) {
             element(head)->~T();
         }
-        ::operator delete[](_slots, std::align_val_t{ alignof(slot) });
+        ::operator delete[](_slots, std::align_val_t{ slot_alignment });
     }
 
     std::size_t capacity() const { return _mask + 1; }
