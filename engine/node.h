@@ -1,5 +1,6 @@
-// The type-erased stages the application builder produces and the shard runs. App writers never
-// see these; they see engine/application.h.
+// What the shard sees of a stage: the type-erased node the application builder produces (its
+// implementations, one per verb, are in engine/detail/nodes.h) and the exec_context it runs in.
+// App writers never see these; they see engine/application.h.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +26,7 @@ enum class node_kind : std::uint8_t { source, stateless, key_by, stateful, sink 
 const char* to_string(node_kind k);
 
 // Per-key state of one keyed stage within one partition. Implemented per state type in
-// application.h; owned by the shard that owns the partition.
+// engine/detail/nodes.h; owned by the shard that owns the partition.
 class state_table {
 public:
     virtual ~state_table() = default;

@@ -18,7 +18,7 @@ namespace ringtail {
 namespace {
 
 std::string text(std::span<const std::byte> p) {
-    return std::string(reinterpret_cast<const char*>(p.data()), p.size());
+    return std::string(as_text(p));
 }
 
 // A stage after a sink does not compile: pipeline_end has no stage methods.
@@ -34,6 +34,50 @@ concept has_to_sink = requires(P p) {
     p.to_sink("x", [](const int&) { return std::string(); });
 };
 static_assert(!has_to_sink<keyed_pipeline<int, int (*)(const int&)>>);
+
+// What each verb accepts as its callable; a callable that fails one of these fails to compile
+// with the verb's static_assert (a requires-expression cannot test that: the assertion is a hard
+// error, not a substitution failure).
+struct tally {
+    int n = 0;
+};
+struct no_default {
+    explicit no_default(int) {}
+};
+// to_state: (const T&, S&) or (T&, S&), returning a value or an optional of one.
+static_assert(detail::state_stage<int (*)(const std::string&, tally&), std::string, tally>);
+static_assert(
+  detail::state_stage<std::optional<int> (*)(std::string&, tally&), std::string, tally>);
+// Also accepted, as anything callable with (T&, S&) is: the state by const reference or by value
+// (a stage that only reads it, or whose changes are lost).
+static_assert(detail::state_stage<int (*)(const std::string&, const tally&), std::string, tally>);
+static_assert(detail::state_stage<int (*)(const std::string&, tally), std::string, tally>);
+static_assert(!detail::state_stage<int (*)(tally&, const std::string&), std::string, tally>,
+              "the message comes first, the state second");
+static_assert(!detail::state_stage<int (*)(const std::string&), std::string, tally>);
+static_assert(!detail::state_stage<int (*)(const int&, tally&), std::string, tally>,
+              "the message is of the keyed pipeline's type");
+static_assert(!detail::state_stage<void (*)(const std::string&, tally&), std::string, tally>,
+              "a stage returns its output");
+static_assert(
+  !detail::state_stage<int (*)(const std::string&, no_default&), std::string, no_default>,
+  "a state is made on a key's first message, from nothing");
+// to, source and sinks.
+static_assert(detail::stateless_stage<int (*)(std::string&&), std::string>);
+static_assert(detail::stateless_stage<int (*)(const std::string&), std::string>);
+static_assert(!detail::stateless_stage<int (*)(std::string&), std::string>,
+              "to() hands the message over: it is an rvalue");
+static_assert(!detail::stateless_stage<void (*)(std::string&&), std::string>);
+static_assert(detail::decoder<std::optional<int> (*)(std::span<const std::byte>)>);
+static_assert(!detail::decoder<int (*)(std::string_view)>);
+static_assert(detail::sink_encoder<void (*)(const int&, std::string&), int>);
+static_assert(detail::sink_encoder<std::string (*)(const int&), int>);
+static_assert(!detail::sink_encoder<void (*)(int&, std::string&), int>);
+// to_many: pushing names its output type; otherwise a range comes back.
+static_assert(detail::pushing_stage<void (*)(std::string&, output<int>&), std::string, int>);
+static_assert(!detail::pushing_stage<void (*)(std::string&, output<int>&), std::string, void>);
+static_assert(detail::range_stage<std::vector<int> (*)(std::string&), std::string>);
+static_assert(!detail::range_stage<int (*)(std::string&), std::string>);
 
 TEST(Application, APipelineWithoutASinkIsRefusedAtStartUp) {
     application app{ "nosink" };
