@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds Ringtail and runs its whole test suite: unit and integration tests (release build),
-# unit tests under ASan+UBSan, the lock-free stress tests under TSan, the fuzz targets for a short
-# seeded run, and the formatting check. Installs missing Debian packages first.
+# Builds Ringtail and runs its whole test suite: unit and integration tests (release build), the
+# lock-free stress tests under TSan, unit tests under ASan+UBSan and the fuzz targets for a short
+# seeded run (one clang build), and the formatting check. Installs missing Debian packages first.
 #
 # Usage: scripts/test.sh [--quick]   (--quick: release build only, no sanitizer or fuzz builds)
 set -uo pipefail
@@ -72,12 +72,7 @@ if build build; then
 fi
 
 if [ $quick -eq 0 ]; then
-    # 2. ASan + UBSan: every unit test.
-    if RINGTAIL_TARGETS="engine_unit_tests net_unit_tests cli_unit_tests" \
-        build build-asan -DRINGTAIL_SANITIZE=address -DRINGTAIL_PERF=OFF; then
-        ASAN_OPTIONS=detect_leaks=1 run_ctest asan build-asan -j2 -LE integration
-    fi
-    # 3. TSan: the ring stress tests, the multi-shard and multi-worker runtime tests (exchange),
+    # 2. TSan: the ring stress tests, the multi-shard and multi-worker runtime tests (exchange),
     #    the metrics hand-off, and every net test (acceptor, HTTP, hub client, external channel,
     #    control connection, socket transport and data mesh).
     if RINGTAIL_TARGETS="engine_unit_tests net_unit_tests" \
@@ -85,12 +80,15 @@ if [ $quick -eq 0 ]; then
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
             run_ctest tsan build-tsan -j2 -LE integration -R 'Stress|Runtime|Metrics|Application|Control|SocketTransport|DataMesh|^[a-z_]+\.'
     fi
-    # 4. Fuzz targets (clang, libFuzzer), short seeded runs.
-    if CC=clang CXX=clang++ RINGTAIL_TARGETS="fuzz_targets" \
+    # 3. One clang build with ASan+UBSan and libFuzzer's coverage instrumentation: every unit test
+    #    under ASan+UBSan, then the fuzz targets (libFuzzer), short seeded runs.
+    if CC=clang CXX=clang++ \
+        RINGTAIL_TARGETS="engine_unit_tests net_unit_tests cli_unit_tests fuzz_targets" \
         build build-fuzz -DRINGTAIL_FUZZ=ON -DRINGTAIL_PERF=OFF; then
+        ASAN_OPTIONS=detect_leaks=1 run_ctest asan build-fuzz -j2 -LE integration -E '^fuzz\.'
         run_ctest fuzz build-fuzz -R '^fuzz\.'
     fi
-    # 5. Formatting.
+    # 4. Formatting.
     echo "== clang-format"
     unformatted=$(git ls-files '*.h' '*.cc' | xargs clang-format --dry-run -Werror 2>&1 |
         grep -oE '^[^:]+\.(h|cc)' | sort -u)
