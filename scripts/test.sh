@@ -65,10 +65,11 @@ build() {
     echo "   built in $((SECONDS - start)) s"
 }
 
-# 1. Release build: everything, unit and integration tests.
+# 1. Release build: everything, unit and integration tests (two files at a time: the ones that
+#    share DPDK's run folder or network namespaces hold a lock, tests/CMakeLists.txt).
 if build build; then
     run_ctest release build -j2 -LE integration
-    run_ctest integration build -L integration
+    run_ctest integration build -j2 -L integration
 fi
 
 if [ $quick -eq 0 ]; then
@@ -86,7 +87,7 @@ if [ $quick -eq 0 ]; then
         RINGTAIL_TARGETS="engine_unit_tests net_unit_tests cli_unit_tests fuzz_targets" \
         build build-fuzz -DRINGTAIL_FUZZ=ON -DRINGTAIL_PERF=OFF; then
         ASAN_OPTIONS=detect_leaks=1 run_ctest asan build-fuzz -j2 -LE integration -E '^fuzz\.'
-        run_ctest fuzz build-fuzz -R '^fuzz\.'
+        run_ctest fuzz build-fuzz -j2 -R '^fuzz\.'
     fi
     # 4. Formatting.
     echo "== clang-format"
