@@ -2,7 +2,8 @@
 
 Stdlib only. Binaries come from $RINGTAIL_BIN_DIR (default /work/main/build/bin). A test class
 derives from ProcessTestCase, which gives it a temporary directory and kills every process it
-started in tearDown, whatever happened.
+started in tearDown, whatever happened. Processes are started, waited on and stopped by
+scripts/perf/procs.py, the runner the perf scripts use too.
 """
 import os
 import random
@@ -14,8 +15,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "scripts", "perf"))
+import procs  # noqa: E402
+from procs import can_connect, free_port, wait_until  # noqa: E402,F401
 
 BIN_DIR = os.environ.get("RINGTAIL_BIN_DIR", "/work/main/build/bin")
 SEND = os.path.join(BIN_DIR, "ringtail-send")
@@ -25,7 +30,7 @@ RECV = os.path.join(BIN_DIR, "ringtail-recv")
 EX_OK = 0
 EX_USAGE = 64
 EX_DATAERR = 65
-EX_UNAVAILABLE = 69
+EX_UNAVAILABLE = procs.EX_UNAVAILABLE
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73
 EX_IOERR = 74
@@ -47,33 +52,6 @@ def test_seed():
     seed = int(text) if text else random.SystemRandom().randrange(2**32)
     print(f"seed {seed} (replay with RINGTAIL_TEST_SEED={seed})", file=sys.stderr, flush=True)
     return seed
-
-
-def free_port():
-    """A port nothing listens on right now (bound, read, released: another process may take it,
-    which is why Worker.start retries on exit 69)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def can_connect(port, host="127.0.0.1", timeout=0.2):
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(predicate, timeout, interval=0.02, what="condition"):
-    """Polls predicate() until it is true; AssertionError naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # ---- frames ------------------------------------------------------------------------------------
@@ -181,7 +159,7 @@ _STOPPED_RE = re.compile(
 
 
 class Worker:
-    """One worker process (an example app), its stderr in a log file."""
+    """One worker process (an example app: a procs.Process), its output in a log file."""
 
     def __init__(self, proc, log_path, in_ports, args):
         self.proc = proc
@@ -210,16 +188,9 @@ class Worker:
         return self.proc.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=45):
-        """Sends sig and waits; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"worker did not stop within {timeout} s after {sig!r}:\n"
-                                 + self.log())
+        """Sends sig and waits; returns the exit code (killed, and AssertionError, at the
+        deadline)."""
+        return self.proc.stop(sig, timeout)
 
     def counters(self):
         """The numbers of the worker's final 'stopped:' log line."""
@@ -247,11 +218,7 @@ class Receiver:
 
     def wait(self, timeout=30):
         """Waits for the receiver to exit 0 (its --expect met); returns what it wrote."""
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"receiver still running after {timeout} s: "
-                                 + self.stderr()) from None
+        rc = self.proc.finish(timeout)
         if rc != 0:
             raise AssertionError(f"receiver exited {rc}: {self.stderr()}")
         with open(self.out_path, "rb") as f:
@@ -358,26 +325,18 @@ class PySink:
 
 
 class ProcessTestCase(unittest.TestCase):
-    """A temporary directory and process bookkeeping; tearDown kills whatever is left."""
+    """A temporary directory and process bookkeeping (a procs.Group); tearDown kills whatever is
+    left and removes the DPDK runtime folders noted with self.group.dpdk_prefix()."""
 
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="ringtail-it-")
         self.dir = self._tmp.name
-        self._procs = []
+        self.group = procs.Group(errors_with_log=True)
         self._sinks = []
         self._sockets = []
 
     def tearDown(self):
-        for p in self._procs:
-            if p.poll() is None:
-                p.kill()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-            for f in (p.stdout, p.stderr):
-                if f:
-                    f.close()
+        self.group.cleanup()
         for s in self._sinks:
             s.close()
         for s in self._sockets:
@@ -386,6 +345,11 @@ class ProcessTestCase(unittest.TestCase):
             except OSError:
                 pass
         self._tmp.cleanup()
+
+    @property
+    def started(self):
+        """How many processes this test has started (numbers its log files)."""
+        return len(self.group.procs)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -399,11 +363,15 @@ class ProcessTestCase(unittest.TestCase):
         self._sinks.append(s)
         return s
 
-    def popen(self, args, **kw):
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        p = subprocess.Popen(args, **kw)
-        self._procs.append(p)
-        return p
+    def popen(self, args, stdout=None, stderr=None, **kw):
+        """Starts args as subprocess.Popen would (stdin from /dev/null unless given); a
+        procs.Process, killed in tearDown."""
+        return self.group.start(args, stdout=stdout, stderr=stderr, **kw)
+
+    def start_logged(self, args, log_name, name=None, **kw):
+        """Starts args with its stdout and stderr in <dir>/<log_name>.log; a procs.Process whose
+        errors end with that log."""
+        return self.group.start(args, name=name, log_path=self.path(log_name + ".log"), **kw)
 
     # -- worker --
 
@@ -435,23 +403,10 @@ class ProcessTestCase(unittest.TestCase):
             if threads is not None:
                 args += ["--threads", str(threads)]
             args += list(extra)
-            log_path = self.path(f"{app}-{len(self._procs)}.log")
-            with open(log_path, "wb") as log:
-                proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT)
-            worker = Worker(proc, log_path, in_ports, args)
-            deadline = time.monotonic() + READY_DEADLINE_S
-            pending = set(in_ports.values())
-            while pending and proc.poll() is None and time.monotonic() < deadline:
-                pending = {p for p in pending if not can_connect(p)}
-                if pending:
-                    time.sleep(0.02)
-            if not pending and proc.poll() is None:
+            proc = self.start_logged(args, f"{app}-{self.started}", name=app)
+            worker = Worker(proc, proc.log_path, in_ports, args)
+            if proc.wait_for_ports(in_ports.values(), READY_DEADLINE_S):
                 return worker
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"{app} not listening after {READY_DEADLINE_S} s:\n"
-                                     + worker.log())
             last_log = worker.log()
             if proc.returncode != EX_UNAVAILABLE:
                 raise AssertionError(f"{app} exited {proc.returncode} at start:\n{last_log}")
@@ -462,7 +417,7 @@ class ProcessTestCase(unittest.TestCase):
 
     def start_receiver(self, expect=None, framed=False, port=0, name=None, timeout_s=20):
         """ringtail-recv on 127.0.0.1:port (0: any, read back through --ready-file)."""
-        name = name or f"recv{len(self._procs)}"
+        name = name or f"recv{self.started}"
         ready = self.path(name + ".port")
         out = self.path(name + ".out")
         err = self.path(name + ".err")
@@ -472,30 +427,10 @@ class ProcessTestCase(unittest.TestCase):
             args.append("-f")
         if expect is not None:
             args += ["--expect", str(expect)]
-        with open(err, "wb") as e:
-            proc = self.popen(args, stdout=subprocess.DEVNULL, stderr=e)
+        proc = self.group.start(args, name="receiver", log_path=err, stdout=subprocess.DEVNULL,
+                                stderr=procs.LOG)
         r = Receiver(proc, None, out, err)
-
-        def port_written():
-            try:
-                with open(ready) as f:
-                    return f.read().strip().isdigit()
-            except FileNotFoundError:
-                return False
-
-        def ready_written():
-            # Checked before the exit status: a receiver may meet its --expect and exit 0 before
-            # this loop first looks (when the worker already holds the output for it).
-            if port_written():
-                return True
-            if proc.poll() is not None and not port_written():
-                raise AssertionError(f"receiver exited {proc.returncode} at start: "
-                                     + r.stderr())
-            return False
-
-        wait_until(ready_written, READY_DEADLINE_S, what="the receiver's ready file")
-        with open(ready) as f:
-            r.port = int(f.read().strip())
+        r.port = proc.wait_for_port_file(ready, READY_DEADLINE_S)
         return r
 
     # -- sender --

@@ -121,12 +121,10 @@ class WordCountTest(harness.ProcessTestCase):
         the in-flight budget, and so must its storage be (it grew by some 100 MB a second when
         its taken front was given back only once it emptied)."""
         ready = self.path("recv.port")
-        self.popen([harness.RECV, "-l", "127.0.0.1:0", "-n", "--ready-file", ready],
-                   stderr=subprocess.DEVNULL)
-        harness.wait_until(lambda: os.path.exists(ready) and open(ready).read().strip(), 10,
-                           what="receiver")
-        worker = self.start_worker("word_count", ["Split and Count"], [int(open(ready).read())],
-                                   threads=2)
+        recv = self.popen([harness.RECV, "-l", "127.0.0.1:0", "-n", "--ready-file", ready],
+                          stderr=subprocess.DEVNULL)
+        worker = self.start_worker("word_count", ["Split and Count"],
+                                   [recv.wait_for_port_file(ready, 10)], threads=2)
         path = harness.write_file(self.path("endless.txt"), b"".join(
             b"k%d v%d w%d\n" % (i % 23, i % 3, i % 101) for i in range(20000)))
         self.popen([harness.SEND, "-h", f"127.0.0.1:{worker.port}", "-f", path, "-r", "-m",

@@ -114,11 +114,7 @@ class Member(harness.Worker):
         return tuple(int(x) for x in m.groups())
 
     def wait_exit(self, timeout=EXIT_DEADLINE_S):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"worker '{self.name}' still running after {timeout} s:\n"
-                                 + self.log()) from None
+        return self.proc.finish(timeout)
 
 
 class ClusterTest(harness.ProcessTestCase):
@@ -145,10 +141,8 @@ class ClusterTest(harness.ProcessTestCase):
         args += ["-c", f"127.0.0.1:{ctrl}", "--in", f"{source}@127.0.0.1:0",
                  "--out", f"127.0.0.1:{sink.port}", "-T", "1", "-e", "127.0.0.1:0",
                  "--metrics-period", "0", *extra]
-        log_path = self.path(f"{app}-{name}-{len(self._procs)}.log")
-        with open(log_path, "wb") as log:
-            proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT)
-        return Member(proc, log_path, args, name, sink)
+        proc = self.start_logged(args, f"{app}-{name}-{self.started}", name=f"worker '{name}'")
+        return Member(proc, proc.log_path, args, name, sink)
 
     def ctl(self, port, *args, timeout=20):
         return subprocess.run([CTL, "-e", f"127.0.0.1:{port}", *args], stdin=subprocess.DEVNULL,
@@ -226,8 +220,7 @@ class ClusterTest(harness.ProcessTestCase):
                 last = str(e)
                 for m in members:
                     if m.running():
-                        m.proc.kill()
-                        m.proc.wait()
+                        m.proc.kill_and_reap()
         raise AssertionError(f"the cluster kept losing its ports (exit 69):\n{last}")
 
     def clean_shutdown(self, via, members):
@@ -585,8 +578,7 @@ class ClusterTest(harness.ProcessTestCase):
         self.wait_word_counts(members, counts)
         victim = members[victim_index]
         rest = [m for m in members if m is not victim]
-        victim.proc.kill()
-        victim.proc.wait()
+        victim.proc.kill_and_reap()
         gone = f"cluster: worker '{victim.name}' is gone: "
         for m in rest:
             harness.wait_until(lambda: m.lines_with(gone), 10,
@@ -723,7 +715,9 @@ class ClusterTest(harness.ProcessTestCase):
         self.wait_formed(members, 3)
         self.clean_shutdown(w3, members)
 
-    def test_worker_count_mismatch_refused(self):
+    def waiting_initializer(self):
+        """The initializer of a 2-worker cluster, once it waits for the other worker (started
+        again on new ports after an exit 69); (it, its control port)."""
         for attempt in range(4):
             ctrl, data = harness.free_port(), harness.free_port()
             init = self.launch("word_count", "initializer", 2, ctrl, data)
@@ -733,6 +727,11 @@ class ClusterTest(harness.ProcessTestCase):
             if init.running():
                 break
             self.assertEqual(init.proc.returncode, harness.EX_UNAVAILABLE, init.log())
+        self.assertTrue(init.running(), init.log())
+        return init, ctrl
+
+    def test_worker_count_mismatch_refused(self):
+        init, ctrl = self.waiting_initializer()
         bad = self.launch("word_count", "w2", 3, ctrl)
         self.refused(bad, init, "its --worker-count is 3, the initializer's is 2")
         self.assertTrue(init.running(), init.log())
@@ -746,15 +745,7 @@ class ClusterTest(harness.ProcessTestCase):
         # while the cluster forms: each connection is closed with one warn line naming what was
         # wrong, nothing is applied, and the real worker still forms the cluster. (Strangers on
         # the data address are refused by the mesh builder: tests/unit/net/data_mesh_test.cc.)
-        for attempt in range(4):
-            ctrl, data = harness.free_port(), harness.free_port()
-            init = self.launch("word_count", "initializer", 2, ctrl, data)
-            harness.wait_until(lambda: init.lines_with("waiting for 1 more worker")
-                               or not init.running(), FORM_DEADLINE_S,
-                               what="the initializer's waiting line")
-            if init.running():
-                break
-        self.assertTrue(init.running(), init.log())
+        init, ctrl = self.waiting_initializer()
         garbage = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 4
         with socket.create_connection(("127.0.0.1", ctrl)) as c:
             c.sendall(garbage)

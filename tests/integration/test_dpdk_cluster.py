@@ -107,7 +107,6 @@ class DpdkClusterTest(harness.ProcessTestCase):
     def setUp(self):
         super().setUp()
         self.seed = harness.test_seed()
-        self._prefixes = []
         reason = None
         if os.geteuid() != 0:
             reason = "not root: DPDK's EAL needs root here"
@@ -119,21 +118,26 @@ class DpdkClusterTest(harness.ProcessTestCase):
             print(f"test_dpdk_cluster: skipped: {reason}", file=sys.stderr, flush=True)
             self.skipTest(reason)
 
-    def tearDown(self):
-        super().tearDown()
-        for prefix in self._prefixes:
-            shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
-
     def eal(self, role, vdev=None):
-        prefix = f"rt-itc-{os.getpid()}-{len(self._prefixes)}-{role}"
-        self._prefixes.append(prefix)
+        prefix = self.group.dpdk_prefix(
+            f"rt-itc-{os.getpid()}-{len(self.group.dpdk_prefixes)}-{role}")
         cpus = sorted(os.sched_getaffinity(0))
         cpu = cpus[(0 if role == "a" else 1) % len(cpus)]
-        args = ["--", "--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix", prefix,
-                "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning"]
-        if vdev:
-            args.append(f"--vdev={vdev}")
-        return args
+        return ["--"] + harness.procs.eal_args(prefix, ["-l", str(cpu)], vdev=vdev)
+
+    def start_members(self, app, source, named_args, log_prefix="", pause=0.0, **kw):
+        """Starts a worker for each (name, args, source port) of named_args, `pause` s apart,
+        and returns them (harness.Worker) once each runs."""
+        members = []
+        for name, args, port in named_args:
+            proc = self.start_logged(args, f"{log_prefix}{app}-{name}", name=f"worker '{name}'",
+                                     **kw)
+            members.append(harness.Worker(proc, proc.log_path, {source: port}, args))
+            time.sleep(pause)
+        for m in members:
+            m.proc.wait_for_log("running:", 60)
+            self.assertTrue(m.running(), m.log())
+        return members
 
     def start_pair(self, app, source, out_ports, net="dpdk", memif=True, env=None, extra=(),
                    extra_w2=(), macs=None, threads=1):
@@ -141,7 +145,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         `macs` (server, client) sets the memif ports' MAC addresses. `threads` is both workers'
         -T, or (the initializer's, w2's)."""
         threads = (threads, threads) if isinstance(threads, int) else threads
-        sock = f"/rt-itc-{os.getpid()}-{len(self._prefixes)}.sock"
+        sock = f"/rt-itc-{os.getpid()}-{len(self.group.dpdk_prefixes)}.sock"
         ctrl, data, ext = harness.free_port(), harness.free_port(), harness.free_port()
         mac = (lambda role: f",mac={macs[0] if role == 'server' else macs[1]}") if macs else (
             lambda role: "")
@@ -157,18 +161,9 @@ class DpdkClusterTest(harness.ProcessTestCase):
                    "127.0.0.1:0", "--in", f"{source}@127.0.0.1:{ins[1]}", "--out",
                    f"127.0.0.1:{out_ports[1]}", "-T", str(threads[1]), *common, *extra_w2,
                    *self.eal("b", vdev("client"))]
-        full_env = dict(os.environ, **(env or {}))
-        members = []
-        for name, args in (("initializer", init_args), ("w2", w2_args)):
-            log_path = self.path(f"{app}-{name}.log")
-            with open(log_path, "wb") as log:
-                proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT, env=full_env)
-            members.append(harness.Worker(proc, log_path, {source: ins[len(members)]}, args))
-            time.sleep(0.5)
-        for m in members:
-            harness.wait_until(lambda: "running:" in m.log() or not m.running(), 60,
-                               what=f"worker running ({m.args[-1]})")
-            self.assertTrue(m.running(), m.log())
+        members = self.start_members(
+            app, source, (("initializer", init_args, ins[0]), ("w2", w2_args, ins[1])),
+            pause=0.5, env=dict(os.environ, **(env or {})))
         self.ext = ext
         return members
 
@@ -212,14 +207,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         recv = self.popen([harness.binary("ringtail-recv"), "-l", "127.0.0.1:0", "-f", "--out",
                            out, "--ready-file", self.path("recv.port"), "--timeout", "120",
                            "--expect", str(keys * values)], stderr=subprocess.DEVNULL)
-        def read_port():
-            try:
-                with open(self.path("recv.port")) as f:
-                    return f.read().strip()
-            except FileNotFoundError:
-                return ""
-        harness.wait_until(read_port, 10, what="receiver")
-        port = int(read_port())
+        port = recv.wait_for_port_file(self.path("recv.port"), 10)
         members = self.start_pair("sequence", "Sequence", [port, port], env=env,
                                   threads=threads, extra=extra, extra_w2=extra)
         for m in members:
@@ -410,8 +398,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         members, sinks, senders = self.words_crossing()
         victim, survivor = members[victim_index], members[1 - victim_index]
         name = "initializer" if victim_index == 0 else "w2"
-        victim.proc.kill()
-        victim.proc.wait()
+        victim.proc.kill_and_reap()
         gone = f"cluster: worker '{name}' is gone: "
         harness.wait_until(lambda: gone in survivor.log() or not survivor.running(), 15,
                            what="the survivor's report")
@@ -484,7 +471,7 @@ class DpdkClusterTest(harness.ProcessTestCase):
         prefix that runs a program in each, the veth ends' names and their addresses."""
         if shutil.which("ip") is None:
             self.fail("no `ip` command (iproute2) to make network namespaces")
-        tag = f"{os.getpid() % 100000}{len(self._prefixes) % 10}"
+        tag = f"{os.getpid() % 100000}{len(self.group.dpdk_prefixes) % 10}"
         ns = [f"rt-itc-{tag}-a", f"rt-itc-{tag}-b"]
         ifs = [f"rtva{tag}", f"rtvb{tag}"]
         ips = ["10.231.0.1", "10.231.0.2"]
@@ -519,16 +506,10 @@ class DpdkClusterTest(harness.ProcessTestCase):
             harness.binary(app), "-c", f"{ips[0]}:6000", "-n", "w2", "-y", f"{ips[1]}:0",
             "--in", f"{source}@{ips[1]}:7002", "--out", outs[1], "-T", "1", "--net", "dpdk",
             *extra, *self.eal("b", f"net_af_packet0,iface={ifs[1]}")]
-        members = []
-        for name, args, port in (("initializer", init_args, 7001), ("w2", w2_args, 7002)):
-            log_path = self.path(f"ns-{app}-{name}.log")
-            with open(log_path, "wb") as log:
-                proc = self.popen(args, stdout=log, stderr=subprocess.STDOUT)
-            members.append(harness.Worker(proc, log_path, {source: port}, args))
+        members = self.start_members(
+            app, source, (("initializer", init_args, 7001), ("w2", w2_args, 7002)),
+            log_prefix="ns-")
         for m in members:
-            harness.wait_until(lambda: "running:" in m.log() or not m.running(), 60,
-                               what="worker running")
-            self.assertTrue(m.running(), m.log())
             self.assertIn("data channel on DPDK port 'net_af_packet0'", m.log())
         return members
 

@@ -37,11 +37,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EX_UNAVAILABLE, ProcessTestCase, binary  # noqa: E402
+from harness import EX_UNAVAILABLE, ProcessTestCase, binary, procs  # noqa: E402
 
 PINGPONG = "ringtail-dpdk-pingpong"
 NO_DPDK_IN_BUILD = "this build has no DPDK"
-DPDK_RUN_DIR = "/var/run/dpdk"
 
 
 def dpdk_required():
@@ -57,15 +56,8 @@ class DpdkMemifTest(ProcessTestCase):
     def setUp(self):
         super().setUp()
         self.bin = binary(PINGPONG)
-        self._prefixes = []
         if os.geteuid() != 0:
             self.skip_or_fail("not root: DPDK's EAL needs root here (run the suite as root)")
-
-    def tearDown(self):
-        super().tearDown()
-        # EAL leaves its runtime folder (config, fbarray files) behind even after rte_eal_cleanup.
-        for prefix in self._prefixes:
-            shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
 
     def skip_or_fail(self, reason):
         if dpdk_required():
@@ -74,19 +66,15 @@ class DpdkMemifTest(ProcessTestCase):
         self.skipTest(reason)
 
     def eal(self, role, lcore, vdev=None, memory_mb=128, lcores=None):
-        prefix = f"rt-it-{os.getpid()}-{role}"
-        self._prefixes.append(prefix)
+        # tearDown removes its runtime folder, which EAL leaves behind.
+        prefix = self.group.dpdk_prefix(f"rt-it-{os.getpid()}-{role}")
         # Echo and sender poll on different cores where there are two (CI has two); lcore numbers
         # are CPU numbers, so pick from the CPUs this process may run on. `lcores`, a list of
         # CPUs, gives EAL all of them instead.
         cpus = sorted(os.sched_getaffinity(0))
         cpu = cpus[min(lcore, len(cpus) - 1)]
         listed = ",".join(map(str, lcores)) if lcores else str(cpu)
-        args = ["--no-huge", "-m", str(memory_mb), "-l", listed, "--file-prefix", prefix,
-                "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning"]
-        if vdev:
-            args.append(f"--vdev={vdev}")
-        return args
+        return procs.eal_args(prefix, ["-l", listed], memory_mb, vdev)
 
     def require_dpdk_build(self):
         """Skips (or fails) when this build has no DPDK; any other probe failure fails."""

@@ -15,57 +15,41 @@ import tempfile
 import time
 import unittest
 
+from harness import procs
+from procs import free_port
+
 BIN_DIR = os.environ.get("RINGTAIL_BIN_DIR", "/work/main/build/bin")
 SEND = os.path.join(BIN_DIR, "ringtail-send")
 RECV = os.path.join(BIN_DIR, "ringtail-recv")
 DRAIN = os.path.join(BIN_DIR, "frame_drain_baseline")
 
 
-def wait_for_port(ready_file, proc, timeout=5.0):
-    """Port 0 + --ready-file: the receiver tells us where it listens once it does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(ready_file):
-            with open(ready_file) as f:
-                return int(f.read().strip())
-        if proc.poll() is not None:
-            raise AssertionError(f"receiver exited early with {proc.returncode}")
-        time.sleep(0.01)
-    raise AssertionError("receiver did not write its ready file")
-
-
-def free_port():
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ToolsTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
-        self.procs = []
+        self.group = procs.Group()
 
     def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        self.group.cleanup()
         self.tmp.cleanup()
 
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def start_ready(self, args, ready, stdout=None, stderr=subprocess.PIPE):
+        """Port 0 + --ready-file: starts args and returns (process, port) once the ready file
+        says where it listens."""
+        proc = self.group.start(args, stdout=stdout, stderr=stderr)
+        return proc, proc.wait_for_port_file(ready, 5.0)
+
     def start_recv(self, *args, name="recv"):
         ready = self.path(name + ".port")
         out = self.path(name + ".out")
-        proc = subprocess.Popen(
+        proc, port = self.start_ready(
             [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--out", out, "--timeout", "10",
-             *args],
-            stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        return proc, wait_for_port(ready, proc), out
+             *args], ready)
+        return proc, port, out
 
     def finish_recv(self, proc, out):
         _, err = proc.communicate(timeout=15)
@@ -209,12 +193,9 @@ class ToolsTest(unittest.TestCase):
         count, size = 4000, 40
         prefix = self.path("lat")
         ready = self.path("lat.port")
-        proc = subprocess.Popen(
+        proc, port = self.start_ready(
             [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--timeout", "10", "--expect",
-             str(count), "--latency", prefix, "--late-us", "10000000"],
-            stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        port = wait_for_port(ready, proc)
+             str(count), "--latency", prefix, "--late-us", "10000000"], ready)
         r = self.send("-h", f"127.0.0.1:{port}", "--rate", "4000", "--latency", "-g", str(size),
                       "-m", str(count))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -244,12 +225,9 @@ class ToolsTest(unittest.TestCase):
         """Warm-up frames are kept apart; a stream with seq going back counts as out of order."""
         prefix = self.path("lat")
         ready = self.path("lat.port")
-        proc = subprocess.Popen(
+        proc, port = self.start_ready(
             [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--timeout", "10", "--expect", "6",
-             "--latency", prefix, "--warmup", "0.3"],
-            stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        port = wait_for_port(ready, proc)
+             "--latency", prefix, "--warmup", "0.3"], ready)
         now_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         frame = lambda stamp, seq: struct.pack(">IQQ", 16, stamp, seq)
         with socket.create_connection(("127.0.0.1", port)) as s:
@@ -330,13 +308,10 @@ class ToolsTest(unittest.TestCase):
         prefix = self.path("lat")
         ready = self.path("lat.port")
         sched = self.path("schedule")
-        proc = subprocess.Popen(
+        proc, port = self.start_ready(
             [RECV, "-l", "127.0.0.1:0", "--ready-file", ready, "--timeout", "10", "--expect", "6",
              "--latency", prefix, "--latency-field", "order-id", "--schedule-file", sched,
-             "--late-us", "100000"],
-            stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        port = wait_for_port(ready, proc)
+             "--late-us", "100000"], ready)
         # market_spread's output payload: [u8 side][u32 account][6s order_id]..., 55 bytes.
         out = lambda k: struct.pack(">IBI", 55, 1, 9) + k.to_bytes(6, "big") + bytes(44)
         start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -379,10 +354,8 @@ class ToolsTest(unittest.TestCase):
 
     def test_frame_drain_baseline_counts_frames(self):
         ready = self.path("drain.port")
-        proc = subprocess.Popen([DRAIN, "127.0.0.1:0", "--ready-file", ready],
-                                stdout=subprocess.PIPE)
-        self.procs.append(proc)
-        port = wait_for_port(ready, proc)
+        proc, port = self.start_ready([DRAIN, "127.0.0.1:0", "--ready-file", ready], ready,
+                                      stdout=subprocess.PIPE, stderr=None)
         r = self.send("-h", f"127.0.0.1:{port}", "-u", "-p", "k", "-m", "100000", "-s", "333")
         self.assertEqual(r.returncode, 0, r.stderr)
         out, _ = proc.communicate(timeout=10)
