@@ -42,77 +42,46 @@ Results: --out DIR (default results/cluster-<date>/): summary.json, table.txt, l
 import argparse
 import collections
 import json
-import shutil
 import os
 import signal
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
+
+import procs
+from procs import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GPL = "/usr/share/common-licenses/GPL-3"
 PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Run(procs.Group):
+    """The processes of the measurements: each one's output in <out>/logs/<name>.log, the
+    programs from bin_dir; cleanup() (at the end, or on a failure) leaves none running."""
 
-
-class Run:
     def __init__(self, out_dir, bin_dir):
         self.out_dir = out_dir
         self.bin = bin_dir
-        self.logs = os.path.join(out_dir, "logs")
-        os.makedirs(self.logs, exist_ok=True)
-        self.procs = []
+        logs = os.path.join(out_dir, "logs")
+        os.makedirs(logs, exist_ok=True)
+        super().__init__(logs)
 
-    def start(self, name, args, stdout=None):
-        err = open(os.path.join(self.logs, name + ".log"), "wb")
-        out = stdout if stdout is not None else err
-        p = subprocess.Popen([os.path.join(self.bin, args[0])] + args[1:], stdout=out, stderr=err)
-        p.log_path = err.name
-        self.procs.append(p)
-        return p
-
-    def stop_all(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.procs = []
+    def launch(self, name, args):
+        """Starts the Ringtail program args[0] with args[1:]."""
+        return self.start([os.path.join(self.bin, args[0])] + args[1:], name=name)
 
 
-def wait_log(path, text, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(path, "rb") as f:
-            if text.encode() in f.read():
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"cluster.py: FAILED: '{text}' never appeared in {path}")
-
-
-def dpdk_args(role, tag, own):
+def dpdk_args(run, role, tag, own):
     """`--net dpdk -- <EAL args>` for one end of a memif pair (role a: server, b: client), EAL's
     lcore the first of the worker's CPUs `own` (from worker_cpus)."""
-    prefix = f"rt-perf-{os.getpid()}-{tag}-{role}"
+    prefix = run.dpdk_prefix(f"rt-perf-{os.getpid()}-{tag}-{role}")
     cpus = sorted(os.sched_getaffinity(0))
     cpu = own[0] if own else cpus[(0 if role == "a" else 1) % len(cpus)]
     vdev = (f"net_memif0,role={'server' if role == 'a' else 'client'},id=0,"
             f"socket=/rt-perf-{os.getpid()}-{tag}.sock")
-    DPDK_PREFIXES.append(prefix)
-    return ["--net", "dpdk", "--", "--no-huge", "-m", "128", "-l", str(cpu), "--file-prefix",
-            prefix, "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning",
-            f"--vdev={vdev}"]
+    return ["--net", "dpdk", "--", *procs.eal_args(prefix, ["-l", str(cpu)], vdev=vdev)]
 
 
 def worker_cpus(workers):
@@ -125,7 +94,6 @@ def worker_cpus(workers):
     return [cpus[i * k:(i + 1) * k] for i in range(workers)]
 
 
-DPDK_PREFIXES = []
 WORKER_ARGS = []  # given to every worker (--poll-mode)
 
 
@@ -137,28 +105,28 @@ def start_cluster(run, app, source, workers, threads, outs, tag, extra=(), net="
     own = worker_cpus(workers)
     tail = {i: ["--cpus", ",".join(map(str, cpus))] if cpus else [] for i, cpus in enumerate(own)}
     if net == "dpdk":
-        tail[0] += dpdk_args("a", tag, own[0])
-        tail[1] += dpdk_args("b", tag, own[1])
-    procs = []
+        tail[0] += dpdk_args(run, "a", tag, own[0])
+        tail[1] += dpdk_args(run, "b", tag, own[1])
+    members = []
     if workers == 1:
-        procs.append(run.start(f"{tag}-w1", [app, "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
-                                             f"127.0.0.1:{outs[0]}", *common]))
+        members.append(run.launch(f"{tag}-w1", [app, "--in", f"{source}@127.0.0.1:{ins[0]}",
+                                                "--out", f"127.0.0.1:{outs[0]}", *common]))
     else:
         ctrl = free_port()
-        procs.append(run.start(f"{tag}-w1", [
+        members.append(run.launch(f"{tag}-w1", [
             app, "-t", "-w", str(workers), "-c", f"127.0.0.1:{ctrl}", "-d",
             f"127.0.0.1:{free_port()}", "--in", f"{source}@127.0.0.1:{ins[0]}", "--out",
             f"127.0.0.1:{outs[0]}", *common, *tail[0]]))
         for i in range(1, workers):
             if net == "dpdk":
                 time.sleep(0.5)  # the memif server first
-            procs.append(run.start(f"{tag}-w{i + 1}", [
+            members.append(run.launch(f"{tag}-w{i + 1}", [
                 app, "-c", f"127.0.0.1:{ctrl}", "-n", f"w{i + 1}", "-y", "127.0.0.1:0", "--in",
                 f"{source}@127.0.0.1:{ins[i]}", "--out", f"127.0.0.1:{outs[i]}", *common,
                 *tail.get(i, [])]))
-    for p in procs:
-        wait_log(p.log_path, "running:")
-    return ins, procs
+    for p in members:
+        p.wait_for_log("running:")
+    return ins, members
 
 
 def sequence_file(path, keys, offset, per_file):
@@ -178,29 +146,27 @@ def sequence_file(path, keys, offset, per_file):
 def timed_case(run, tag, app, source, workers, threads, files, send_args, expect, framed,
                net="socket"):
     recv_port = free_port()
-    recv = run.start(f"{tag}-recv", ["ringtail-recv", "-l", f"127.0.0.1:{recv_port}", "-n",
-                                     "--expect", str(expect), *(["-f"] if framed else []),
-                                     "--timeout", "60"])
+    recv = run.launch(f"{tag}-recv", ["ringtail-recv", "-l", f"127.0.0.1:{recv_port}", "-n",
+                                      "--expect", str(expect), *(["-f"] if framed else []),
+                                      "--timeout", "60"])
     time.sleep(0.2)
-    ins, procs = start_cluster(run, app, source, workers, threads, [recv_port] * workers, tag,
-                               net=net)
+    ins, members = start_cluster(run, app, source, workers, threads, [recv_port] * workers,
+                                 tag, net=net)
     ports = [ins[i % len(ins)] for i in range(len(files))]
     t0 = time.monotonic()
-    senders = [run.start(f"{tag}-send{i}", ["ringtail-send", "-h", f"127.0.0.1:{ports[i]}",
-                                            "-f", files[i], *send_args[i]])
+    senders = [run.launch(f"{tag}-send{i}", ["ringtail-send", "-h", f"127.0.0.1:{ports[i]}",
+                                             "-f", files[i], *send_args[i]])
                for i in range(len(files))]
     for s in senders:
-        if s.wait(timeout=300) != 0:
+        if s.finish(300) != 0:
             raise SystemExit(f"cluster.py: FAILED: sender of {tag} exited {s.returncode}")
-    if recv.wait(timeout=300) != 0:
+    if recv.finish(300) != 0:
         raise SystemExit(f"cluster.py: FAILED: receiver of {tag} exited {recv.returncode} "
                          f"(log {recv.log_path})")
     elapsed = time.monotonic() - t0
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        if p.wait(timeout=60) != 0:
-            raise SystemExit(f"cluster.py: FAILED: worker of {tag} exited {p.returncode} "
+    for p, rc in zip(members, procs.stop_together(members, signal.SIGTERM, 60, check=False)):
+        if rc != 0:
+            raise SystemExit(f"cluster.py: FAILED: worker of {tag} exited {rc} "
                              f"(log {p.log_path})")
     run.stop_all()
     return elapsed
@@ -211,26 +177,22 @@ def latency_case(run, rate, duration, warmup, net="socket"):
     recv_ports = [free_port(), free_port()]
     prefixes = [os.path.join(run.out_dir, f"latency-{net}-local"),
                 os.path.join(run.out_dir, f"latency-{net}-crossing")]
-    recvs = [run.start(f"lat-recv{i}", ["ringtail-recv", "-l", f"127.0.0.1:{recv_ports[i]}",
-                                        "-f", "--latency", prefixes[i], "--warmup", str(warmup),
-                                        "--timeout", str(duration + 30)])
+    recvs = [run.launch(f"lat-recv{i}", ["ringtail-recv", "-l", f"127.0.0.1:{recv_ports[i]}",
+                                         "-f", "--latency", prefixes[i], "--warmup", str(warmup),
+                                         "--timeout", str(duration + 30)])
              for i in range(2)]
     time.sleep(0.2)
-    ins, procs = start_cluster(run, "sequence", "Sequence", 2, 1, recv_ports, f"lat-{net}",
-                               net=net)
+    ins, members = start_cluster(run, "sequence", "Sequence", 2, 1, recv_ports, f"lat-{net}",
+                                 net=net)
     total = int(rate * (duration + warmup))
-    sender = run.start(f"lat-{net}-send", ["ringtail-send", "-h", f"127.0.0.1:{ins[0]}", "--rate",
-                                    str(rate), "--latency", "-m", str(total)])
-    if sender.wait(timeout=duration + warmup + 60) != 0:
+    sender = run.launch(f"lat-{net}-send", ["ringtail-send", "-h", f"127.0.0.1:{ins[0]}",
+                                            "--rate", str(rate), "--latency", "-m", str(total)])
+    if sender.finish(duration + warmup + 60) != 0:
         raise SystemExit("cluster.py: FAILED: latency sender failed")
     time.sleep(1)
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        p.wait(timeout=60)
+    procs.stop_together(members, signal.SIGTERM, 60, check=False)
     for r in recvs:
-        r.send_signal(signal.SIGINT)
-        r.wait(timeout=30)
+        r.stop(signal.SIGINT, 30, check=False)
     run.stop_all()
     out = {}
     for name, prefix in zip(("local", "crossing"), prefixes):
@@ -274,7 +236,15 @@ def main():
         ROOT, os.environ.get("BUILD_DIR", "build"), "bin")
     out_dir = a.out or os.path.join(ROOT, "results", "cluster-" + time.strftime("%Y%m%d-%H%M%S"))
     run = Run(out_dir, bin_dir)
+    try:
+        measure(a, run)
+    finally:
+        run.cleanup()
 
+
+def measure(a, run):
+    """Every case, the latency runs, then summary.json and table.txt in run.out_dir."""
+    out_dir = run.out_dir
     keys = 1000
     seq_files = [os.path.join(out_dir, f"seq{i}.bin") for i in range(2)]
     per_file = 100_000
@@ -345,8 +315,7 @@ def main():
     if a.dpdk:
         dl = latency_case(run, a.rate, a.duration, a.warmup, net="dpdk")
         lat["dpdk local"], lat["dpdk crossing"] = dl["local"], dl["crossing"]
-    for prefix in DPDK_PREFIXES:
-        shutil.rmtree(os.path.join("/var/run/dpdk", prefix), ignore_errors=True)
+    run.cleanup()  # the DPDK runtime folders too
 
     summary = {"throughput": {k: {"median": statistics.median(v), "all": v}
                               for k, v in times.items()},
@@ -385,5 +354,7 @@ def main():
 if __name__ == "__main__":
     try:
         main()
+    except procs.ProcessFailed as e:
+        sys.exit(f"cluster.py: FAILED: {e}")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -46,11 +46,13 @@ import tempfile
 import threading
 import time
 
+import procs
+from procs import ProcessFailed as RunFailed
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = "dpdk_frames.py"
 TESTPMD = "dpdk-testpmd"
 PINGPONG = "ringtail-dpdk-pingpong"
-DPDK_RUN_DIR = "/var/run/dpdk"
 CHANNEL_MIN_FRAME_BYTES = 83
 GOAL = 0.8
 EX_USAGE, EX_UNAVAILABLE, EX_NOPERM = 64, 69, 77
@@ -131,81 +133,29 @@ def check_environment(a):
     return testpmd, pingpong
 
 
-class Runner:
-    """Starts the processes of one measurement and cleans up after them."""
+class Runner(procs.Group):
+    """Starts the processes of one measurement (each one's output in <logs>/<name>.log) and
+    cleans up after them (cleanup(): killed, their DPDK runtime folders removed)."""
 
     def __init__(self, a, logs):
+        super().__init__(logs)
         self.a = a
         self.logs = logs
-        self.procs = []
-        self.prefixes = []
         self.serial = 0
 
     def eal(self, role, cpu_args, tag):
         self.serial += 1
-        prefix = f"rt-frames-{os.getpid()}-{self.serial}-{role}"
-        self.prefixes.append(prefix)
-        return ["--no-huge", "-m", "512", "--no-pci", "--no-telemetry",
-                "--log-level=lib.eal:warning", "--file-prefix", prefix] + cpu_args + \
-               [f"--vdev=net_memif0,role={role},id=0,socket={self.socket_name(tag)}"]
+        prefix = self.dpdk_prefix(f"rt-frames-{os.getpid()}-{self.serial}-{role}")
+        return procs.eal_args(prefix, cpu_args, 512,
+                              f"net_memif0,role={role},id=0,socket={self.socket_name(tag)}")
 
     def socket_name(self, tag):
         # Abstract (the 22.11 default): nothing is left behind by a killed process.
         return f"/rt-frames-{os.getpid()}-{tag}.sock"
 
-    def start(self, name, args):
-        with open(os.path.join(self.logs, name + ".log"), "wb") as log:
-            p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
-        p.log_path = log.name
-        p.name = name
-        self.procs.append(p)
-        return p
-
     def wait_listening(self, tag, server, timeout=20):
         """Until the memif server listens on its socket (so the client need not retry)."""
-        want = "@" + self.socket_name(tag)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RunFailed(f"{server.name} exited {server.returncode} before listening",
-                                server.log_path)
-            with open("/proc/net/unix") as f:
-                if any(line.split()[-1] == want for line in f if len(line.split()) >= 8):
-                    return
-            time.sleep(0.05)
-        raise RunFailed(f"{server.name} did not listen on {want} within {timeout} s",
-                        server.log_path)
-
-    def stop(self, p, sig=signal.SIGINT, timeout=30):
-        if p.poll() is None:
-            p.send_signal(sig)
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-    def cleanup(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        self.procs = []
-        for prefix in self.prefixes:
-            shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
-        self.prefixes = []
-
-
-class RunFailed(Exception):
-    def __init__(self, what, log_path):
-        super().__init__(what)
-        self.log_path = log_path
-
-
-def read_log(path):
-    with open(path, "rb") as f:
-        return f.read().decode(errors="replace")
+        server.wait_for_unix_socket("@" + self.socket_name(tag), timeout)
 
 
 def follow_rx_pps(proc, log_path, samples):
@@ -233,17 +183,16 @@ def run_testpmd(r, testpmd, size, tag):
         # one's CPU (it only prints the statistics once a second).
         return [f"--lcores=0@{cpus[0]}," + ",".join(f"{i + 1}@{c}" for i, c in enumerate(cpus))]
 
-    tx = r.start(f"{tag}-testpmd-tx", [testpmd] + r.eal("server", lcores(a.send_cpus), tag) +
-                 ["--", "--forward-mode=txonly", f"--txpkts={size}"] + common)
+    tx = r.start([testpmd] + r.eal("server", lcores(a.send_cpus), tag) +
+                 ["--", "--forward-mode=txonly", f"--txpkts={size}"] + common,
+                 name=f"{tag}-testpmd-tx")
     r.wait_listening(tag, tx)
     rx_log = os.path.join(r.logs, f"{tag}-testpmd-rx.log")
-    rx = subprocess.Popen([shutil.which("stdbuf") or "stdbuf", "-oL", testpmd] + r.eal(
+    # Its output through a pipe, copied to rx_log by follow_rx_pps.
+    rx = r.start([shutil.which("stdbuf") or "stdbuf", "-oL", testpmd] + r.eal(
         "client", lcores(a.recv_cpus), tag) +
-        ["--", "--forward-mode=rxonly"] + common,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        errors="replace")
-    rx.name, rx.log_path = f"{tag}-testpmd-rx", rx_log
-    r.procs.append(rx)
+        ["--", "--forward-mode=rxonly"] + common, name=f"{tag}-testpmd-rx", log_path=rx_log,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     queue_ = queue.Queue()
     reader = threading.Thread(target=follow_rx_pps, args=(rx, rx_log, queue_), daemon=True)
     reader.start()
@@ -263,10 +212,10 @@ def run_testpmd(r, testpmd, size, tag):
             skipped += 1
             continue
         measured.append(pps)
-    r.stop(rx)
-    r.stop(tx)
+    for p in (rx, tx):  # the receiver first, as it was measured
+        p.stop(signal.SIGINT, 30, check=False)
     reader.join(timeout=10)
-    rx_packets = [int(m) for m in re.findall(r"RX-packets:\s+(\d+)", read_log(rx_log))]
+    rx_packets = [int(m) for m in re.findall(r"RX-packets:\s+(\d+)", rx.log())]
     rx_packets = max(rx_packets) if rx_packets else 0
     if rx_packets == 0 or len(measured) < a.seconds or min(measured) == 0:
         raise RunFailed(f"testpmd at {size} bytes: RX-packets {rx_packets}, rate samples "
@@ -286,15 +235,17 @@ def share(part, whole):
 
 def run_ringtail(r, pingpong, size, tag):
     a = r.a
-    send = r.start(f"{tag}-ringtail-send", [
+    send = r.start([
         pingpong, "--mode", "channel-send", "--device", "net_memif0", "--frame-bytes", str(size),
         "--seconds", str(a.warmup + a.seconds), "--link-timeout", "20", "--queues", str(a.lanes),
-        "--"] + r.eal("server", ["-l", ",".join(map(str, a.send_cpus))], tag))
+        "--"] + r.eal("server", ["-l", ",".join(map(str, a.send_cpus))], tag),
+        name=f"{tag}-ringtail-send")
     r.wait_listening(tag, send)
-    recv = r.start(f"{tag}-ringtail-recv", [
+    recv = r.start([
         pingpong, "--mode", "channel-recv", "--device", "net_memif0", "--warmup", str(a.warmup),
         "--timeout", str(a.warmup + a.seconds + 40), "--link-timeout", "20", "--queues",
-        str(a.lanes), "--"] + r.eal("client", ["-l", ",".join(map(str, a.recv_cpus))], tag))
+        str(a.lanes), "--"] + r.eal("client", ["-l", ",".join(map(str, a.recv_cpus))], tag),
+        name=f"{tag}-ringtail-recv")
     limit = a.warmup + a.seconds + 60
     try:
         recv.wait(timeout=limit)
@@ -304,7 +255,7 @@ def run_ringtail(r, pingpong, size, tag):
                         recv.log_path)
     lines = {}
     for p, key in ((send, "channel-send:"), (recv, "channel-recv:")):
-        line = next((l for l in read_log(p.log_path).splitlines() if l.startswith(key)), None)
+        line = next((l for l in p.log().splitlines() if l.startswith(key)), None)
         if line is None or p.returncode != 0:
             raise RunFailed(f"ringtail {key[:-1]} at {size} bytes exited {p.returncode}"
                             f"{'' if line else ' without its summary'}", p.log_path)
