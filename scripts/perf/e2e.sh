@@ -117,35 +117,10 @@ raw=${out}/raw.jsonl
 : >"${raw}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringtail-e2e.XXXXXX")
 
-# Every process this script started and has not reaped yet, so that a failure leaves none behind
-# (killed by pid only; a reaped pid is dropped at once, so a recycled pid is never hit).
-started=()
-cleanup() {
-    local p
-    for p in "${started[@]}"; do
-        kill -KILL "${p}" 2>/dev/null || true
-        { wait "${p}"; } 2>/dev/null || true # reaped quietly: the FAILED line stays the last
-    done
-    rm -rf "${work}"
-}
-trap cleanup EXIT
-reaped() {
-    local -a keep=()
-    local p
-    for p in "${started[@]}"; do
-        [[ ${p} == "$1" ]] || keep+=("${p}")
-    done
-    started=("${keep[@]}")
-}
-
-# wait_for CONDITION-COMMAND SECONDS WHAT: polls every 10 ms.
-wait_for() {
-    local deadline=$((SECONDS + $2))
-    until eval "$1"; do
-        ((SECONDS < deadline)) || fail "timed out after $2 s waiting for $3"
-        sleep 0.01
-    done
-}
+# track, reaped, wait_rc, stop_rc, wait_for, wait_worker_up; every process tracked is killed on
+# the way out, and ${work} removed.
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # seconds_between T0 T1 (EPOCHREALTIME values)
 seconds_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
@@ -161,14 +136,13 @@ start_receiver() {
     "${bin}/ringtail-recv" -l 127.0.0.1:0 --ready-file "${ready}" --timeout 30 "$@" \
         >/dev/null 2>"${recv_log}" &
     recv_pid=$!
-    started+=("${recv_pid}")
+    track "${recv_pid}"
     wait_for "[[ -s ${ready} ]]" 10 "ringtail-recv to listen"
     recv_port=$(<"${ready}")
 }
 
 # start_worker APP THREADS IN-SPEC: the worker writing to the receiver; sets worker_pid,
 # worker_log, and port_of[source name] from its log. Waits until its sink is connected.
-declare -A port_of
 start_worker() {
     local app=$1 threads=$2 in_spec=$3
     worker_app=${app}
@@ -177,24 +151,14 @@ start_worker() {
     "${bin}/${app}" --threads "${threads}" --in "${in_spec}" --out "127.0.0.1:${recv_port}" \
         ${worker_extra:-} 2>"${worker_log}" &
     worker_pid=$!
-    started+=("${worker_pid}")
-    # "running" follows the "listening on" lines; the sink connects on a shard, in any order.
-    wait_for "(grep -qs ' running: ' ${worker_log} && grep -qs \"sink '.*' connected to\" ${worker_log}) ||
-        ! kill -0 ${worker_pid} 2>/dev/null" 10 "${app} to start and connect its sink (log: ${worker_log})"
-    kill -0 "${worker_pid}" 2>/dev/null || fail "${app} exited at start-up (log: ${worker_log})"
-    port_of=()
-    local name port
-    while IFS=$'\t' read -r name port; do
-        port_of[${name}]=${port}
-    done < <(sed -n "s/.*source '\(.*\)' listening on [0-9.]*:\([0-9]*\) .*/\1\t\2/p" "${worker_log}")
+    track "${worker_pid}"
+    wait_worker_up "${worker_pid}" "${worker_log}" "${app}"
 }
 
 # stop_worker IN OUT: SIGTERM, exit 0, and its final counters must be IN messages in and OUT out.
 stop_worker() {
-    local rc=0
-    kill -TERM "${worker_pid}"
-    wait "${worker_pid}" || rc=$?
-    reaped "${worker_pid}"
+    local rc
+    stop_rc "${worker_pid}"
     worker_pid=
     [[ ${rc} == 0 ]] || fail "${worker_app} (${case_id}, rep ${rep}) exited ${rc} after SIGTERM, not 0 (log: ${worker_log})"
     local counts
@@ -205,9 +169,8 @@ stop_worker() {
 
 # wait_ok PID WHAT LOG: the process must exit 0.
 wait_ok() {
-    local rc=0
-    wait "$1" || rc=$?
-    reaped "$1"
+    local rc
+    wait_rc "$1"
     if [[ ${rc} == 2 && $2 == ringtail-recv* ]]; then
         if [[ -n ${worker_pid:-} ]] && ! kill -0 "${worker_pid}" 2>/dev/null; then
             fail "the worker (${case_id}, rep ${rep}) died during the run (log: ${worker_log})"
@@ -248,7 +211,7 @@ kernel_case() {
         "${bin}/frame_drain_baseline" 127.0.0.1:0 --ready-file "${ready}" >"${outs[i]}" \
             2>"$(log_of "drain${i}")" &
         drain_pids[i]=$!
-        started+=("${drain_pids[i]}")
+        track "${drain_pids[i]}"
         frames[i]=$1
         total=$((total + $1))
         send_args[i]=$2
@@ -269,7 +232,7 @@ kernel_case() {
         "${bin}/ringtail-send" -h "127.0.0.1:${ports[i]}" --connect-timeout 5 "${args[@]}" \
             2>"$(log_of "send${i}")" &
         send_pids[i]=$!
-        started+=("${send_pids[i]}")
+        track "${send_pids[i]}"
     done
     # Senders first, so that a sender's failure is the line reported; a drain ends after its
     # sender (at EOF), so t1 is still the last drain's end.
@@ -318,7 +281,7 @@ passthrough_case() {
     "${bin}/ringtail-send" -h "${hosts}" --connect-timeout 5 \
         -y -r -m "${messages}" -f "${work}/u64.bin" 2>"${send_log}" &
     local send_pid=$!
-    started+=("${send_pid}")
+    track "${send_pid}"
     # The sender is done before the receiver can have the last frame; waiting for it first makes
     # its failure, if any, the line reported.
     wait_ok "${send_pid}" ringtail-send "${send_log}"
@@ -340,7 +303,7 @@ word_count_case() {
     "${bin}/ringtail-send" -h "127.0.0.1:${port_of[Split and Count]}" --connect-timeout 5 \
         -r -m "${lines}" -f "${gpl}" 2>"${send_log}" &
     local send_pid=$!
-    started+=("${send_pid}")
+    track "${send_pid}"
     # The sender is done before the receiver can have the last frame; waiting for it first makes
     # its failure, if any, the line reported.
     wait_ok "${send_pid}" ringtail-send "${send_log}"
@@ -374,13 +337,13 @@ market_case() {
     "${bin}/ringtail-send" -h "127.0.0.1:${orders_port}" --connect-timeout 5 -y -r -m "${orders}" \
         -f "${work}/market/orders.bin" 2>"${orders_log}" &
     local orders_pid=$!
-    started+=("${orders_pid}")
+    track "${orders_pid}"
     local quotes_pid=
     if ((quotes > 0)); then
         "${bin}/ringtail-send" -h "127.0.0.1:${quotes_port}" --connect-timeout 5 -y -r \
             -m "${quotes}" -f "${work}/market/quotes.bin" 2>"${quotes_log}" &
         quotes_pid=$!
-        started+=("${quotes_pid}")
+        track "${quotes_pid}"
     fi
     # The last order is rejected, so the last rejection frame means every order is in (one
     # compute thread: one ordered path). The quotes have no output: their sender's exit (all

@@ -135,32 +135,10 @@ out=$(cd "${out}" && pwd)
 rm -f "${out}"/{latency.hgrm,latency.json,recv.json,summary.json,latency.png,market_input.json} "${out}"/logs/*
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringtail-latency.XXXXXX")
 
-# Every process started here and not reaped yet: killed by pid on the way out.
-started=()
-cleanup() {
-    local p
-    for p in "${started[@]}"; do
-        kill -KILL "${p}" 2>/dev/null || true
-        { wait "${p}"; } 2>/dev/null || true
-    done
-    rm -rf "${work}"
-}
-trap cleanup EXIT
-reaped() {
-    local -a keep=()
-    local p
-    for p in "${started[@]}"; do
-        [[ ${p} == "$1" ]] || keep+=("${p}")
-    done
-    started=("${keep[@]}")
-}
-wait_for() { # CONDITION SECONDS WHAT
-    local deadline=$((SECONDS + $2))
-    until eval "$1"; do
-        ((SECONDS < deadline)) || fail "timed out after $2 s waiting for $3"
-        sleep 0.01
-    done
-}
+# track, reaped, wait_rc, stop_rc, wait_for, wait_worker_up; every process tracked is killed on
+# the way out, and ${work} removed.
+# shellcheck source=SCRIPTDIR/lib.sh
+source "${here}/lib.sh"
 
 # --- run -------------------------------------------------------------------------------------------
 recv_log=${out}/logs/recv.log
@@ -185,7 +163,7 @@ fi
     --expect "${expected}" --latency "${out}/latency" --warmup "${warmup}" --late-us "${late_us}" \
     "${recv_extra[@]}" 2>"${recv_log}" &
 recv_pid=$!
-started+=("${recv_pid}")
+track "${recv_pid}"
 wait_for "[[ -s ${work}/recv.port ]]" 10 "ringtail-recv to listen (log: ${recv_log})"
 recv_port=$(<"${work}/recv.port")
 
@@ -196,19 +174,12 @@ worker_args=(--threads "${threads}" --in "${in_spec}" --out "127.0.0.1:${recv_po
 [[ -z ${poll_mode} ]] || worker_args+=(--poll-mode "${poll_mode}")
 "${bin}/${app}" "${worker_args[@]}" 2>"${worker_log}" &
 worker_pid=$!
-started+=("${worker_pid}")
-wait_for "(grep -qs ' running: ' ${worker_log} && grep -qs \"sink '.*' connected to\" ${worker_log}) ||
-    ! kill -0 ${worker_pid} 2>/dev/null" 10 "${app} to start and connect its sink (log: ${worker_log})"
-if ! kill -0 "${worker_pid}" 2>/dev/null; then
-    rc=0
-    wait "${worker_pid}" || rc=$?
-    reaped "${worker_pid}"
-    fail "${app} exited ${rc} at start-up (log: ${worker_log})"
-fi
-src_port=$(sed -n "s/.*source '.*' listening on [0-9.]*:\([0-9]*\) .*/\1/p" "${worker_log}" | head -1)
+track "${worker_pid}"
+wait_worker_up "${worker_pid}" "${worker_log}" "${app}"
+src_port=${first_port}
 if [[ ${app} == market_spread ]]; then
-    src_port=$(sed -n "s/.*source 'Orders' listening on [0-9.]*:\([0-9]*\) .*/\1/p" "${worker_log}" | head -1)
-    quotes_port=$(sed -n "s/.*source 'Market Data' listening on [0-9.]*:\([0-9]*\) .*/\1/p" "${worker_log}" | head -1)
+    src_port=${port_of[Orders]:-}
+    quotes_port=${port_of[Market Data]:-}
     [[ -n ${quotes_port} ]] || fail "cannot find ${app}'s 'Market Data' port in ${worker_log}"
 fi
 [[ -n ${src_port} ]] || fail "cannot find ${app}'s source port in ${worker_log}"
@@ -235,18 +206,13 @@ rc=0
 "${bin}/ringtail-send" -h "${hosts}" --connect-timeout 5 --rate "${rate}" "${send_args[@]}" \
     -m "${messages}" 2>"${send_log}" || rc=$?
 [[ ${rc} == 0 ]] || fail "ringtail-send exited ${rc} (log: ${send_log})"
-rc=0
-wait "${recv_pid}" || rc=$?
-reaped "${recv_pid}"
+wait_rc "${recv_pid}"
 t1=${EPOCHREALTIME}
 if [[ ${rc} != 0 ]]; then
     kill -0 "${worker_pid}" 2>/dev/null || fail "${app} died during the run (log: ${worker_log})"
     fail "ringtail-recv exited ${rc}: messages missing or a stalled worker (logs: ${recv_log}, ${worker_log})"
 fi
-rc=0
-kill -TERM "${worker_pid}"
-wait "${worker_pid}" || rc=$?
-reaped "${worker_pid}"
+stop_rc "${worker_pid}"
 [[ ${rc} == 0 ]] || fail "${app} exited ${rc} after SIGTERM, not 0 (log: ${worker_log})"
 [[ -s ${out}/latency.json && -s ${out}/latency.hgrm ]] || fail "ringtail-recv wrote no latency files (log: ${recv_log})"
 mv "${out}/latency.json" "${out}/recv.json"
