@@ -1,5 +1,10 @@
 // Logging to stderr: one line per event, text or JSON, written with a single write(2) so lines
 // from different threads never interleave. Control plane and rare data-plane events only.
+//
+// Written here on fmt rather than taken from spdlog: what we need is a level check, one fmt call
+// and one write(2) (about 60 lines); spdlog would bring a logger registry, sinks with a mutex each,
+// and no JSON lines without a custom formatter of about the same size, for a log that no hot path
+// calls. fmt, which spdlog itself formats with, does the work.
 #pragma once
 
 #include <atomic>

@@ -11,6 +11,12 @@
 // Intel's ISA-L where the build found it (libisal-dev, a dependency of libdpdk-dev), which joins
 // its streams by carry-less multiplication: over frames that fill an MTU, the data channel's own
 // work (perf/data_channel_bench) moves a third more of them.
+//
+// Three paths, each kept because it pays where it runs: ISA-L loses to our own chains below 256
+// bytes (crc32c.cc gives the figures), and our three chains still pay between 144 and 255 bytes:
+// without them, perf/data_channel_bench at 174-byte bodies ran at 0.88 of its rate with them
+// (8 alternated pairs, scripts/perf/bench_ab.py, 0 of 8 won; 2026-12-08, 2-vCPU VM); Boost.CRC
+// is the reference the tests compare against and the path for CPUs without SSE4.2.
 #pragma once
 
 #include <cstddef>
