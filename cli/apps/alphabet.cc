@@ -42,9 +42,10 @@ int main(int argc, char** argv) {
                                       return total_out{ v.letter, t.total };
                                   })
           .to_sink("Totals", [](const total_out& t, std::string& out) {
-              be::append<std::uint32_t>(out, 9);
-              out.push_back(t.letter);
-              be::append<std::uint64_t>(out, t.total);
+              ringtail::append_frame(out, [&](std::string& payload) {
+                  payload.push_back(t.letter);
+                  be::append<std::uint64_t>(payload, t.total);
+              });
           });
     });
 }

@@ -89,19 +89,20 @@ std::optional<rejected_order> check(const market_msg& m, symbol_data& s) {
 }
 
 void encode(const rejected_order& r, std::string& out) {
-    be::append<std::uint32_t>(out, 55);
-    be::append<std::uint8_t>(out, r.order.side);
-    be::append<std::uint32_t>(out, r.order.account);
-    out.append(r.order.order_id, 6);
-    out.append(r.order.symbol, 4);
-    be::append<double>(out, r.order.a);
-    be::append<double>(out, r.order.b);
-    be::append<double>(out, r.bid);
-    be::append<double>(out, r.offer);
-    auto now = std::chrono::system_clock::now().time_since_epoch();
-    be::append<std::uint64_t>(out,
-                              static_cast<std::uint64_t>(
-                                std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
+    ringtail::append_frame(out, [&](std::string& payload) {
+        be::append<std::uint8_t>(payload, r.order.side);
+        be::append<std::uint32_t>(payload, r.order.account);
+        payload.append(r.order.order_id, 6);
+        payload.append(r.order.symbol, 4);
+        be::append<double>(payload, r.order.a);
+        be::append<double>(payload, r.order.b);
+        be::append<double>(payload, r.bid);
+        be::append<double>(payload, r.offer);
+        auto now = std::chrono::system_clock::now().time_since_epoch();
+        be::append<std::uint64_t>(
+          payload, static_cast<std::uint64_t>(
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
+    });
 }
 
 } // namespace

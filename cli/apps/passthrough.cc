@@ -3,18 +3,16 @@
 #include <string>
 
 #include "cli/run_worker.h"
-#include "engine/big_endian.h"
 
 int main(int argc, char** argv) {
     return ringtail::cli::run_worker(argc, argv, "passthrough", [](ringtail::application& app) {
         app
           .source("Passthrough",
                   [](std::span<const std::byte> payload) {
-                      return std::string(reinterpret_cast<const char*>(payload.data()),
-                                         payload.size());
+                      return std::string(ringtail::as_text(payload));
                   })
           .to_sink("Out", [](const std::string& payload, std::string& out) {
-              ringtail::be::append_frame(out, std::as_bytes(std::span(payload)));
+              ringtail::append_frame(out, payload);
           });
     });
 }

@@ -37,8 +37,7 @@ struct ringtail::codec<record> {
             return std::nullopt;
         }
         return record{ ringtail::be::read<std::uint64_t>(p.data()),
-                       std::string(reinterpret_cast<const char*>(p.data()) + value_size,
-                                   p.size() - value_size) };
+                       std::string(ringtail::as_text(p.subspan(value_size))) };
     }
 };
 
@@ -58,9 +57,10 @@ int main(int argc, char** argv) {
                                     return r;
                                 })
           .to_sink("Out", [](const record& r, std::string& out) {
-              be::append<std::uint32_t>(out, static_cast<std::uint32_t>(value_size + r.key.size()));
-              be::append<std::uint64_t>(out, r.value);
-              out.append(r.key);
+              ringtail::append_frame(out, [&](std::string& payload) {
+                  be::append<std::uint64_t>(payload, r.value);
+                  payload.append(r.key);
+              });
           });
     });
 }

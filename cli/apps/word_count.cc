@@ -51,8 +51,7 @@ int main(int argc, char** argv) {
         app
           .source("Split and Count",
                   [](std::span<const std::byte> payload) {
-                      return std::string(reinterpret_cast<const char*>(payload.data()),
-                                         payload.size());
+                      return std::string(ringtail::as_text(payload));
                   })
           .to_many<std::string>("split into words", split_words)
           .key_by([](const std::string& word) -> const std::string& { return word; })

@@ -166,7 +166,7 @@ std::map<std::uint32_t, std::vector<std::string>> run(const application& app,
           , got(g) {}
         void write(std::span<const std::byte> b) override {
             std::lock_guard lock(mu);
-            got.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
+            got.emplace_back(as_text(b));
         }
         std::size_t pending_bytes() const override { return 0; }
         void request_close() override { closed = true; }
