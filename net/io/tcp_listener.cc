@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/io/fd.h"
+
 namespace ringtail::net {
 
 result<int> listen_tcp(const host_port& at, int backlog) {
@@ -15,29 +17,25 @@ result<int> listen_tcp(const host_port& at, int backlog) {
         return error{ errc::usage,
                       "cannot listen on " + at.to_string() + ": " + addr.err().message };
     }
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) {
         return bind_error("cannot listen on", at, errno);
     }
     // SO_REUSEADDR lets a restarted worker bind while old connections sit in TIME_WAIT; it does
     // not let two listeners share a port on Linux, so "in use" is still reported.
     int one = 1;
-    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
-        int err = errno;
-        ::close(fd);
-        return bind_error("cannot listen on", at, err);
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+        return bind_error("cannot listen on", at, errno);
     }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(at.port);
     sa.sin_addr.s_addr = *addr;
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
-        ::listen(fd, backlog) != 0) {
-        int err = errno;
-        ::close(fd);
-        return bind_error("cannot listen on", at, err);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
+        ::listen(fd.get(), backlog) != 0) {
+        return bind_error("cannot listen on", at, errno);
     }
-    return fd;
+    return fd.release();
 }
 
 std::uint16_t bound_port(int fd) {
