@@ -31,6 +31,7 @@
 #include "net/edge/tcp_source_connection.h"
 #include "net/external/external_channel.h"
 #include "net/io/acceptor.h"
+#include "net/io/event_loop.h"
 #include "net/io/tcp_listener.h"
 #include "net/metrics/http_endpoint.h"
 #include "net/metrics/metrics_hub_client.h"
@@ -350,6 +351,10 @@ int run_worker(int argc, char** argv, application& app) {
             cfg.exchange_cpus = std::move(lanes.cpus);
         }
     }
+    // The control plane's event loop (net/io/event_loop.h), on a thread placed with the control
+    // subsystem: the HTTP endpoint and the external channel are served on it. Declared before
+    // `rt`, so that it outlives the endpoint the runtime owns.
+    net::event_loop_thread control_loop;
     runtime rt(app, cfg, [&](std::uint32_t sink, std::uint32_t) -> std::unique_ptr<sink_output> {
         return std::make_unique<net::tcp_sink>(o.out[sink], app.sink_names()[sink]);
     });
@@ -363,8 +368,8 @@ int run_worker(int argc, char** argv, application& app) {
                   o.metrics_period_ms);
     }
     if (o.metrics_listen) {
-        auto endpoint = net::http_endpoint::open(*o.metrics_listen, app.name(), o.name,
-                                                 member ? member->net() : "socket");
+        auto endpoint = net::http_endpoint::open(control_loop.loop(), *o.metrics_listen, app.name(),
+                                                 o.name, member ? member->net() : "socket", {});
         if (!endpoint) {
             return fail(endpoint.err());
         }
@@ -381,10 +386,11 @@ int run_worker(int argc, char** argv, application& app) {
         requests = std::make_unique<external_requests>(rt, o.name);
         requests->set_cluster(member.get());
         auto channel = net::external_channel::open(
-          *o.external,
+          control_loop.loop(), *o.external,
           [r = requests.get()](std::uint16_t id, std::string_view body, const std::string& peer) {
               return r->handle(id, body, peer);
-          });
+          },
+          {});
         if (!channel) {
             return fail(error{ channel.err().code, "--external: " + channel.err().message });
         }

@@ -6,11 +6,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <poll.h>
 #include <string_view>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -26,12 +23,6 @@ namespace ringtail::net {
 namespace {
 
 namespace http = boost::beast::http;
-
-std::uint64_t steady_now_ns() {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 // The Prometheus bucket bounds: in nanoseconds for counting, as text for the `le` label.
 constexpr std::array<std::uint64_t, http_endpoint::latency_bucket_count> bucket_bounds_ns{
@@ -125,23 +116,15 @@ std::string bad_request() {
 struct http_endpoint::client {
     enum class phase { reading, writing, draining };
 
-    explicit client(int fd_, std::uint64_t deadline)
-      : fd(fd_)
-      , deadline_ns(deadline) {
+    explicit client(unique_fd fd_)
+      : fd(std::move(fd_)) {
         parser.header_limit(static_cast<std::uint32_t>(header_limit_bytes));
         parser.body_limit(body_limit_bytes);
         parser.eager(true);
     }
-    ~client() {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
-    client(const client&) = delete;
-    client& operator=(const client&) = delete;
 
-    int fd;
-    std::uint64_t deadline_ns;
+    unique_fd fd;
+    event_loop::timer_id deadline = 0; // closes the connection: the client timeout, then drain
     phase state = phase::reading;
     http::request_parser<http::string_body> parser;
     std::string in; // received, not yet consumed by the parser
@@ -150,42 +133,66 @@ struct http_endpoint::client {
     bool done = false; // to be closed and removed
 };
 
+result<std::unique_ptr<http_endpoint>> http_endpoint::open(event_loop& loop, const host_port& at,
+                                                           std::string app_name,
+                                                           std::string worker_name, std::string net,
+                                                           limits lim) {
+    return open_on(nullptr, loop, at, std::move(app_name), std::move(worker_name), std::move(net),
+                   lim);
+}
+
 result<std::unique_ptr<http_endpoint>> http_endpoint::open(const host_port& at,
                                                            std::string app_name,
-                                                           std::string worker_name,
-                                                           std::string net) {
+                                                           std::string worker_name, std::string net,
+                                                           limits lim) {
+    auto own = std::make_unique<event_loop_thread>();
+    event_loop& loop = own->loop();
+    return open_on(std::move(own), loop, at, std::move(app_name), std::move(worker_name),
+                   std::move(net), lim);
+}
+
+result<std::unique_ptr<http_endpoint>> http_endpoint::open_on(
+  std::unique_ptr<event_loop_thread> own, event_loop& loop, const host_port& at,
+  std::string app_name, std::string worker_name, std::string net, limits lim) {
     auto fd = listen_tcp(at, 64);
     if (!fd) {
         return fd.err();
     }
-    const int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd < 0) {
-        const int err = errno;
-        ::close(*fd);
-        return error{ errc::unavailable, std::string("cannot start the HTTP endpoint: eventfd: ") +
-                                           std::strerror(err) };
-    }
-    return std::unique_ptr<http_endpoint>(
-      new http_endpoint(*fd, wake_fd, std::move(app_name), std::move(worker_name), std::move(net)));
+    unique_fd listening(fd.value());
+    std::unique_ptr<http_endpoint> e(new http_endpoint(
+      std::move(own), loop, std::move(app_name), std::move(worker_name), std::move(net), lim));
+    e->_port = ringtail::net::bound_port(listening.get());
+    http_endpoint* self = e.get();
+    loop.call([&] {
+        self->_listener = std::make_unique<listener>(
+          self->_loop, std::move(listening), "http endpoint", self->_limits.max_connections,
+          [self](unique_fd c, std::string) { self->on_accept(std::move(c)); });
+    });
+    return e;
 }
 
-http_endpoint::http_endpoint(int listen_fd, int wake_fd, std::string app_name,
-                             std::string worker_name, std::string net)
-  : _listen_fd(listen_fd)
-  , _wake_fd(wake_fd)
-  , _port(ringtail::net::bound_port(listen_fd))
+http_endpoint::http_endpoint(std::unique_ptr<event_loop_thread> own, event_loop& loop,
+                             std::string app_name, std::string worker_name, std::string net,
+                             limits lim)
+  : _own_loop(std::move(own))
+  , _loop(loop)
+  , _limits(lim)
   , _app_name(std::move(app_name))
   , _worker_name(std::move(worker_name))
-  , _net(std::move(net))
-  , _thread([this] { run(); }) {}
+  , _net(std::move(net)) {}
 
 http_endpoint::~http_endpoint() {
-    const std::uint64_t one = 1;
-    // Pairs with the poll on _wake_fd in run().
-    [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
-    _thread.join();
-    ::close(_listen_fd);
-    ::close(_wake_fd);
+    _loop.call([this] {
+        while (!_clients.empty()) {
+            close_client(_clients.begin()->first);
+        }
+        _listener.reset();
+    });
+    _own_loop.reset();
+}
+
+std::uint64_t http_endpoint::connections_refused() const {
+    return _listener ? _listener->refused() : 0;
 }
 
 void http_endpoint::publish(const metrics_snapshot& snapshot) {
@@ -376,81 +383,58 @@ std::string http_endpoint::render_status() const {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-void http_endpoint::run() {
-    std::vector<std::unique_ptr<client>> clients;
-    std::vector<pollfd> fds;
-    std::uint64_t accept_paused_until_ns = 0;
-    bool accept_error_logged = false;
-    for (;;) {
-        std::uint64_t now = steady_now_ns();
-        const bool accepting = clients.size() < max_clients && now >= accept_paused_until_ns;
-        fds.clear();
-        fds.push_back(pollfd{ _wake_fd, POLLIN, 0 });
-        fds.push_back(pollfd{ _listen_fd, static_cast<short>(accepting ? POLLIN : 0), 0 });
-        std::uint64_t next_deadline = now + 1'000'000'000;
-        for (const auto& c : clients) {
-            fds.push_back(pollfd{
-              c->fd, static_cast<short>(c->state == client::phase::writing ? POLLOUT : POLLIN),
-              0 });
-            next_deadline = std::min(next_deadline, c->deadline_ns);
-        }
-        if (!accepting && accept_paused_until_ns > now) {
-            next_deadline = std::min(next_deadline, accept_paused_until_ns);
-        }
-        const int timeout_ms =
-          next_deadline > now ? static_cast<int>((next_deadline - now + 999'999) / 1'000'000) : 0;
-        const int n = ::poll(fds.data(), fds.size(), timeout_ms);
-        if (n < 0 && errno != EINTR) {
-            log::error("http endpoint: poll failed: {}; serving stops", std::strerror(errno));
-            return;
-        }
-        if (fds[0].revents != 0) {
-            return; // the destructor asked; clients close with their unique_ptrs
-        }
-        now = steady_now_ns();
-        for (std::size_t i = 0; i < clients.size(); ++i) {
-            client& c = *clients[i];
-            const short ev = fds[i + 2].revents;
-            if (ev == 0) {
-                continue;
+void http_endpoint::on_accept(unique_fd fd) {
+    const int key = fd.get();
+    auto c = std::make_unique<client>(std::move(fd));
+    if (!_loop.watch(key, event_loop::readable, [this, key](std::uint32_t) { on_ready(key); })) {
+        log::warn("http endpoint: cannot watch a connection: {}", std::strerror(errno));
+        _listener->connection_closed();
+        return;
+    }
+    c->deadline = _loop.run_after(_limits.client_timeout_ns, [this, key] {
+        auto it = _clients.find(key);
+        if (it != _clients.end()) {
+            it->second->deadline = 0;
+            if (it->second->state != client::phase::draining) {
+                _timed_out.fetch_add(1, std::memory_order_relaxed);
             }
-            if (c.state == client::phase::writing) {
-                on_writable(c, now);
-            } else {
-                on_readable(c, now);
-            }
+            close_client(key);
         }
-        std::erase_if(clients, [&](const auto& c) { return c->done || now >= c->deadline_ns; });
-        if (fds[1].revents != 0) {
-            while (clients.size() < max_clients) {
-                const int fd =
-                  ::accept4(_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd < 0) {
-                    if (errno == EINTR || errno == ECONNABORTED) {
-                        continue;
-                    }
-                    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                        // EMFILE and friends: the listener stays readable; pause instead of
-                        // spinning.
-                        if (!accept_error_logged) {
-                            log::warn("http endpoint: accept failed: {}; pausing accepts",
-                                      std::strerror(errno));
-                            accept_error_logged = true;
-                        }
-                        accept_paused_until_ns = now + 100'000'000;
-                    }
-                    break;
-                }
-                clients.push_back(std::make_unique<client>(fd, now + client_timeout_ns));
-            }
-        }
+    });
+    _clients.emplace(key, std::move(c));
+}
+
+void http_endpoint::on_ready(int fd) {
+    auto it = _clients.find(fd);
+    if (it == _clients.end()) {
+        return;
+    }
+    client& c = *it->second;
+    if (c.state == client::phase::writing) {
+        on_writable(c);
+    } else {
+        on_readable(c);
+    }
+    if (c.done) {
+        close_client(fd);
     }
 }
 
-void http_endpoint::on_readable(client& c, std::uint64_t now_ns) {
+void http_endpoint::close_client(int fd) {
+    auto it = _clients.find(fd);
+    if (it == _clients.end()) {
+        return;
+    }
+    _loop.cancel(it->second->deadline);
+    _loop.unwatch(fd);
+    _clients.erase(it); // closes the fd
+    _listener->connection_closed();
+}
+
+void http_endpoint::on_readable(client& c) {
     char buf[4096];
     for (;;) {
-        const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+        const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -478,18 +462,18 @@ void http_endpoint::on_readable(client& c, std::uint64_t now_ns) {
             if (ec || !c.parser.is_done()) {
                 c.out = bad_request();
                 c.state = client::phase::writing;
-                on_writable(c, now_ns);
+                on_writable(c);
                 return;
             }
             respond(c);
-            on_writable(c, now_ns);
+            on_writable(c);
             return;
         }
         c.in.append(buf, static_cast<std::size_t>(n));
         if (c.in.size() > header_limit_bytes + body_limit_bytes) {
             c.out = bad_request();
             c.state = client::phase::writing;
-            on_writable(c, now_ns);
+            on_writable(c);
             return;
         }
         std::size_t used = 0;
@@ -504,7 +488,7 @@ void http_endpoint::on_readable(client& c, std::uint64_t now_ns) {
             if (ec) {
                 c.out = bad_request();
                 c.state = client::phase::writing;
-                on_writable(c, now_ns);
+                on_writable(c);
                 return;
             }
             if (k == 0) {
@@ -514,7 +498,7 @@ void http_endpoint::on_readable(client& c, std::uint64_t now_ns) {
         c.in.erase(0, used);
         if (c.parser.is_done()) {
             respond(c);
-            on_writable(c, now_ns);
+            on_writable(c);
             return;
         }
     }
@@ -553,16 +537,18 @@ void http_endpoint::route(client& c) {
     }
 }
 
-void http_endpoint::on_writable(client& c, std::uint64_t now_ns) {
+void http_endpoint::on_writable(client& c) {
     while (c.out_offset < c.out.size()) {
-        const ssize_t n =
-          ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL);
+        const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_offset,
+                                 c.out.size() - c.out_offset, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 c.done = true;
+            } else {
+                _loop.modify(c.fd.get(), event_loop::writable); // the rest when it takes more
             }
             return;
         }
@@ -570,9 +556,18 @@ void http_endpoint::on_writable(client& c, std::uint64_t now_ns) {
     }
     // All written: close our side, then read until the client closes (so unread request bytes do
     // not turn the close into a reset that could destroy the response), for at most a second.
-    ::shutdown(c.fd, SHUT_WR);
+    ::shutdown(c.fd.get(), SHUT_WR);
     c.state = client::phase::draining;
-    c.deadline_ns = std::min(c.deadline_ns, now_ns + 1'000'000'000);
+    _loop.modify(c.fd.get(), event_loop::readable);
+    const int key = c.fd.get();
+    _loop.cancel(c.deadline);
+    c.deadline = _loop.run_after(drain_timeout_ns, [this, key] {
+        auto it = _clients.find(key);
+        if (it != _clients.end()) {
+            it->second->deadline = 0;
+            close_client(key);
+        }
+    });
 }
 
 } // namespace ringtail::net

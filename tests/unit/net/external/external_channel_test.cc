@@ -18,6 +18,9 @@
 
 #include <gtest/gtest.h>
 
+#include "net/io/event_loop.h"
+#include "net/io/fd.h"
+
 namespace ringtail::net {
 namespace {
 
@@ -27,7 +30,8 @@ using namespace std::chrono_literals;
 class client {
 public:
     explicit client(std::uint16_t port) {
-        _fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _owned.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        _fd = _owned.get();
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
         sa.sin_port = htons(port);
@@ -36,7 +40,7 @@ public:
         timeval tv{ 5, 0 };
         ::setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
-    ~client() { ::close(_fd); }
+    ~client() = default;
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
@@ -72,6 +76,7 @@ public:
     }
 
 private:
+    unique_fd _owned;
     int _fd = -1;
     external_decoder _decoder{ 64u << 20 };
     std::vector<external_frame> _frames;
@@ -91,6 +96,9 @@ struct fake {
             }
             if (id == 99) {
                 return external_outcome::close("unknown id 99");
+            }
+            if (id == 50) {
+                std::this_thread::sleep_for(500ms); // as a state query waits for the shards
             }
             return external_outcome::reply(static_cast<std::uint16_t>(id + 1),
                                            std::string(body.rbegin(), body.rend()));
@@ -226,6 +234,90 @@ TEST(external_channel, port_in_use_is_unavailable) {
       external_channel::open(host_port{ "127.0.0.1", first->bound_port() }, f.dispatch());
     ASSERT_FALSE(second.ok());
     EXPECT_EQ(second.err().code, errc::unavailable);
+}
+
+// Hostile clients (net/README.md): more idle connections than the 64 slots there were (the 65th
+// client then waited in the backlog for ever) leave a request's reply as prompt as ever.
+TEST(external_channel,
+     a_request_is_answered_while_more_idle_connections_than_the_old_limit_are_held) {
+    fake f;
+    auto ch = open_channel(f);
+    std::vector<std::unique_ptr<client>> idle;
+    for (int i = 0; i < 150; ++i) {
+        idle.push_back(std::make_unique<client>(ch->bound_port()));
+        if (i % 3 == 0) {
+            idle.back()->send(std::string("\0\0", 2)); // half a length: waiting for its frame
+        }
+    }
+    client c(ch->bound_port());
+    const auto start = std::chrono::steady_clock::now();
+    c.request(9, "abc");
+    EXPECT_EQ(c.next(), (external_frame{ 10, "cba" }));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+    EXPECT_EQ(ch->connections_refused(), 0u);
+}
+
+// A connection with nothing in flight is closed after the idle timeout (short here; 60 s by
+// default), quietly: it is no error. One that has not sent its first frame is too.
+TEST(external_channel, an_idle_connection_is_closed_after_the_idle_timeout) {
+    fake f;
+    external_channel::limits lim;
+    lim.idle_timeout_ns = 200'000'000;
+    auto opened = external_channel::open(host_port{ "127.0.0.1", 0 }, f.dispatch(), lim);
+    ASSERT_TRUE(opened.ok());
+    auto& ch = *opened;
+    client silent(ch->bound_port());
+    client served(ch->bound_port());
+    served.request(9, "abc");
+    EXPECT_EQ(served.next(), (external_frame{ 10, "cba" }));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(silent.closed_by_server());
+    EXPECT_TRUE(served.closed_by_server());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_EQ(ch->connections_closed_idle(), 2u);
+    EXPECT_EQ(ch->connections_closed_for_errors(), 0u);
+}
+
+// The cap refuses the newest connection, closing it at once.
+TEST(external_channel, the_cap_refuses_the_newest_connection) {
+    fake f;
+    external_channel::limits lim;
+    lim.max_connections = 3;
+    auto opened = external_channel::open(host_port{ "127.0.0.1", 0 }, f.dispatch(), lim);
+    ASSERT_TRUE(opened.ok());
+    auto& ch = *opened;
+    std::vector<std::unique_ptr<client>> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(std::make_unique<client>(ch->bound_port()));
+    }
+    testing::internal::CaptureStderr();
+    client refused(ch->bound_port());
+    EXPECT_TRUE(refused.closed_by_server());
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("external channel: 3 connections open, the limit"), std::string::npos)
+      << log;
+    EXPECT_EQ(ch->connections_refused(), 1u);
+    // Those held are served.
+    held[0]->request(9, "x");
+    EXPECT_EQ(held[0]->next(), (external_frame{ 10, "x" }));
+}
+
+// A request that blocks (a state query waiting for the shards) runs off the loop: the loop it
+// shares with the rest of the control plane goes on turning meanwhile.
+TEST(external_channel, a_blocking_request_does_not_hold_the_shared_loop) {
+    fake f;
+    event_loop_thread control;
+    auto opened =
+      external_channel::open(control.loop(), host_port{ "127.0.0.1", 0 }, f.dispatch(), {});
+    ASSERT_TRUE(opened.ok());
+    auto& ch = *opened;
+    client slow(ch->bound_port());
+    slow.request(50, "zz");
+    std::this_thread::sleep_for(50ms); // the request is with the request thread now
+    const auto start = std::chrono::steady_clock::now();
+    control.loop().call([] {});
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 200ms);
+    EXPECT_EQ(slow.next(), (external_frame{ 51, "zz" }));
 }
 
 } // namespace

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/application.h"
+#include "net/io/fd.h"
 
 namespace ringtail::net {
 namespace {
@@ -85,8 +86,9 @@ struct http_reply {
     std::string body;
 };
 
-int connect_to(std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+unique_fd connect_to_fd(std::uint16_t port) {
+    unique_fd owned(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int fd = owned.get();
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
@@ -94,12 +96,13 @@ int connect_to(std::uint16_t port) {
     EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
     timeval tv{ 5, 0 };
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
+    return owned;
 }
 
 // Sends `request` as is and reads until the server closes.
 http_reply http_exchange(std::uint16_t port, const std::string& request) {
-    int fd = connect_to(port);
+    const unique_fd owned = connect_to_fd(port);
+    const int fd = owned.get();
     std::size_t sent = 0;
     while (sent < request.size()) {
         ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -117,7 +120,6 @@ http_reply http_exchange(std::uint16_t port, const std::string& request) {
         }
         all.append(buf, static_cast<std::size_t>(n));
     }
-    ::close(fd);
     http_reply r;
     const auto split = all.find("\r\n\r\n");
     if (split == std::string::npos) {
@@ -332,7 +334,8 @@ TEST_F(HttpEndpoint, HealthzNotFoundWrongMethodAndGarbage) {
       400);
     // A request cut short by the client closing its side.
     {
-        int fd = connect_to(port);
+        const unique_fd owned = connect_to_fd(port);
+        const int fd = owned.get();
         std::string part = "GET /metr";
         ASSERT_EQ(::send(fd, part.data(), part.size(), 0), static_cast<ssize_t>(part.size()));
         ::shutdown(fd, SHUT_WR);
@@ -341,7 +344,6 @@ TEST_F(HttpEndpoint, HealthzNotFoundWrongMethodAndGarbage) {
         for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
             got.append(buf, static_cast<std::size_t>(n));
         }
-        ::close(fd);
         EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got;
     }
     // Before any publish /metrics and /status still answer.
@@ -352,14 +354,14 @@ TEST_F(HttpEndpoint, HealthzNotFoundWrongMethodAndGarbage) {
 TEST_F(HttpEndpoint, SlowClientsBlockNeitherPublishNorOtherClients) {
     const auto port = endpoint->bound_port();
     // Clients that connect and send half a request, then nothing.
-    std::vector<int> idle;
+    std::vector<unique_fd> idle;
     for (int i = 0; i < 5; ++i) {
-        idle.push_back(connect_to(port));
-        ::send(idle.back(), "GET /sta", 8, 0);
+        idle.push_back(connect_to_fd(port));
+        ::send(idle.back().get(), "GET /sta", 8, 0);
     }
     // A client that asks for /metrics and never reads.
-    int reader = connect_to(port);
-    ::send(reader, "GET /metrics HTTP/1.1\r\n\r\n", 25, 0);
+    const unique_fd reader = connect_to_fd(port);
+    ::send(reader.get(), "GET /metrics HTTP/1.1\r\n\r\n", 25, 0);
     for (int i = 0; i < 20; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         endpoint->publish(make_snapshot(catalog, 2'000'000'000ULL * (i + 1), i + 1));
@@ -368,10 +370,77 @@ TEST_F(HttpEndpoint, SlowClientsBlockNeitherPublishNorOtherClients) {
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_EQ(get(port, "/healthz").code, 200);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
-    for (int fd : idle) {
-        ::close(fd);
+}
+
+// Hostile clients (net/metrics/README.md): hundreds of connections that send nothing, or half a request,
+// take no slot that /healthz needs (there were 32, and 32 idle clients made it time out).
+TEST_F(HttpEndpoint, HealthzAnswersWhileHundredsOfIdleConnectionsAreHeld) {
+    const auto port = endpoint->bound_port();
+    std::vector<unique_fd> idle;
+    for (int i = 0; i < 300; ++i) {
+        idle.push_back(connect_to_fd(port));
+        if (i % 2 == 0) {
+            ::send(idle.back().get(), "GET /hea", 8, MSG_NOSIGNAL);
+        }
     }
-    ::close(reader);
+    for (int i = 0; i < 5; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto r = get(port, "/healthz");
+        EXPECT_EQ(r.code, 200);
+        EXPECT_EQ(r.body, "ok\n");
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+    }
+    EXPECT_EQ(endpoint->connections_refused(), 0u);
+}
+
+// An idle connection is closed after the client timeout (short here; 5 s by default).
+TEST(HttpEndpointLimits, AnIdleConnectionIsClosedAfterTheTimeout) {
+    http_endpoint::limits lim;
+    lim.client_timeout_ns = 200'000'000;
+    auto e = http_endpoint::open(host_port{ "127.0.0.1", 0 }, "wc", "w1", "socket", lim);
+    ASSERT_TRUE(e.ok()) << e.err().message;
+    unique_fd c = connect_to_fd((*e)->bound_port());
+    const auto t0 = std::chrono::steady_clock::now();
+    char b;
+    EXPECT_EQ(::recv(c.get(), &b, 1, 0), 0); // EOF, well before the 5 s receive timeout
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 150ms);
+    EXPECT_EQ((*e)->connections_timed_out(), 1u);
+    // A request after that is served as ever.
+    EXPECT_EQ(get((*e)->bound_port(), "/healthz").code, 200);
+}
+
+// The cap refuses the newest connections (closed at once) with one log line, and frees a place
+// when one of the open ones goes.
+TEST(HttpEndpointLimits, TheCapRefusesTheNewestWithOneLogLine) {
+    http_endpoint::limits lim;
+    lim.max_connections = 4;
+    auto e = http_endpoint::open(host_port{ "127.0.0.1", 0 }, "wc", "w1", "socket", lim);
+    ASSERT_TRUE(e.ok()) << e.err().message;
+    const auto port = (*e)->bound_port();
+    std::vector<unique_fd> held;
+    for (int i = 0; i < 4; ++i) {
+        held.push_back(connect_to_fd(port));
+    }
+    testing::internal::CaptureStderr();
+    std::vector<unique_fd> refused;
+    for (int i = 0; i < 3; ++i) {
+        refused.push_back(connect_to_fd(port));
+        char b;
+        EXPECT_EQ(::recv(refused.back().get(), &b, 1, 0), 0) << "refused connection " << i;
+    }
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_EQ((*e)->connections_refused(), 3u);
+    EXPECT_NE(log.find("http endpoint: 4 connections open, the limit"), std::string::npos) << log;
+    EXPECT_EQ(log.find("refusing"), log.rfind("refusing")) << log;
+    held.pop_back(); // closed by the client: the server sees EOF and frees its place
+    const auto give_up = std::chrono::steady_clock::now() + 5s;
+    int code = 0;
+    while (code != 200 && std::chrono::steady_clock::now() < give_up) {
+        code = get(port, "/healthz").code;
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(code, 200);
 }
 
 } // namespace
