@@ -222,7 +222,7 @@ int run_worker(int argc, char** argv, application& app) {
         std::vector<int> fds;
         ~fd_guard() {
             for (int f : fds) {
-                ::close(f);
+                const net::unique_fd closing(f);
             }
         }
     } listening;
@@ -426,12 +426,13 @@ int run_worker(int argc, char** argv, application& app) {
     for (std::size_t i = 0; i < o.out.size(); ++i) {
         log::info("sink '{}' writes to {}", app.sink_names()[i], o.out[i].to_string());
     }
-    net::acceptor acceptor(std::exchange(listen_fds, {}), [&](std::size_t index, int fd,
-                                                              std::string peer) {
-        log::debug("source '{}': connection from {}", o.in[index].name, peer);
-        rt.adopt(std::make_unique<net::tcp_source_connection>(fd, static_cast<std::uint32_t>(index),
-                                                              max_sizes[index], std::move(peer)));
-    });
+    net::acceptor acceptor(
+      control_loop.loop(), std::exchange(listen_fds, {}),
+      [&](std::size_t index, int fd, std::string peer) {
+          log::debug("source '{}': connection from {}", o.in[index].name, peer);
+          rt.adopt(std::make_unique<net::tcp_source_connection>(
+            fd, static_cast<std::uint32_t>(index), max_sizes[index], std::move(peer)));
+      });
     acceptor.start();
     if (requests) {
         requests->mark_running();

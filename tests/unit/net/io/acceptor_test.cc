@@ -1,5 +1,5 @@
-// Tests of the acceptor thread: connections on several listeners reach the callback with their
-// listener index and peer, and stop() ends the thread promptly.
+// Tests of the acceptor: connections on several listeners reach the callback with their listener
+// index and peer, and stop() is prompt and restartable.
 #include "net/io/acceptor.h"
 
 #include <arpa/inet.h>
@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "net/io/fd.h"
 #include "net/io/tcp_listener.h"
 
 namespace ringtail::net {
@@ -84,14 +85,14 @@ TEST(acceptor, hands_connections_from_each_listener_to_the_callback) {
         socklen_t len = sizeof nodelay;
         ::getsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len);
         EXPECT_NE(nodelay, 0);
-        ::close(c.fd);
+        const unique_fd owned(c.fd);
     }
     auto peer = [](int fd) { return "127.0.0.1:" + std::to_string(local_port(fd)); };
     EXPECT_EQ(index_by_peer.at(peer(c1)), 1u);
     EXPECT_EQ(index_by_peer.at(peer(c2)), 0u);
     EXPECT_EQ(index_by_peer.at(peer(c3)), 1u);
     for (int fd : { c1, c2, c3 }) {
-        ::close(fd);
+        const unique_fd owned(fd);
     }
 }
 
@@ -99,10 +100,10 @@ TEST(acceptor, stop_is_prompt_idempotent_and_safe_without_start) {
     auto a = listen_tcp({ "127.0.0.1", 0 });
     ASSERT_TRUE(a.ok());
     {
-        acceptor idle({}, [](std::size_t, int fd, std::string) { ::close(fd); });
+        acceptor idle({}, [](std::size_t, int fd, std::string) { const unique_fd owned(fd); });
         idle.stop();
     }
-    acceptor acc({ *a }, [](std::size_t, int fd, std::string) { ::close(fd); });
+    acceptor acc({ *a }, [](std::size_t, int fd, std::string) { const unique_fd owned(fd); });
     acc.start();
     auto before = std::chrono::steady_clock::now();
     acc.stop();
@@ -117,7 +118,7 @@ TEST(acceptor, stop_is_prompt_idempotent_and_safe_without_start) {
     }
     EXPECT_EQ(acc.accepted(), 1u);
     acc.stop();
-    ::close(c);
+    const unique_fd owned(c);
 }
 
 } // namespace
