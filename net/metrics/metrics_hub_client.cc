@@ -92,15 +92,14 @@ void metrics_hub_client::start_connect(std::uint64_t now_ns) {
         _ip = *ip;
         _resolved = true;
     }
-    _fd = open_tcp_socket();
-    if (_fd < 0) {
-        int err = -_fd;
-        _fd = -1;
-        connect_failed(now_ns, err);
+    const int opened = open_tcp_socket();
+    if (opened < 0) {
+        connect_failed(now_ns, -opened);
         return;
     }
+    _fd.reset(opened);
     _connect_started_ns = now_ns;
-    int err = begin_connect(_fd, _ip, _hub.port);
+    int err = begin_connect(_fd.get(), _ip, _hub.port);
     if (err == 0) {
         // Even an immediate success goes through check_connect, which logs it.
         _state = state::connecting;
@@ -112,7 +111,7 @@ void metrics_hub_client::start_connect(std::uint64_t now_ns) {
 
 void metrics_hub_client::check_connect(std::uint64_t now_ns) {
     int err = 0;
-    auto st = poll_connect(_fd, err);
+    auto st = poll_connect(_fd.get(), err);
     if (st == connect_state::pending) {
         if (now_ns - _connect_started_ns > connect_timeout_ns) {
             close_socket();
@@ -160,8 +159,8 @@ void metrics_hub_client::flush(std::uint64_t now_ns) {
         } else {
             return;
         }
-        const ssize_t n =
-          ::send(_fd, chunk->data() + offset, chunk->size() - offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n = ::send(_fd.get(), chunk->data() + offset, chunk->size() - offset,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -192,7 +191,7 @@ void metrics_hub_client::check_hub(std::uint64_t now_ns) {
     char buf[4096];
     // Bounded: a hub that floods us must not hold the metrics thread.
     for (int reads = 0; reads < 16; ++reads) {
-        const ssize_t n = ::recv(_fd, buf, sizeof buf, MSG_DONTWAIT);
+        const ssize_t n = ::recv(_fd.get(), buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
             continue; // the hub has nothing to say to a worker; ignore it
         }
@@ -229,10 +228,7 @@ void metrics_hub_client::disconnect(std::uint64_t now_ns, const char* why) {
 }
 
 void metrics_hub_client::close_socket() {
-    if (_fd >= 0) {
-        ::close(_fd);
-        _fd = -1;
-    }
+    _fd.reset();
     _connected.store(false, std::memory_order_relaxed);
 }
 

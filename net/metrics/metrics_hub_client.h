@@ -9,6 +9,7 @@
 #include <string>
 
 #include "engine/metrics.h"
+#include "net/io/fd.h"
 #include "net/io/host_port.h"
 
 namespace ringtail::net {
@@ -79,7 +80,7 @@ private:
     bool _resolved = false;
 
     state _state = state::disconnected;
-    int _fd = -1;
+    unique_fd _fd;
     std::uint64_t _next_attempt_ns = 0;
     std::uint64_t _connect_started_ns = 0;
     bool _warned_this_outage = false;
