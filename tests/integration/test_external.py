@@ -205,6 +205,36 @@ class ExternalChannelTest(harness.ProcessTestCase):
         self.assertTrue(self.worker.running())
         self.stop_worker(self.worker)
 
+    def test_idle_connections_lock_nobody_out(self):
+        # Hostile clients: 100 idle connections to --external (the channel had 64 slots, and the
+        # 65th client waited for ever) and 100 to --metrics-listen (it had 32, and /healthz timed
+        # out); the ctl and /healthz still answer at once.
+        self.sink = self.py_sink()
+        self.ext_port = harness.free_port()
+        http_port = harness.free_port()
+        self.worker = self.start_worker(
+            "word_count", [WC_SOURCE], [self.sink.port], threads=THREADS,
+            extra=["--external", f"127.0.0.1:{self.ext_port}",
+                   "--metrics-listen", f"127.0.0.1:{http_port}"])
+        harness.wait_until(lambda: harness.can_connect(self.ext_port), harness.READY_DEADLINE_S,
+                           what="the external channel")
+        harness.wait_until(lambda: harness.can_connect(http_port), harness.READY_DEADLINE_S,
+                           what="the metrics endpoint")
+        for port in (self.ext_port, http_port):
+            for _ in range(100):
+                self.track_socket(socket.create_connection(("127.0.0.1", port), timeout=5))
+        start = time.monotonic()
+        self.assertEqual(self.query("source-ids-query"), {"source_ids": [WC_SOURCE]})
+        with socket.create_connection(("127.0.0.1", http_port), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = b""
+            while chunk := s.recv(4096):
+                reply += chunk
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
+        self.assertLess(time.monotonic() - start, 3.0)
+        self.assertTrue(self.worker.running())
+        self.stop_worker(self.worker)
+
     def assert_clean_shutdown(self, *ctl_args, mode=None):
         self.start()
         self.send_text([b"stop me cleanly"])
