@@ -474,18 +474,12 @@ int run_worker(int argc, char** argv, application& app) {
         }
     }
     auto c = rt.counters();
-    log::info("stopped: {} messages in, {} out ({} bytes), {} rejected by decoders, {} "
-              "connections closed for bad framing, {} filtered",
-              c.ingested, c.sink_writes, c.sink_bytes, c.decode_errors, c.protocol_errors,
-              c.filtered);
+    log::info("stopped: {}", summary_text(c, summary_line::stopped));
     if (member && !member->data_channel_report().empty()) {
         log::info("{}", member->data_channel_report());
     }
     if (member) {
-        log::info("data channel: {} messages sent to other workers, {} received, {} dropped "
-                  "(lost workers, undecodable, or arrived while leaving), {} too large for one "
-                  "frame and dropped",
-                  c.remote_sent, c.remote_received, c.remote_dropped, c.remote_oversize);
+        log::info("data channel: {}", summary_text(c, summary_line::data_channel));
     }
     if (report.undelivered_bytes != 0) {
         log::error("{} bytes of sink output were never taken by a receiver",

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/counters.h"
 #include "engine/histogram.h"
 
 namespace ringtail {
@@ -78,21 +79,6 @@ struct metric_set {
     std::uint64_t period_end_ns = 0;   // wall clock (ns since the epoch) when the period closed
 };
 
-// Counters of the whole worker at a point in time (totals since start).
-struct worker_totals {
-    std::uint64_t ingested = 0;
-    std::uint64_t decode_errors = 0;
-    std::uint64_t protocol_errors = 0;
-    std::uint64_t filtered = 0;
-    std::uint64_t ring_messages = 0;
-    std::uint64_t sink_writes = 0;
-    std::uint64_t sink_bytes = 0;
-    std::uint64_t remote_sent = 0;     // messages sent to other workers (data channel)
-    std::uint64_t remote_received = 0; // messages that arrived from other workers
-    std::uint64_t remote_dropped = 0;  // for lost workers, undecodable, or arrived while leaving
-    std::uint64_t remote_oversize = 0; // too large for one data-channel frame: dropped
-};
-
 // What exporters see every period: every shard's set merged.
 struct metrics_snapshot {
     const metric_catalog* catalog = nullptr;
@@ -102,7 +88,7 @@ struct metrics_snapshot {
     std::uint64_t period_end_ns = 0;   // wall clock, aligned to the period
     std::uint32_t shards_reporting = 0;
     std::uint64_t dropped_periods = 0; // shard periods lost because the metrics thread lagged
-    worker_totals totals;
+    worker_counters totals;
 };
 
 // A destination for snapshots (monitoring hub, HTTP endpoint). publish() runs on the metrics

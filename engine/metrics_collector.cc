@@ -13,7 +13,8 @@
 namespace ringtail {
 
 metrics_collector::metrics_collector(const metric_catalog& catalog, std::vector<shard*> shards,
-                                     std::uint64_t period_ns, std::function<worker_totals()> totals)
+                                     std::uint64_t period_ns,
+                                     std::function<worker_counters()> totals)
   : _catalog(catalog)
   , _shards(std::move(shards))
   , _period_ns(period_ns)

@@ -21,7 +21,7 @@ class metrics_collector {
 public:
     // `totals` reads the worker's counters (any thread).
     metrics_collector(const metric_catalog& catalog, std::vector<shard*> shards,
-                      std::uint64_t period_ns, std::function<worker_totals()> totals);
+                      std::uint64_t period_ns, std::function<worker_counters()> totals);
     ~metrics_collector();
     metrics_collector(const metrics_collector&) = delete;
     metrics_collector& operator=(const metrics_collector&) = delete;
@@ -41,7 +41,7 @@ private:
     const metric_catalog& _catalog;
     std::vector<shard*> _shards;
     std::uint64_t _period_ns;
-    std::function<worker_totals()> _totals;
+    std::function<worker_counters()> _totals;
     std::vector<std::unique_ptr<metrics_exporter>> _exporters;
     metrics_snapshot _snapshot;
     std::mutex _mu;

@@ -68,13 +68,7 @@ status runtime::start() {
             shards.push_back(s.get());
         }
         _collector = std::make_unique<metrics_collector>(
-          *_catalog, std::move(shards), _config.metrics_period_ns, [this] {
-              auto c = counters();
-              return worker_totals{ c.ingested,       c.decode_errors,  c.protocol_errors,
-                                    c.filtered,       c.ring_messages,  c.sink_writes,
-                                    c.sink_bytes,     c.remote_sent,    c.remote_received,
-                                    c.remote_dropped, c.remote_oversize };
-          });
+          *_catalog, std::move(shards), _config.metrics_period_ns, [this] { return counters(); });
         for (auto& e : _pending_exporters) {
             _collector->add_exporter(std::move(e));
         }

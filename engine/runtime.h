@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/application.h"
+#include "engine/counters.h"
 #include "engine/envelope.h"
 #include "engine/metrics.h"
 #include "engine/partition.h"
@@ -55,22 +56,6 @@ struct runtime_config {
     std::uint32_t worker_index = 0;
     std::vector<transport*> data_transports;
     std::vector<int> exchange_cpus;
-};
-
-// Counters summed over shards; each shard writes its own, readers see a recent value.
-struct worker_counters {
-    std::uint64_t ingested = 0;        // payloads handed to decoders
-    std::uint64_t decode_errors = 0;   // payloads a decoder rejected
-    std::uint64_t protocol_errors = 0; // connections closed for breaking the framing rules
-    std::uint64_t filtered = 0;        // messages a stage dropped on purpose
-    std::uint64_t ring_messages = 0;   // envelopes that crossed a ring
-    std::uint64_t sink_writes = 0;     // encoded messages handed to sinks
-    std::uint64_t sink_bytes = 0;
-    std::uint64_t tokens_aligned = 0;  // barrier tokens seen from every shard, summed over shards
-    std::uint64_t remote_sent = 0;     // messages sent to other workers
-    std::uint64_t remote_received = 0; // messages that arrived from other workers
-    std::uint64_t remote_dropped = 0;  // for lost workers, undecodable, or arrived while leaving
-    std::uint64_t remote_oversize = 0; // too large for one data-channel frame: dropped
 };
 
 // Makes the connection of one shard to one sink (net/ implements it; tests use fakes).

@@ -86,8 +86,8 @@ std::string escape_label(std::string_view v) {
     return out;
 }
 
-void append_counter(std::string& out, const char* name, const char* help, const std::string& labels,
-                    std::uint64_t value) {
+void append_counter(std::string& out, std::string_view name, std::string_view help,
+                    const std::string& labels, std::uint64_t value) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n{}{{{}}} {}\n", name,
                    help, name, name, labels, value);
 }
@@ -238,37 +238,14 @@ std::string http_endpoint::render_metrics() const {
     const published p = copy_published();
     const std::string base =
       fmt::format("app=\"{}\",worker=\"{}\"", escape_label(_app_name), escape_label(_worker_name));
-    const worker_totals& t = p.totals;
+    const auto& t = p.totals;
     std::string out;
-    append_counter(out, "ringtail_messages_ingested_total",
-                   "Messages admitted at the sources since start.", base, t.ingested);
-    append_counter(out, "ringtail_decode_errors_total",
-                   "Payloads a source decoder rejected since start.", base, t.decode_errors);
-    append_counter(out, "ringtail_protocol_errors_total",
-                   "Source connections closed for a framing error since start.", base,
-                   t.protocol_errors);
-    append_counter(out, "ringtail_filtered_total", "Messages a stage filtered out since start.",
-                   base, t.filtered);
-    append_counter(out, "ringtail_ring_messages_total",
-                   "Messages passed between shards since start.", base, t.ring_messages);
-    append_counter(out, "ringtail_sink_writes_total", "Messages written to sinks since start.",
-                   base, t.sink_writes);
-    append_counter(out, "ringtail_sink_bytes_total", "Bytes written to sinks since start.", base,
-                   t.sink_bytes);
-    append_counter(out, "ringtail_remote_sent_total",
-                   "Messages sent to other workers over the data channel since start.", base,
-                   t.remote_sent);
-    append_counter(out, "ringtail_remote_received_total",
-                   "Messages received from other workers over the data channel since start.", base,
-                   t.remote_received);
-    append_counter(out, "ringtail_remote_dropped_total",
-                   "Data-channel messages dropped (lost worker, undecodable, or arrived while "
-                   "leaving) since start.",
-                   base, t.remote_dropped);
-    append_counter(out, "ringtail_remote_oversize_total",
-                   "Messages too large for one data-channel frame, dropped before sending, since "
-                   "start.",
-                   base, t.remote_oversize);
+    for (const counter_spec& c : worker_counter_specs) {
+        if (!c.metric.empty()) {
+            append_counter(out, fmt::format("ringtail_{}_total", c.metric), c.help, base,
+                           t.*c.field);
+        }
+    }
     append_counter(out, "ringtail_metrics_dropped_periods_total",
                    "Shard metric periods lost because the metrics thread lagged.", base,
                    p.dropped_periods);
@@ -311,7 +288,7 @@ std::string http_endpoint::render_metrics() const {
 
 std::string http_endpoint::render_status() const {
     const published p = copy_published();
-    const worker_totals& t = p.totals;
+    const auto& t = p.totals;
     nlohmann::json j;
     j["app"] = _app_name;
     j["worker"] = _worker_name;
@@ -320,17 +297,11 @@ std::string http_endpoint::render_status() const {
     j["period_end_ns"] = p.period_end_ns;
     j["shards"] = p.shards;
     j["dropped_periods"] = p.dropped_periods;
-    j["totals"] = { { "ingested", t.ingested },
-                    { "decode_errors", t.decode_errors },
-                    { "protocol_errors", t.protocol_errors },
-                    { "filtered", t.filtered },
-                    { "ring_messages", t.ring_messages },
-                    { "sink_writes", t.sink_writes },
-                    { "sink_bytes", t.sink_bytes },
-                    { "remote_sent", t.remote_sent },
-                    { "remote_received", t.remote_received },
-                    { "remote_dropped", t.remote_dropped },
-                    { "remote_oversize", t.remote_oversize } };
+    nlohmann::json totals = nlohmann::json::object();
+    for (const counter_spec& c : worker_counter_specs) {
+        totals[std::string(c.name)] = t.*c.field;
+    }
+    j["totals"] = totals;
     // Rates over the time between the last two snapshots (one period when none was skipped).
     nlohmann::json rates = nlohmann::json::object();
     if (p.has_previous) {
@@ -340,11 +311,12 @@ std::string http_endpoint::render_status() const {
         auto rate = [&](std::uint64_t now, std::uint64_t before) {
             return seconds > 0 && now >= before ? static_cast<double>(now - before) / seconds : 0.0;
         };
-        const worker_totals& b = p.previous_totals;
-        rates["ingested_per_s"] = rate(t.ingested, b.ingested);
-        rates["sink_writes_per_s"] = rate(t.sink_writes, b.sink_writes);
-        rates["sink_bytes_per_s"] = rate(t.sink_bytes, b.sink_bytes);
-        rates["decode_errors_per_s"] = rate(t.decode_errors, b.decode_errors);
+        const auto& b = p.previous_totals;
+        for (const counter_spec& c : worker_counter_specs) {
+            if (c.rate) {
+                rates[fmt::format("{}_per_s", c.name)] = rate(t.*c.field, b.*c.field);
+            }
+        }
     } else {
         rates["ingested_per_s"] = nullptr;
     }

@@ -109,9 +109,9 @@ public:
         std::uint64_t period_end_ns = 0;
         std::uint32_t shards = 0;
         std::uint64_t dropped_periods = 0;
-        worker_totals totals;
+        worker_counters totals;
         bool has_previous = false;
-        worker_totals previous_totals;
+        worker_counters previous_totals;
         std::uint64_t previous_end_ns = 0;
         std::vector<metric_summary> metrics;
     };

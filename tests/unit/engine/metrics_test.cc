@@ -61,7 +61,7 @@ struct capture final : public metrics_exporter {
     std::mutex mu;
     std::map<std::string, totals> by_metric; // "category/name"
     std::vector<std::uint64_t> period_ends;
-    worker_totals last_totals;
+    worker_counters last_totals;
     void publish(const metrics_snapshot& s) override {
         std::lock_guard lock(mu);
         for (const auto& k : s.catalog->keys()) {
