@@ -42,7 +42,7 @@ namespace {
 
 int fail(const error& e) {
     std::fprintf(stderr, "%s\n", e.message.c_str());
-    return static_cast<int>(e.code);
+    return exit_code(e.code);
 }
 
 std::vector<unsigned> affinity_cpus() {
@@ -310,7 +310,7 @@ int run_worker(int argc, char** argv, application& app) {
         };
         auto formed = net::cluster_member::form(cc);
         if (!formed) {
-            if (formed.err().message == net::formation_interrupted) {
+            if (formed.err().why == reason::formation_interrupted) {
                 log::info("{}", net::formation_interrupted);
                 return 0;
             }
@@ -409,7 +409,7 @@ int run_worker(int argc, char** argv, application& app) {
         // Every worker's runtime is up before any source opens.
         if (auto s = member->start(rt); !s) {
             rt.stop(std::chrono::seconds(1));
-            if (s.err().message == net::formation_interrupted) {
+            if (s.err().why == reason::formation_interrupted) {
                 log::info("{}", net::formation_interrupted);
                 return 0;
             }
@@ -484,7 +484,7 @@ int run_worker(int argc, char** argv, application& app) {
     if (report.undelivered_bytes != 0) {
         log::error("{} bytes of sink output were never taken by a receiver",
                    report.undelivered_bytes);
-        return static_cast<int>(errc::io_error);
+        return exit_code(errc::io_error);
     }
     return 0;
 }
@@ -497,10 +497,10 @@ int run_worker(int argc, char** argv, const std::string& app_name,
         return run_worker(argc, argv, app);
     } catch (const app_error& e) {
         std::fprintf(stderr, "application '%s' is built wrong: %s\n", app_name.c_str(), e.what());
-        return static_cast<int>(errc::internal);
+        return exit_code(errc::internal);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: internal error: %s\n", app_name.c_str(), e.what());
-        return static_cast<int>(errc::internal);
+        return exit_code(errc::internal);
     }
 }
 

@@ -20,6 +20,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "engine/assert.h"
 #include "engine/build_info.h"
 #include "net/dpdk/dpdk_link.h"
 
@@ -28,9 +29,9 @@ namespace po = boost::program_options;
 namespace {
 
 // sysexits.h codes used here (CLI.md).
-constexpr int exit_usage = static_cast<int>(errc::usage);
-constexpr int exit_config = static_cast<int>(errc::config);
-constexpr int exit_internal = static_cast<int>(errc::internal);
+constexpr int exit_usage = exit_code(errc::usage);
+constexpr int exit_config = exit_code(errc::config);
+constexpr int exit_internal = exit_code(errc::internal);
 
 // Core ids and thread counts are bounded so that a typo such as `--cpus 0-4000000000` cannot make
 // the parser allocate gigabytes; no machine we target has more.
@@ -169,7 +170,8 @@ const option_spec& spec_of(std::string_view long_name) {
         }
     }
     // Only this file names options, so a miss is a typo in this file.
-    std::abort();
+    RINGTAIL_ASSERT(false, "no option named --{}", long_name);
+    std::abort(); // not reached; the compiler cannot see that the assertion does not return
 }
 
 // A user mistake: one line and a sysexits code. Thrown inside this file only and caught once in

@@ -1,6 +1,7 @@
 // The cold side of ringtail::histogram: merging, percentiles, HdrHistogram's text output and the
 // Wallaroo power-of-two bins, all run by the metrics thread.
 #include "engine/histogram.h"
+#include "engine/assert.h"
 
 #include <fmt/format.h>
 
@@ -14,13 +15,6 @@
 
 namespace ringtail {
 namespace {
-
-void check(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "ringtail::histogram: %s\n", what);
-        std::abort();
-    }
-}
 
 // The next percentile level after `level`, as HdrHistogram's PercentileIterator steps: the
 // distance to 100 % is halved again and again, and each half gets ticks_per_half_distance ticks of
@@ -127,8 +121,9 @@ std::uint64_t histogram::value_at_percentile(double p) const {
 
 std::string histogram::percentile_distribution(double ticks_per_half_distance,
                                                double unit_divisor) const {
-    check(ticks_per_half_distance >= 1.0, "percentile_distribution needs at least one tick");
-    check(unit_divisor > 0.0, "percentile_distribution needs a positive unit divisor");
+    RINGTAIL_ASSERT(ticks_per_half_distance >= 1.0,
+                    "percentile_distribution needs at least one tick");
+    RINGTAIL_ASSERT(unit_divisor > 0.0, "percentile_distribution needs a positive unit divisor");
     std::string out;
     auto to = std::back_inserter(out);
     fmt::format_to(to, "{:>12} {:>14} {:>10} {:>14}\n\n", "Value", "Percentile", "TotalCount",

@@ -1,6 +1,6 @@
-// What the command-line tools share: the usage error their option parsers throw, the one-line
-// exit, and the stop flag that SIGINT/SIGTERM set. Header-only: each tool is one executable built
-// from its own folder (cli/CMakeLists.txt).
+// What the command-line tools share: the sysexits codes, the usage error their option parsers
+// throw, the one-line exit, and the stop flag that SIGINT/SIGTERM set. Header-only: each tool is
+// one executable built from its own folder (cli/CMakeLists.txt).
 #pragma once
 
 #include <csignal>
@@ -10,7 +10,18 @@
 
 #include <fmt/format.h>
 
+#include "engine/result.h"
+
 namespace ringtail::tools {
+
+// The sysexits codes the tools exit with (CLI.md), from the one place that defines them
+// (ringtail::errc in engine/result.h). Codes below 64 are each tool's own (1: a problem found...).
+inline constexpr int exit_usage = exit_code(errc::usage);
+inline constexpr int exit_data_error = exit_code(errc::data_error);
+inline constexpr int exit_no_input = exit_code(errc::no_input);
+inline constexpr int exit_unavailable = exit_code(errc::unavailable);
+inline constexpr int exit_cant_create = exit_code(errc::cant_create);
+inline constexpr int exit_io_error = exit_code(errc::io_error);
 
 // Thrown while reading the command line; main turns it into one line and exit 64.
 struct usage_error {

@@ -1,5 +1,6 @@
 // Encoding and the out-of-line checks of the data-channel frame.
 #include "net/channel/data_codec.h"
+#include "engine/assert.h"
 
 #include <array>
 #include <cstdlib>
@@ -40,13 +41,6 @@ bool flags_allowed(std::uint8_t type, std::uint8_t flags) {
     constexpr std::uint8_t known = data_flag_ack | data_flag_more;
     return flags == 0 ||
            (type == static_cast<std::uint8_t>(data_frame_type::data) && (flags & ~known) == 0);
-}
-
-void require(bool condition, const char* what) {
-    if (!condition) {
-        log::error("data_codec: {}", what);
-        std::abort();
-    }
 }
 
 // An ACK body: 24 bytes, then 0 to data_ack_selective_words words of selective acknowledgement.
@@ -151,16 +145,18 @@ std::size_t begin_data_frame(std::string& out) {
 void seal_data_frame(std::span<std::byte> frame, data_frame_type type, std::uint8_t flags,
                      std::uint64_t seq, std::uint32_t count) {
     const std::size_t frame_bytes = frame.size();
-    require(frame_bytes >= data_frame_header_bytes, "a frame shorter than its header");
-    require(frame_bytes - 4 <= std::numeric_limits<std::uint32_t>::max(), "frame too large");
-    require(flags_allowed(static_cast<std::uint8_t>(type), flags), "flags its type does not allow");
+    RINGTAIL_ASSERT(frame_bytes >= data_frame_header_bytes, "a frame shorter than its header");
+    RINGTAIL_ASSERT(frame_bytes - 4 <= std::numeric_limits<std::uint32_t>::max(),
+                    "frame too large");
+    RINGTAIL_ASSERT(flags_allowed(static_cast<std::uint8_t>(type), flags),
+                    "flags its type does not allow");
     std::size_t body_bytes = frame_bytes - data_frame_header_bytes;
     if ((flags & data_flag_ack) != 0) {
-        require(body_bytes >= data_ack_trailer_bytes, "the ACK flag without its trailer");
+        RINGTAIL_ASSERT(body_bytes >= data_ack_trailer_bytes, "the ACK flag without its trailer");
         body_bytes -= data_ack_trailer_bytes;
     }
-    require(shape_problem(type, flags, count, body_bytes) == nullptr,
-            "a frame that breaks its type's rules (count or body)");
+    RINGTAIL_ASSERT(shape_problem(type, flags, count, body_bytes) == nullptr,
+                    "a frame that breaks its type's rules (count or body)");
     std::byte* at = frame.data();
     // The first eight bytes (length, magic, version, type, flags) in one store: the checksum
     // reads them back at once as one word, and a word assembled from five smaller stores still
@@ -187,8 +183,8 @@ void write_ack_trailer(std::span<std::byte, data_ack_trailer_bytes> out, std::ui
 
 void finish_data_frame(std::string& out, std::size_t start, data_frame_type type, std::uint64_t seq,
                        std::uint32_t count, std::uint8_t flags) {
-    require(start <= out.size() && out.size() - start >= data_frame_header_bytes,
-            "finish_data_frame without begin_data_frame");
+    RINGTAIL_ASSERT(start <= out.size() && out.size() - start >= data_frame_header_bytes,
+                    "finish_data_frame without begin_data_frame");
     seal_data_frame(std::as_writable_bytes(std::span(out.data() + start, out.size() - start)), type,
                     flags, seq, count);
 }
@@ -363,8 +359,8 @@ data_decode_error decode_data_datagram(std::span<const std::byte> datagram, data
 
 data_frame_decoder::data_frame_decoder(std::size_t max_frame_bytes)
   : _max_frame_bytes(max_frame_bytes) {
-    require(max_frame_bytes >= data_frame_header_bytes,
-            "max_frame_bytes must hold at least a frame header");
+    RINGTAIL_ASSERT(max_frame_bytes >= data_frame_header_bytes,
+                    "max_frame_bytes must hold at least a frame header");
 }
 
 bool data_frame_decoder::check_prefix(const std::byte* prefix, std::size_t& frame_bytes) {

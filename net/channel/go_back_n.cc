@@ -7,13 +7,6 @@
 
 namespace ringtail::net {
 
-void detail::gbn_require(bool condition, const char* what) {
-    if (!condition) {
-        log::error("go_back_n: {}", what);
-        std::abort();
-    }
-}
-
 gbn_receiver::gbn_receiver(gbn_config config)
   : _config(config) {}
 

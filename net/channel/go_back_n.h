@@ -30,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/assert.h"
+
 namespace ringtail::net {
 
 struct gbn_config {
@@ -69,11 +71,6 @@ struct gbn_config {
 // No deadline: what next_deadline_ns() and friends return when nothing is waiting.
 inline constexpr std::uint64_t gbn_no_deadline = std::numeric_limits<std::uint64_t>::max();
 
-namespace detail {
-// Logs `what` and aborts: the programmer errors of this file (always on).
-void gbn_require(bool condition, const char* what);
-} // namespace detail
-
 // The sending half of one direction of one peer's link.
 //
 // `Held` is a sent frame as the back end keeps it until acknowledged: std::string in tests and on
@@ -91,10 +88,10 @@ public:
       , _slot_mask(_slots.size() - 1)
       , _rto_ns(config.rto_initial_ns) {
         _lost.reserve(config.window_frames);
-        detail::gbn_require(config.window_frames > 0, "gbn_config: window_frames must be > 0");
-        detail::gbn_require(config.rto_initial_ns > 0 && config.rto_initial_ns <= config.rto_max_ns,
-                            "gbn_config: 0 < rto_initial_ns <= rto_max_ns");
-        detail::gbn_require(config.max_timeouts > 0, "gbn_config: max_timeouts must be > 0");
+        RINGTAIL_ASSERT(config.window_frames > 0, "gbn_config: window_frames must be > 0");
+        RINGTAIL_ASSERT(config.rto_initial_ns > 0 && config.rto_initial_ns <= config.rto_max_ns,
+                        "gbn_config: 0 < rto_initial_ns <= rto_max_ns");
+        RINGTAIL_ASSERT(config.max_timeouts > 0, "gbn_config: max_timeouts must be > 0");
     }
 
     // True while another frame may be sent: fewer than window_frames are outstanding.
@@ -142,7 +139,7 @@ public:
     // fields, just written one by one, a wider copy would wait for.
     template<typename... Args>
     void sent_in_place(std::uint64_t now_ns, Args&&... args) {
-        detail::gbn_require(window_open(), "gbn_sender::sent with the window closed");
+        RINGTAIL_ASSERT(window_open(), "gbn_sender::sent with the window closed");
         if (_count == 0) {
             _deadline_ns = now_ns + _rto_ns;
         }

@@ -1,6 +1,7 @@
 // The socket transport's poll loop: level-triggered epoll over the peer connections, one read
 // buffer, per-peer output buffers written until the kernel refuses.
 #include "net/channel/socket_transport.h"
+#include "engine/assert.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -34,13 +35,6 @@ constexpr std::size_t compact_threshold = 64 * 1024;
 // An emptied output buffer above this size is released, so that one burst does not pin memory.
 constexpr std::size_t keep_capacity = 4 * 1024 * 1024;
 
-void require(bool condition, const char* what) {
-    if (!condition) {
-        log::error("socket_transport: {}", what);
-        std::abort();
-    }
-}
-
 // One writer (the exchange thread), any number of readers: a plain store is enough.
 void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -57,11 +51,11 @@ socket_transport::socket_transport(std::vector<int> fds, std::uint32_t self,
   : _config(config)
   , _self(self)
   , _read_buf(read_buf_bytes) {
-    require(self < fds.size() && fds[self] == -1, "fds[self] must be -1");
-    require(config.initial_credit > 0, "initial_credit must be above 0");
-    require(config.max_body_bytes > 0 &&
-              config.max_frame_bytes >= config.max_body_bytes + data_frame_header_bytes,
-            "max_frame_bytes must hold a header and max_body_bytes");
+    RINGTAIL_ASSERT(self < fds.size() && fds[self] == -1, "fds[self] must be -1");
+    RINGTAIL_ASSERT(config.initial_credit > 0, "initial_credit must be above 0");
+    RINGTAIL_ASSERT(config.max_body_bytes > 0 &&
+                      config.max_frame_bytes >= config.max_body_bytes + data_frame_header_bytes,
+                    "max_frame_bytes must hold a header and max_body_bytes");
     _epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
     int epoll_error = _epoll_fd < 0 ? errno : 0;
     _peers.reserve(fds.size());
@@ -70,7 +64,7 @@ socket_transport::socket_transport(std::vector<int> fds, std::uint32_t self,
         if (i == self) {
             continue;
         }
-        require(fds[i] >= 0, "every peer but self needs a connection");
+        RINGTAIL_ASSERT(fds[i] >= 0, "every peer but self needs a connection");
         p.fd = fds[i];
         p.alive = true;
         p.credit = config.initial_credit;
@@ -125,7 +119,7 @@ socket_transport::~socket_transport() {
 }
 
 socket_transport::peer& socket_transport::live_peer_or_abort(peer_id id, const char* what) {
-    require(id < _peers.size() && id != _self, what);
+    RINGTAIL_ASSERT(id < _peers.size() && id != _self, "{}: no live peer {}", what, id);
     return _peers[id];
 }
 
@@ -160,9 +154,9 @@ void socket_transport::send(peer_id id, std::span<const std::byte> body, std::ui
         bump(_counters.messages_dropped, count);
         return;
     }
-    require(count > 0 && !body.empty(), "send() carries at least one message");
-    require(body.size() <= _config.max_body_bytes, "send() of a body above max_body_bytes");
-    require(count <= p.credit, "send() beyond the peer's credit");
+    RINGTAIL_ASSERT(count > 0 && !body.empty(), "send() carries at least one message");
+    RINGTAIL_ASSERT(body.size() <= _config.max_body_bytes, "send() of a body above max_body_bytes");
+    RINGTAIL_ASSERT(count <= p.credit, "send() beyond the peer's credit");
     p.credit -= count;
     queue_frame(id, data_frame_type::data, count, body);
     bump(_counters.messages_out, count);
@@ -174,7 +168,7 @@ void socket_transport::grant(peer_id id, std::uint32_t count) {
         return;
     }
     // Paired with the window check in on_frame: the engine returns only what arrived.
-    require(count <= p.unreturned_in, "grant() of more messages than the peer sent");
+    RINGTAIL_ASSERT(count <= p.unreturned_in, "grant() of more messages than the peer sent");
     p.unreturned_in -= count;
     p.grant_pending += count;
 }

@@ -1,5 +1,6 @@
 // Data-channel frames in kernel UDP datagrams, one socket per worker.
 #include "net/channel/udp_socket_link.h"
+#include "engine/assert.h"
 
 #include <array>
 #include <cerrno>
@@ -17,13 +18,6 @@ namespace {
 
 // The most a UDP/IPv4 datagram carries.
 constexpr std::size_t udp_payload_max = 65507;
-
-void require(bool condition, const char* what) {
-    if (!condition) {
-        log::error("udp_socket_link: {}", what);
-        std::abort();
-    }
-}
 
 // `hp` as a socket address: IPv4, as the TCP data listener and the data mesh resolve it.
 result<sockaddr_in> resolve(const host_port& hp) {
@@ -102,9 +96,9 @@ result<std::unique_ptr<udp_socket_link>> udp_socket_link::open(const host_port& 
 result<std::unique_ptr<udp_socket_link>> udp_socket_link::adopt(int fd, std::uint32_t self,
                                                                 const std::vector<host_port>& peers,
                                                                 udp_socket_link_config config) {
-    require(self < peers.size(), "adopt: `self` is not one of the peers");
-    require(config.max_datagram_bytes > 0 && config.max_datagram_bytes <= udp_payload_max,
-            "adopt: max_datagram_bytes must be within 1..65507");
+    RINGTAIL_ASSERT(self < peers.size(), "adopt: `self` is not one of the peers");
+    RINGTAIL_ASSERT(config.max_datagram_bytes > 0 && config.max_datagram_bytes <= udp_payload_max,
+                    "adopt: max_datagram_bytes must be within 1..65507");
     sockaddr_in local{};
     socklen_t local_len = sizeof local;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
@@ -143,8 +137,9 @@ udp_socket_link::~udp_socket_link() {
 }
 
 void udp_socket_link::send(peer_id peer, std::span<const std::byte> datagram) {
-    require(peer < _peers.size(), "send: no such peer");
-    require(datagram.size() <= _config.max_datagram_bytes, "send: datagram beyond the size");
+    RINGTAIL_ASSERT(peer < _peers.size(), "send: no such peer");
+    RINGTAIL_ASSERT(datagram.size() <= _config.max_datagram_bytes,
+                    "send: datagram beyond the size");
     const sockaddr_in& to = _peers[peer];
     for (;;) {
         if (::sendto(_fd, datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL,

@@ -81,7 +81,7 @@ result<control_msg> await(control_connection& conn, std::deque<control_msg>& inb
                                                conn.close_reason() + ")" };
         }
         if (interrupted && interrupted()) {
-            return error{ errc::unavailable, formation_interrupted };
+            return error{ errc::unavailable, formation_interrupted, reason::formation_interrupted };
         }
         if (steady::now() >= deadline) {
             return error{ errc::unavailable,
@@ -185,7 +185,7 @@ status cluster_member::form_as_initializer() {
     std::size_t welcomed = 0;
     while (welcomed + 1 < expected) {
         if (_config.interrupted && _config.interrupted()) {
-            return error{ errc::unavailable, formation_interrupted };
+            return error{ errc::unavailable, formation_interrupted, reason::formation_interrupted };
         }
         std::vector<pollfd> fds{ { _control_listen_fd, POLLIN, 0 } };
         for (auto& c : cands) {
@@ -347,7 +347,8 @@ status cluster_member::form_as_worker() {
         }
         for (int i = 0; i < 5; ++i) {
             if (_config.interrupted && _config.interrupted()) {
-                return error{ errc::unavailable, formation_interrupted };
+                return error{ errc::unavailable, formation_interrupted,
+                              reason::formation_interrupted };
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }

@@ -76,11 +76,13 @@ struct cluster_config {
     // datagrams instead of the TCP mesh (see build_mesh in cluster.cc).
     std::optional<fault_config> test_faults;
     // Polled while formation waits (for the initializer, for other workers): true stops it with
-    // errc::interrupted_formation (SIGINT/SIGTERM before the cluster formed).
+    // an error whose `why` is reason::formation_interrupted (SIGINT/SIGTERM before the cluster
+    // formed).
     std::function<bool()> interrupted;
 };
 
-// The message of the error form() returns when `interrupted` said so.
+// The message of the error form() and start() return when `interrupted` said so; callers test
+// its `why` (reason::formation_interrupted), not this text.
 inline constexpr const char* formation_interrupted = "stopped before the cluster formed";
 
 struct worker_info {

@@ -1,5 +1,6 @@
 // The control channel's framing: encoder, incremental decoder and typed field reads.
 #include "net/cluster/control_codec.h"
+#include "engine/assert.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,11 +16,6 @@ namespace ringtail::net {
 namespace {
 
 using json = nlohmann::json;
-
-[[noreturn]] void programmer_error(const char* what) {
-    std::fprintf(stderr, "control codec: %s\n", what);
-    std::abort();
-}
 
 std::uint32_t read_u32(const char* p) {
     return be::read<std::uint32_t>(reinterpret_cast<const std::byte*>(p));
@@ -180,9 +176,7 @@ const char* to_string(control_error error) {
 }
 
 void append_control(std::string& out, control_type type, const nlohmann::json& body) {
-    if (!body.is_object()) {
-        programmer_error("a control-message body must be a JSON object");
-    }
+    RINGTAIL_ASSERT(body.is_object(), "a control-message body must be a JSON object");
     const std::size_t start = out.size();
     // The length and checksum are patched in once the body's size and bytes are known.
     be::append<std::uint32_t>(out, 0);
@@ -193,9 +187,8 @@ void append_control(std::string& out, control_type type, const nlohmann::json& b
     be::append<std::uint32_t>(out, 0);
     out.append(body.dump(-1, ' ', false, json::error_handler_t::replace));
     const std::size_t length = out.size() - start - 4;
-    if (length > std::numeric_limits<std::uint32_t>::max()) {
-        programmer_error("control-message body too large for its u32 length field");
-    }
+    RINGTAIL_ASSERT(length <= std::numeric_limits<std::uint32_t>::max(),
+                    "control-message body of {} bytes too large for its u32 length field", length);
     std::string_view frame(out.data() + start, out.size() - start);
     const std::uint32_t crc = frame_crc(frame.substr(4, 4), frame.substr(control_header_bytes));
     std::string patch;

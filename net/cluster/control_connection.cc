@@ -1,6 +1,7 @@
 // The control connection's non-blocking reads and writes, and the blocking connect used to reach
 // a control address at start-up.
 #include "net/cluster/control_connection.h"
+#include "engine/assert.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -22,11 +23,6 @@ namespace ringtail::net {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-[[noreturn]] void programmer_error(const std::string& what) {
-    std::fprintf(stderr, "control connection: %s\n", what.c_str());
-    std::abort();
-}
 
 // Milliseconds left until `deadline`, rounded up so that a wait never ends just short of it.
 int ms_until(clock_type::time_point deadline) {
@@ -50,9 +46,7 @@ control_connection::control_connection(int fd, std::string peer_description,
   , _peer(std::move(peer_description))
   , _max_queued_bytes(max_queued_bytes)
   , _decoder(max_frame) {
-    if (_fd < 0) {
-        programmer_error("constructed with an invalid fd");
-    }
+    RINGTAIL_ASSERT(_fd >= 0, "control connection constructed with an invalid fd ({})", _fd);
     // Whoever made the socket (accept, connect_tcp_blocking, socketpair), poll() must not block.
     const int flags = ::fcntl(_fd, F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK) == 0) {
@@ -85,13 +79,11 @@ void control_connection::send(control_type type, const nlohmann::json& body) {
     const std::size_t before = _out.size();
     append_control(_out, type, body);
     const std::size_t frame = _out.size() - before;
-    if (frame > std::size_t{ _decoder.max_frame() } + 4) {
-        // The peer's decoder would reject it and close the connection: a message this large must
-        // be built differently (split, or sent on another channel).
-        programmer_error(fmt::format("a {} message of {} bytes is over the {}-byte control frame "
-                                     "limit",
-                                     to_string(type), frame, _decoder.max_frame()));
-    }
+    // The peer's decoder would reject a larger one and close the connection: a message this
+    // large must be built differently (split, or sent on another channel).
+    RINGTAIL_ASSERT(frame <= std::size_t{ _decoder.max_frame() } + 4,
+                    "a {} message of {} bytes is over the {}-byte control frame limit",
+                    to_string(type), frame, _decoder.max_frame());
     ++_messages_sent;
 }
 

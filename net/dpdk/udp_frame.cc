@@ -1,5 +1,6 @@
 // Building and parsing the Ethernet + IPv4 + UDP headers of the DPDK back end's frames.
 #include "net/dpdk/udp_frame.h"
+#include "engine/assert.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -25,13 +26,6 @@ constexpr std::uint16_t ip_flag_df = 0x4000;
 constexpr std::uint16_t ip_flag_mf = 0x2000;
 constexpr std::uint16_t ip_frag_offset_mask = 0x1FFF;
 constexpr std::uint8_t default_ttl = 64;
-
-void require(bool condition, const char* what) {
-    if (!condition) {
-        log::error("udp_frame: {}", what);
-        std::abort();
-    }
-}
 
 void put16(std::byte* p, std::uint16_t v) {
     p[0] = static_cast<std::byte>(v >> 8);
@@ -106,7 +100,8 @@ std::uint16_t internet_checksum(std::span<const std::byte> bytes) {
 
 void write_udp_headers(std::span<std::byte, udp_frame_header_bytes> out, const udp_endpoint& src,
                        const udp_endpoint& dst, std::size_t payload_bytes) {
-    require(payload_bytes <= udp_payload_max_bytes, "payload too large for one IPv4 datagram");
+    RINGTAIL_ASSERT(payload_bytes <= udp_payload_max_bytes,
+                    "payload too large for one IPv4 datagram");
     std::byte* eth = out.data();
     std::memcpy(eth, dst.mac.data(), 6);
     std::memcpy(eth + 6, src.mac.data(), 6);
@@ -138,16 +133,10 @@ udp_header_template::udp_header_template(const udp_endpoint& src, const udp_endp
     _empty_sum = static_cast<std::uint16_t>(~checksum);
 }
 
-void udp_header_template::too_large(std::size_t payload_bytes) {
-    log::error("udp_frame: a payload of {} bytes is too large for one IPv4 datagram",
-               payload_bytes);
-    std::abort();
-}
-
 void build_udp_frame(std::span<std::byte> out, const udp_endpoint& src, const udp_endpoint& dst,
                      std::span<const std::byte> payload) {
-    require(out.size() == udp_frame_bytes(payload.size()),
-            "build_udp_frame: output size is not udp_frame_bytes(payload size)");
+    RINGTAIL_ASSERT(out.size() == udp_frame_bytes(payload.size()),
+                    "build_udp_frame: output size is not udp_frame_bytes(payload size)");
     write_udp_headers(out.first<udp_frame_header_bytes>(), src, dst, payload.size());
     std::byte* at = out.data() + udp_frame_header_bytes;
     if (!payload.empty() && payload.data() != at) {

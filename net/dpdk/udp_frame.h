@@ -20,6 +20,8 @@
 #include <span>
 #include <string_view>
 
+#include "engine/assert.h"
+
 namespace ringtail::net {
 
 inline constexpr std::size_t ethernet_header_bytes = 14;
@@ -71,9 +73,8 @@ public:
     udp_header_template(const udp_endpoint& src, const udp_endpoint& dst);
     // payload_bytes must not exceed udp_payload_max_bytes (asserted).
     void write(std::span<std::byte, udp_frame_header_bytes> out, std::size_t payload_bytes) const {
-        if (payload_bytes > udp_payload_max_bytes) [[unlikely]] {
-            too_large(payload_bytes);
-        }
+        RINGTAIL_ASSERT(payload_bytes <= udp_payload_max_bytes,
+                        "a payload of {} bytes is too large for one IPv4 datagram", payload_bytes);
         std::memcpy(out.data(), _bytes.data(), udp_frame_header_bytes);
         std::uint32_t sum = _empty_sum + static_cast<std::uint32_t>(payload_bytes);
         sum = (sum & 0xFFFF) + (sum >> 16);
@@ -93,7 +94,6 @@ private:
         p[0] = static_cast<std::byte>(v >> 8);
         p[1] = static_cast<std::byte>(v);
     }
-    [[noreturn]] static void too_large(std::size_t payload_bytes);
 
     std::array<std::byte, udp_frame_header_bytes> _bytes{};
     std::uint32_t _empty_sum = 0; // the one's complement sum of the IPv4 header, empty payload

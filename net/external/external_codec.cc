@@ -1,5 +1,6 @@
 // The external channel's framing: encoder and incremental decoder (WIRE.md §3).
 #include "net/external/external_codec.h"
+#include "engine/assert.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -22,11 +23,10 @@ std::uint16_t read_u16(const char* p) {
 } // namespace
 
 void append_external_frame(std::string& out, std::uint16_t id, std::string_view body) {
-    if (body.size() > std::numeric_limits<std::uint32_t>::max() - 2) {
-        // A programmer error: no reply this worker builds comes near 4 GiB.
-        std::fputs("external frame body too large for its u32 length field\n", stderr);
-        std::abort();
-    }
+    // No reply this worker builds comes near 4 GiB.
+    RINGTAIL_ASSERT(body.size() <= std::numeric_limits<std::uint32_t>::max() - 2,
+                    "external frame body of {} bytes too large for its u32 length field",
+                    body.size());
     const auto length = static_cast<std::uint32_t>(body.size() + 2);
     const char header[external_header_bytes] = {
         static_cast<char>(length >> 24), static_cast<char>(length >> 16),

@@ -24,6 +24,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/tools/tool_support.h"
+
 namespace {
 
 namespace po = boost::program_options;
@@ -31,9 +33,9 @@ namespace po = boost::program_options;
 // Exit codes: 0 all good, 1 a problem found, then sysexits (CLI.md).
 constexpr int exit_ok = 0;
 constexpr int exit_problems = 1;
-constexpr int exit_usage = 64;
-constexpr int exit_data_error = 65;
-constexpr int exit_no_input = 66;
+using ringtail::tools::exit_data_error;
+using ringtail::tools::exit_no_input;
+using ringtail::tools::exit_usage;
 
 constexpr std::size_t value_size = 8;
 

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/tools/tool_support.h"
 #include "net/external/external_codec.h"
 #include "net/io/host_port.h"
 #include "net/io/tcp_connect.h"
@@ -33,7 +34,7 @@ using ringtail::net::external_msg;
 using ringtail::net::to_id;
 
 constexpr int exit_failed = 1;
-constexpr int exit_usage = 64;
+using ringtail::tools::exit_usage;
 // Replies list every key a worker holds: far larger than a request may be.
 constexpr std::uint32_t max_reply_bytes = 256u << 20;
 

@@ -64,8 +64,8 @@ using ringtail::net::udp_endpoint;
 using ringtail::tools::usage_error;
 
 constexpr int exit_lost = 1; // the run worked but frames were lost or damaged
-constexpr int exit_usage = 64;
-constexpr int exit_unavailable = 69;
+using ringtail::tools::exit_unavailable;
+using ringtail::tools::exit_usage;
 
 constexpr std::uint16_t burst_max = 32;
 // Payload: [u64 seq][u64 send_ns][filler, byte i = (seq + i) mod 256][u32 crc32c of the rest].
@@ -1006,7 +1006,7 @@ int main(int argc, char** argv) {
         ringtail::clock::calibrate(); // the transport's clock, as in a worker
     }
     if (auto s = ringtail::net::dpdk_eal::init(o.eal_args); !s) {
-        die(static_cast<int>(s.err().code), s.err().message);
+        die(ringtail::exit_code(s.err().code), s.err().message);
     }
     int rc = 0;
     {
@@ -1016,7 +1016,7 @@ int main(int argc, char** argv) {
         config.queues = o.queues;
         auto port = ringtail::net::dpdk_port::open(config);
         if (!port) {
-            die(static_cast<int>(port.err().code), port.err().message);
+            die(ringtail::exit_code(port.err().code), port.err().message);
         }
         if ((*port)->queues() < o.queues) {
             fmt::print(stderr,
@@ -1028,7 +1028,7 @@ int main(int argc, char** argv) {
         // Both ends run as many lanes as the port opened with (--queues on both, and as much EAL
         // memory): a memif pair needs the same queue count at each end.
         if (auto s = (*port)->start((*port)->queues()); !s) {
-            die(static_cast<int>(s.err().code), s.err().message);
+            die(ringtail::exit_code(s.err().code), s.err().message);
         }
         // The line a test waits for before it starts the peer (a memif server listens from here).
         fmt::print(stderr, "ringtail-dpdk-pingpong: {} open, mac {}, waiting for the link\n",

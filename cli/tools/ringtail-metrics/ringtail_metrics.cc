@@ -39,9 +39,10 @@ namespace {
 namespace po = boost::program_options;
 using ringtail::net::hub_metric;
 
-constexpr int exit_usage = 64;
-constexpr int exit_unavailable = 69;
-constexpr int exit_cant_create = 73;
+using ringtail::tools::exit_cant_create;
+using ringtail::tools::exit_io_error;
+using ringtail::tools::exit_unavailable;
+using ringtail::tools::exit_usage;
 
 // A worker sends a period's PAYLOADs back to back; this long without more ends the period.
 constexpr std::uint64_t period_quiet_ns = 200'000'000;
@@ -471,7 +472,7 @@ int main(int argc, char** argv) {
     h.run(deadline);
     ::close(*fd);
     if (json_out != nullptr && std::fclose(json_out) != 0) {
-        die(74, fmt::format("cannot write {}: {}", o.write_file, std::strerror(errno)));
+        die(exit_io_error, fmt::format("cannot write {}: {}", o.write_file, std::strerror(errno)));
     }
     return 0;
 }

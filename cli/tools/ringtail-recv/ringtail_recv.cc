@@ -42,11 +42,11 @@ namespace po = boost::program_options;
 
 // Exit codes: 2 for --timeout (as asked by the tests that use it), the rest sysexits (CLI.md).
 constexpr int exit_timed_out = 2;
-constexpr int exit_usage = 64;
-constexpr int exit_no_input = 66;
-constexpr int exit_unavailable = 69;
-constexpr int exit_cant_create = 73;
-constexpr int exit_io_error = 74;
+using ringtail::tools::exit_cant_create;
+using ringtail::tools::exit_io_error;
+using ringtail::tools::exit_no_input;
+using ringtail::tools::exit_unavailable;
+using ringtail::tools::exit_usage;
 
 constexpr std::size_t read_chunk = 256 * 1024;
 constexpr std::size_t output_buffer_size = 4 * 1024 * 1024;

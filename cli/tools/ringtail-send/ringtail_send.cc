@@ -46,10 +46,10 @@ using ringtail::net::host_port;
 
 // Exit codes: the sysexits values of CLI.md, plus 1 for a network failure (as giles does).
 constexpr int exit_network = 1;
-constexpr int exit_usage = 64;
-constexpr int exit_data_error = 65;
-constexpr int exit_no_input = 66;
-constexpr int exit_cant_create = 73;
+using ringtail::tools::exit_cant_create;
+using ringtail::tools::exit_data_error;
+using ringtail::tools::exit_no_input;
+using ringtail::tools::exit_usage;
 
 constexpr std::uint64_t unlimited = std::numeric_limits<std::uint64_t>::max();
 
