@@ -368,8 +368,9 @@ int run_worker(int argc, char** argv, application& app) {
                   o.metrics_period_ms);
     }
     if (o.metrics_listen) {
-        auto endpoint = net::http_endpoint::open(control_loop.loop(), *o.metrics_listen, app.name(),
-                                                 o.name, member ? member->net() : "socket", {});
+        auto endpoint = net::http_endpoint::open(
+          control_loop.loop(), *o.metrics_listen, app.name(), o.name,
+          std::string(net::to_string(member ? member->net() : net::transport_kind::socket)), {});
         if (!endpoint) {
             return fail(endpoint.err());
         }
@@ -463,7 +464,7 @@ int run_worker(int argc, char** argv, application& app) {
             t->say_goodbye(); // the exchange threads have stopped: ours now
         }
         member->stop();
-        if (dpdk && member->net() == "dpdk") {
+        if (dpdk && member->net() == net::transport_kind::dpdk) {
             // Nothing polls the port any more, but a peer may still: when a memif port's peer
             // goes away, the PMD's interrupt thread unmaps the shared rings, and an rx_burst
             // running meanwhile in the peer can fault (DPDK 22.11). So the port stays open until

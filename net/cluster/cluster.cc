@@ -91,13 +91,6 @@ result<control_msg> await(control_connection& conn, std::deque<control_msg>& inb
     }
 }
 
-json worker_json(const worker_info& w) {
-    return json{
-        { "name", w.name }, { "data", w.data.to_string() }, { "shards", w.shards },
-        { "mac", w.mac },   { "queues", w.queues },
-    };
-}
-
 } // namespace
 
 std::uint64_t app_fingerprint(const application& app) {
@@ -147,11 +140,7 @@ result<std::unique_ptr<cluster_member>> cluster_member::form(const cluster_confi
 }
 
 std::vector<std::uint32_t> cluster_member::shards_per_worker() const {
-    std::vector<std::uint32_t> out;
-    for (const auto& w : _workers) {
-        out.push_back(w.shards);
-    }
-    return out;
+    return net::shards_per_worker(_workers);
 }
 
 // ---- formation ---------------------------------------------------------------------------------
@@ -183,6 +172,8 @@ status cluster_member::form_as_initializer() {
     };
     std::vector<candidate> cands;
     std::size_t welcomed = 0;
+    const initializer_facts facts{ _config.app_name, _config.app_fingerprint, expected,
+                                   _config.dpdk != nullptr, _config.dpdk_required };
     while (welcomed + 1 < expected) {
         if (_config.interrupted && _config.interrupted()) {
             return error{ errc::unavailable, formation_interrupted, reason::formation_interrupted };
@@ -214,65 +205,30 @@ status cluster_member::form_as_initializer() {
                 if (m.type != control_type::hello || c.welcomed) {
                     continue;
                 }
-                auto name = get_string(m.body, "name");
-                auto app = get_string(m.body, "app");
-                auto fingerprint = get_u64(m.body, "fingerprint");
-                auto count = get_u64(m.body, "worker_count");
-                auto data = get_string(m.body, "data");
-                auto shards = get_u64(m.body, "shards");
-                const std::string mac = get_string(m.body, "mac").value_or("");
-                const std::uint64_t queues = get_u64(m.body, "queues").value_or(1);
-                const bool requires_dpdk = get_bool(m.body, "dpdk_required").value_or(false);
-                std::string refusal;
-                result<host_port> data_addr =
-                  data ? parse_host_port(*data) : result<host_port>(error{ errc::usage, "" });
-                if (!name || name->empty() || !app || !fingerprint || !count || !data_addr ||
-                    !shards || *shards == 0 || *shards > 4096 || queues == 0 || queues > 4096) {
-                    refusal = "its HELLO is incomplete or malformed";
-                } else if (*app != _config.app_name) {
-                    refusal = "it runs application '" + *app + "', the cluster runs '" +
-                              _config.app_name + "'";
-                } else if (*fingerprint != _config.app_fingerprint) {
-                    refusal = "it runs another build or shape of '" + *app +
-                              "' (stages or version differ); run the same executable everywhere";
-                } else if (*count != 0 && *count != expected) {
-                    refusal = "its --worker-count is " + std::to_string(*count) +
-                              ", the initializer's is " + std::to_string(expected);
-                } else if (!mac.empty() && !mac_from_string(mac)) {
-                    refusal = "its HELLO carries a malformed MAC address";
-                } else if (_config.dpdk_required && mac.empty()) {
-                    refusal = "it has no usable DPDK port, and the initializer runs with --net "
-                              "dpdk; start it with --net dpdk and EAL arguments after --";
-                } else if (requires_dpdk && _config.dpdk == nullptr) {
-                    refusal = "it requires --net dpdk, but the initializer has no DPDK port; "
-                              "start the initializer with --net dpdk or auto and EAL arguments";
-                } else {
-                    bool taken = *name == "initializer";
-                    for (auto& other : cands) {
-                        taken = taken || (other.welcomed && other.info.name == *name);
-                    }
-                    if (taken) {
-                        refusal =
-                          "the worker name '" + *name + "' is already taken in this cluster";
+                std::vector<std::string> names_taken;
+                for (const auto& other : cands) {
+                    if (other.welcomed) {
+                        names_taken.push_back(other.info.name);
                     }
                 }
-                if (!refusal.empty()) {
+                auto joining = check_hello(m.body, facts, names_taken);
+                if (!joining) {
+                    const std::string& refusal = joining.err().message;
                     log::warn("cluster: refused {}: {}", c.conn->peer(), refusal);
                     c.conn->send(control_type::reject, json{ { "reason", refusal } });
                     c.conn->flush(std::chrono::milliseconds(500));
                     c.conn->close();
                     continue;
                 }
-                host_port addr = data_addr.value();
-                if (unspecified(addr.host)) {
-                    addr.host = peer_ip(c.conn->fd());
+                c.info = std::move(joining.value());
+                if (unspecified(c.info.data.host)) {
+                    c.info.data.host = peer_ip(c.conn->fd());
                 }
-                c.info = worker_info{ *name, addr, static_cast<std::uint32_t>(*shards), mac,
-                                      static_cast<std::uint32_t>(queues) };
                 c.welcomed = true;
                 ++welcomed;
                 c.conn->send(control_type::welcome, json::object());
-                log::info("cluster: worker '{}' joined ({} of {})", *name, welcomed + 1, expected);
+                log::info("cluster: worker '{}' joined ({} of {})", c.info.name, welcomed + 1,
+                          expected);
             }
             if (c.conn->closed() && c.welcomed) {
                 log::warn("cluster: worker '{}' disconnected before the cluster formed ({})",
@@ -290,23 +246,15 @@ status cluster_member::form_as_initializer() {
             _workers.push_back(c.info);
         }
     }
-    json workers = json::array();
-    bool all_dpdk = true;
-    for (const auto& w : _workers) {
-        workers.push_back(worker_json(w));
-        all_dpdk = all_dpdk && !w.mac.empty();
-    }
-    _net = all_dpdk ? "dpdk" : "socket";
-    std::uint32_t index = 1;
+    _net = choose_transport(_workers);
+    topology told{ _token, 1, _workers, _net };
     for (auto& c : cands) {
         if (!c.welcomed) {
             continue;
         }
-        c.conn->send(
-          control_type::topology,
-          json{ { "token", _token }, { "index", index }, { "workers", workers }, { "net", _net } });
-        _links.push_back(link{ std::move(c.conn), index, steady::now() });
-        ++index;
+        c.conn->send(control_type::topology, topology_body(told));
+        _links.push_back(link{ std::move(c.conn), told.index, steady::now() });
+        ++told.index;
     }
     for (auto& l : _links) {
         l.conn->flush(std::chrono::seconds(2));
@@ -355,16 +303,15 @@ status cluster_member::form_as_worker() {
     }
     auto conn = std::make_unique<control_connection>(
       fd, "the initializer at " + _config.control.to_string(), cluster_max_control_frame);
-    conn->send(control_type::hello,
-               json{ { "name", _config.name },
-                     { "app", _config.app_name },
-                     { "fingerprint", _config.app_fingerprint },
-                     { "worker_count", _config.worker_count },
-                     { "data", my_data.to_string() },
-                     { "shards", _config.shards },
-                     { "mac", _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "" },
-                     { "queues", _config.dpdk ? _config.dpdk->queues() : 1u },
-                     { "dpdk_required", _config.dpdk_required } });
+    hello me;
+    me.worker = worker_info{ _config.name, my_data, _config.shards,
+                             _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "",
+                             _config.dpdk ? _config.dpdk->queues() : 1u };
+    me.app = _config.app_name;
+    me.fingerprint = _config.app_fingerprint;
+    me.worker_count = _config.worker_count;
+    me.dpdk_required = _config.dpdk_required;
+    conn->send(control_type::hello, hello_body(me));
     std::deque<control_msg> inbox;
     auto answer =
       await(*conn, inbox, { control_type::welcome, control_type::reject },
@@ -383,48 +330,24 @@ status cluster_member::form_as_worker() {
     if (!topology) {
         return topology.err();
     }
-    const json& body = topology.value().body;
-    auto token = get_u64(body, "token");
-    auto index = get_u64(body, "index");
-    const json* workers = get_array(body, "workers");
-    if (!token || !index || workers == nullptr || *index == 0 || *index >= workers->size()) {
-        return error{ errc::unavailable, "cluster: the initializer sent a malformed topology" };
+    // A worker's data host left unspecified is the initializer's: where we reached it.
+    auto told = read_topology(topology.value().body, _config.control.host);
+    if (!told) {
+        return told.err();
     }
-    for (const auto& w : *workers) {
-        auto name = get_string(w, "name");
-        auto data = get_string(w, "data");
-        auto shards = get_u64(w, "shards");
-        const std::uint64_t queues = get_u64(w, "queues").value_or(1);
-        auto addr = data ? parse_host_port(*data) : result<host_port>(error{ errc::usage, "" });
-        if (!name || !addr || !shards || *shards == 0 || queues == 0 || queues > 4096) {
-            return error{ errc::unavailable, "cluster: the initializer sent a malformed topology" };
-        }
-        host_port a = addr.value();
-        if (unspecified(a.host)) {
-            a.host = _config.control.host; // the initializer listens where we reached it
-        }
-        _workers.push_back(worker_info{ *name, a, static_cast<std::uint32_t>(*shards),
-                                        get_string(w, "mac").value_or(""),
-                                        static_cast<std::uint32_t>(queues) });
+    if (auto s = check_transport(told->net, _config.dpdk != nullptr, _config.dpdk_required); !s) {
+        return s.err();
     }
-    _net = get_string(body, "net").value_or("socket");
-    if (_net == "dpdk" && _config.dpdk == nullptr) {
-        return error{ errc::unavailable, "cluster: the initializer chose DPDK, but this worker "
-                                         "has no DPDK port" };
-    }
-    if (_net != "dpdk" && _config.dpdk_required) {
-        return error{ errc::unavailable,
-                      "cluster: this worker requires --net dpdk, but the cluster's data channel "
-                      "runs on kernel sockets (a worker has no usable DPDK port)" };
-    }
-    _token = *token;
-    _self = static_cast<std::uint32_t>(*index);
+    _workers = std::move(told->workers);
+    _net = told->net;
+    _token = told->token;
+    _self = told->index;
     _links.push_back(link{ std::move(conn), 0, steady::now() });
     return build_mesh();
 }
 
 status cluster_member::build_mesh() {
-    if (_net == "dpdk") {
+    if (_net == transport_kind::dpdk) {
         std::vector<udp_endpoint> endpoints;
         for (const auto& given : _config.dpdk_peer_macs) {
             const std::string& name = given.first;
@@ -449,11 +372,7 @@ status cluster_member::build_mesh() {
         }
         // One lane per queue pair that every worker has: lane l of each worker sends on its queue
         // l to the others' queue l, so the lanes never share a queue or a thread.
-        std::uint32_t lanes = _config.dpdk->queues();
-        for (const auto& w : _workers) {
-            lanes = std::min(lanes, w.queues);
-        }
-        lanes = std::max(lanes, 1u);
+        const std::uint32_t lanes = lane_count(_config.dpdk->queues(), _workers);
         // A memif or ring port starts here with `lanes` queue pairs, the same count at both ends;
         // any other port was started by open().
         const std::uint16_t opened = _config.dpdk->queues();

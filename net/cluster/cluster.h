@@ -42,6 +42,7 @@
 #include "net/channel/socket_transport.h"
 #include "net/channel/udp_socket_link.h"
 #include "net/cluster/control_connection.h"
+#include "net/cluster/formation.h"
 #include "net/dpdk/dpdk_link.h"
 #include "net/fault/faulty_link.h"
 #include "net/io/host_port.h"
@@ -85,16 +86,6 @@ struct cluster_config {
 // its `why` (reason::formation_interrupted), not this text.
 inline constexpr const char* formation_interrupted = "stopped before the cluster formed";
 
-struct worker_info {
-    std::string name;
-    host_port data;
-    std::uint32_t shards = 1;
-    std::string mac; // its DPDK port's MAC, "" when it has none
-    // The queue pairs its DPDK port has (1 without one): the data channel runs as many lanes as
-    // the worker with the fewest has (DESIGN.md §4).
-    std::uint32_t queues = 1;
-};
-
 // The application's fingerprint: name, stages (kind, name, partitions) and the build, hashed.
 std::uint64_t app_fingerprint(const application& app);
 
@@ -114,8 +105,8 @@ public:
     // The data channel's lanes, one transport each (several only on DPDK, one queue pair each);
     // the runtime's exchange threads drive them once the runtime starts.
     std::vector<ringtail::transport*> transports() const;
-    // "dpdk" or "socket": the data channel's back end.
-    const std::string& net() const { return _net; }
+    // The data channel's back end.
+    transport_kind net() const { return _net; }
     // One line on the datagram channel's protocol counters (DPDK, or UDP sockets under
     // RINGTAIL_TEST_FAULTS); "" on the TCP mesh. After the exchange stopped.
     std::string data_channel_report() const;
@@ -184,7 +175,7 @@ private:
     int _data_listen_fd = -1;
     int _control_listen_fd = -1;
     std::vector<link> _links; // initializer: one per other worker; others: one, to it
-    std::string _net = "socket";
+    transport_kind _net = transport_kind::socket;
     // Per lane (DESIGN.md §4): lane l runs on the DPDK port's queue pair l.
     std::vector<std::unique_ptr<dpdk_link>> _dpdk_links;
     std::unique_ptr<udp_socket_link> _udp_link; // sockets with RINGTAIL_TEST_FAULTS only
