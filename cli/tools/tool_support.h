@@ -3,11 +3,18 @@
 // one executable built from its own folder (cli/CMakeLists.txt).
 #pragma once
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <unistd.h>
+#include <vector>
 
+#include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include "engine/result.h"
@@ -32,6 +39,52 @@ struct usage_error {
 [[noreturn]] inline void die(std::string_view tool, int code, std::string_view line) {
     fmt::print(stderr, "{}: {}\n", tool, line);
     std::exit(code);
+}
+
+// Reads `args` (the command line without the program name) against `desc`; a flag it does not
+// know, a missing value or a value of the wrong type is a usage_error with Boost's message.
+inline boost::program_options::variables_map parse_command_line(
+  const std::vector<std::string>& args, const boost::program_options::options_description& desc) {
+    namespace po = boost::program_options;
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(desc).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw usage_error{ e.what() };
+    }
+    return vm;
+}
+
+// As above, for main's argc/argv.
+inline boost::program_options::variables_map parse_command_line(
+  int argc, char** argv, const boost::program_options::options_description& desc) {
+    return parse_command_line(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc),
+                              desc);
+}
+
+// The options' table as --help prints it.
+inline std::string options_text(const boost::program_options::options_description& desc) {
+    std::ostringstream text;
+    text << desc;
+    return text.str();
+}
+
+// Writes `text` to `path` beside it and renames it there, so that a reader polling for the file
+// (a script waiting for a ready file) never sees it half-written; on failure prints one line and
+// exits with exit_cant_create.
+inline void write_file_atomically(std::string_view tool, const std::string& path,
+                                  std::string_view text) {
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        die(tool, exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    }
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::close(fd) == 0 && ok;
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        die(tool, exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    }
 }
 
 // Set by SIGINT/SIGTERM once on_stop_signals() or block_stop_signals() installed the handler.

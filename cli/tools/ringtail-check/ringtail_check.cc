@@ -81,9 +81,7 @@ Exit: 0 no problem, 1 a problem, 64 bad flags, 65 malformed file (the byte offse
 66 a file that cannot be read.
 )";
 
-struct usage_error {
-    std::string message;
-};
+using ringtail::tools::usage_error;
 
 // A file that cannot be read (66) or that is not what it should be (65).
 struct file_error {
@@ -311,17 +309,9 @@ std::optional<options> parse_options(int argc, char** argv) {
       "format", po::value<std::string>(), "of the --output files: frames (default) or lines")(
       "json", po::bool_switch(), "report as one JSON object")(
       "max-report", po::value<std::string>(), "at most this many per-key lines (default 20)");
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw usage_error{ e.what() };
-    }
+    const po::variables_map vm = ringtail::tools::parse_command_line(argc, argv, desc);
     if (vm.count("help")) {
-        std::ostringstream text;
-        text << desc;
-        fmt::print("{}\n{}", usage_text, text.str());
+        fmt::print("{}\n{}", usage_text, ringtail::tools::options_text(desc));
         return std::nullopt;
     }
     options o;

@@ -38,9 +38,7 @@ using ringtail::tools::exit_usage;
 // Replies list every key a worker holds: far larger than a request may be.
 constexpr std::uint32_t max_reply_bytes = 256u << 20;
 
-struct usage_error {
-    std::string message;
-};
+using ringtail::tools::usage_error;
 struct run_error {
     std::string message;
 };
@@ -152,14 +150,8 @@ parsed parse(int argc, char** argv) {
           "count,c", po::value<std::uint32_t>(), "shrink by this many workers")(
           "workers,w", po::value<std::string>(), "shrink by these workers (comma-separated)");
     }
-    po::variables_map vm;
-    try {
-        std::vector<std::string> args(argv + first, argv + argc);
-        po::store(po::command_line_parser(args).options(desc).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw usage_error{ e.what() };
-    }
+    const po::variables_map vm = ringtail::tools::parse_command_line(
+      std::vector<std::string>(argv + first, argv + argc), desc);
     parsed p;
     if (vm.count("help")) {
         std::fputs(usage_text, stdout);

@@ -226,9 +226,7 @@ options parse(int argc, char** argv) {
         if (vm.count("help") != 0) {
             fmt::print("usage: ringtail-dpdk-pingpong --mode "
                        "send|echo|probe|channel-send|channel-recv [options] -- <EAL args>\n");
-            std::ostringstream text;
-            text << desc;
-            fmt::print("{}", text.str());
+            fmt::print("{}", ringtail::tools::options_text(desc));
             std::exit(0);
         }
         po::notify(vm);

@@ -75,16 +75,8 @@ std::optional<options> parse_options(int argc, char** argv) {
       "write", po::value<std::string>(),
       "also append every PAYLOAD to this file as one JSON object per line")(
       "duration", po::value<std::string>(), "exit 0 after this many seconds");
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw usage_error{ e.what() };
-    }
+    const po::variables_map vm = ringtail::tools::parse_command_line(argc, argv, desc);
     if (vm.count("help")) {
-        std::ostringstream text;
-        text << desc;
         fmt::print(
           "usage: ringtail-metrics -l host:port [options]\n"
           "Listens as a Wallaroo monitoring hub and prints, per worker and period, every metric:\n"
@@ -93,7 +85,7 @@ std::optional<options> parse_options(int argc, char** argv) {
           "each is the bin upper bound (2^i - 1 ns) of the bin holding that rank, capped at the\n"
           "exact max, so they may read up to 2x high. pipeline-ingestion rows are counts only.\n"
           "{}",
-          text.str());
+          ringtail::tools::options_text(desc));
         return std::nullopt;
     }
     options o;
@@ -124,18 +116,7 @@ std::optional<options> parse_options(int argc, char** argv) {
 }
 
 void write_ready_file(const std::string& path, std::uint16_t port) {
-    // Written beside and renamed, so a reader polling for the file never sees it half-written.
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-    }
-    const std::string text = fmt::format("{}\n", port);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::close(fd) == 0 && ok;
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-    }
+    ringtail::tools::write_file_atomically("ringtail-metrics", path, fmt::format("{}\n", port));
 }
 
 // 1234 -> "1.23us"; latencies in the table.

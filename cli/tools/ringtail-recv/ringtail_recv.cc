@@ -127,17 +127,10 @@ std::optional<recv_options> parse_options(int argc, char** argv) {
       "schedule-file", po::value<std::string>(),
       "with --latency-field order-id: the sender's --schedule-file (\"start_ns rate\"), read when "
       "the first frame arrives");
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw usage_error{ e.what() };
-    }
+    const po::variables_map vm = ringtail::tools::parse_command_line(argc, argv, desc);
     if (vm.count("help")) {
-        std::ostringstream text;
-        text << desc;
-        fmt::print("usage: ringtail-recv -l host:port [options]\n{}", text.str());
+        fmt::print("usage: ringtail-recv -l host:port [options]\n{}",
+                   ringtail::tools::options_text(desc));
         return std::nullopt;
     }
     recv_options o;
@@ -307,18 +300,7 @@ std::string peer_name(const sockaddr_in& sa) {
 }
 
 void write_ready_file(const std::string& path, std::uint16_t port) {
-    // Written beside and renamed, so a reader polling for the file never sees it half-written.
-    std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-    }
-    std::string text = fmt::format("{}\n", port);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::close(fd) == 0 && ok;
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-    }
+    ringtail::tools::write_file_atomically("ringtail-recv", path, fmt::format("{}\n", port));
 }
 
 int listen_on(const ringtail::net::host_port& hp, std::uint16_t& bound_port) {
@@ -627,18 +609,9 @@ private:
 
     double us_at(double p) const { return static_cast<double>(_hist.value_at_percentile(p)) / 1e3; }
 
+    // Written beside and renamed, so a script never reads half a file.
     void write_file(const std::string& path, const std::string& text) {
-        // Written beside and renamed, so a script never reads half a file.
-        std::string tmp = path + ".tmp";
-        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-        }
-        bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-        ok = ::close(fd) == 0 && ok;
-        if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-            die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-        }
+        ringtail::tools::write_file_atomically("ringtail-recv", path, text);
     }
 
     void finish_latency() {

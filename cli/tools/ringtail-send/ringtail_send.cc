@@ -178,18 +178,10 @@ std::optional<send_options> parse_options(int argc, char** argv) {
       "(message k is due at start + k * 1e9 / rate)")("connect-timeout", po::value<std::string>(),
                                                       "seconds to keep retrying (default 10)");
 
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw usage_error{ e.what() };
-    }
+    const po::variables_map vm = ringtail::tools::parse_command_line(argc, argv, desc);
     if (vm.count("help")) {
         fmt::print("{}\n", usage_text);
-        std::ostringstream text;
-        text << desc;
-        fmt::print("{}", text.str());
+        fmt::print("{}", ringtail::tools::options_text(desc));
         return std::nullopt;
     }
 
@@ -409,17 +401,8 @@ void add_binary_file(file_image& fi, const std::vector<char>& data, const std::s
 // receiver then computes exactly the sender's due times); written beside and renamed, so that a
 // reader polling for it never sees half a line.
 void write_schedule_file(const std::string& path, std::uint64_t start_ns, double rate) {
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        die(exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-    }
-    const std::string text = fmt::format("{} {}\n", start_ns, rate);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::close(fd) == 0 && ok;
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        die(exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-    }
+    ringtail::tools::write_file_atomically("ringtail-send", path,
+                                           fmt::format("{} {}\n", start_ns, rate));
 }
 
 // One TCP connection to a receiver, written with blocking sends.
