@@ -7,7 +7,6 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <string>
 #include <type_traits>
 
@@ -48,12 +47,6 @@ void append(std::string& out, T value) {
     std::byte buf[sizeof(T)];
     write(buf, value);
     out.append(reinterpret_cast<const char*>(buf), sizeof buf);
-}
-
-// Appends a `[u32 N][payload]` frame.
-inline void append_frame(std::string& out, std::span<const std::byte> payload) {
-    append<std::uint32_t>(out, static_cast<std::uint32_t>(payload.size()));
-    out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
 }
 
 } // namespace ringtail::be
