@@ -92,12 +92,12 @@ int run_worker(int argc, char** argv, application& app) {
                   "it); the core is only kept free of the other threads",
                   *o.eventlog_core);
     }
-    // The threads that get no core of their own (this one, the acceptor, the cluster's control
-    // thread, the external channel, the HTTP endpoint, the metrics thread without --metrics-core,
-    // the exchange lanes without --control-core) inherit this thread's affinity, set here before
-    // any of them starts: the control subsystem's cores, off the shards' when cores allow
-    // (DESIGN.md §2), and always within --cpus. Shards and the threads given a core are pinned
-    // there by the runtime later.
+    // The threads that get no core of their own (this one, the control event loop that accepts
+    // sources and serves the external channel and the HTTP endpoint, the cluster's control
+    // thread, the metrics thread without --metrics-core, the exchange lanes without
+    // --control-core) inherit this thread's affinity, set here before any of them starts: the
+    // control subsystem's cores, off the shards' when cores allow (DESIGN.md §2), and always
+    // within --cpus. Shards and the threads given a core are pinned there by the runtime later.
     {
         cpu_set_t set;
         CPU_ZERO(&set);
