@@ -17,6 +17,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "engine/fd.h"
 #include "engine/result.h"
 
 namespace ringtail::tools {
@@ -76,12 +77,12 @@ inline std::string options_text(const boost::program_options::options_descriptio
 inline void write_file_atomically(std::string_view tool, const std::string& path,
                                   std::string_view text) {
     const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) {
         die(tool, exit_cant_create, fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
     }
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::close(fd) == 0 && ok;
+    bool ok = ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = fd.close() && ok;
     if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
         die(tool, exit_cant_create, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
     }

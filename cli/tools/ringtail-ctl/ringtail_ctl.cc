@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/tools/tool_support.h"
+#include "engine/fd.h"
 #include "net/external/external_codec.h"
 #include "net/io/host_port.h"
 #include "net/io/tcp_connect.h"
@@ -275,14 +276,11 @@ int run(const parsed& p) {
     if (!ip) {
         throw run_error{ "cannot connect to " + where + ": " + ip.err().message };
     }
-    const int fd = ringtail::net::open_tcp_socket();
-    if (fd < 0) {
-        throw run_error{ std::string("socket: ") + std::strerror(-fd) };
+    const ringtail::unique_fd sock(ringtail::net::open_tcp_socket());
+    if (!sock.valid()) {
+        throw run_error{ std::string("socket: ") + std::strerror(-sock.get()) };
     }
-    struct closer {
-        int fd;
-        ~closer() { ::close(fd); }
-    } guard{ fd };
+    const int fd = sock.get();
     if (int err = ringtail::net::begin_connect(fd, *ip, p.to.port); err != 0) {
         throw run_error{ "cannot connect to " + where + ": " + std::strerror(err) };
     }

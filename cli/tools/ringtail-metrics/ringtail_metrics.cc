@@ -30,6 +30,7 @@
 
 #include "cli/tools/tool_support.h"
 #include "engine/clock.h"
+#include "engine/fd.h"
 #include "net/io/host_port.h"
 #include "net/io/tcp_listener.h"
 #include "net/metrics/metrics_hub_codec.h"
@@ -224,19 +225,13 @@ void print_period(const std::string& topic, const std::string& worker,
 }
 
 struct connection {
-    int fd = -1;
+    ringtail::unique_fd fd;
     std::string peer;
     std::string in;
     std::string topic = "?";
     std::string worker = "?";
     std::vector<hub_metric> period; // the PAYLOADs of the period being received
     std::uint64_t last_payload_ns = 0;
-
-    ~connection() {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
 };
 
 class hub {
@@ -258,7 +253,7 @@ public:
             fds.push_back(pollfd{
               _listen_fd, static_cast<short>(_conns.size() < max_connections ? POLLIN : 0), 0 });
             for (const auto& c : _conns) {
-                fds.push_back(pollfd{ c->fd, POLLIN, 0 });
+                fds.push_back(pollfd{ c->fd.get(), POLLIN, 0 });
             }
             std::uint64_t wait_ns = 100'000'000;
             if (deadline_ns) {
@@ -274,12 +269,12 @@ public:
                 }
             }
             for (auto& c : _conns) {
-                if (c->fd >= 0 && !c->period.empty() &&
+                if (c->fd.valid() && !c->period.empty() &&
                     now - c->last_payload_ns > period_quiet_ns) {
                     print_period(c->topic, c->worker, c->period);
                 }
             }
-            std::erase_if(_conns, [](const auto& c) { return c->fd < 0; });
+            std::erase_if(_conns, [](const auto& c) { return !c->fd.valid(); });
             if ((fds[0].revents & POLLIN) != 0) {
                 accept_all();
             }
@@ -294,13 +289,13 @@ private:
         while (_conns.size() < max_connections) {
             sockaddr_in sa{};
             socklen_t len = sizeof sa;
-            const int fd = ::accept4(_listen_fd, reinterpret_cast<sockaddr*>(&sa), &len,
-                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) {
+            ringtail::unique_fd fd(::accept4(_listen_fd, reinterpret_cast<sockaddr*>(&sa), &len,
+                                             SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!fd.valid()) {
                 return;
             }
             auto c = std::make_unique<connection>();
-            c->fd = fd;
+            c->fd = std::move(fd);
             char ip[INET_ADDRSTRLEN] = "?";
             ::inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
             c->peer = fmt::format("{}:{}", ip, ntohs(sa.sin_port));
@@ -314,14 +309,13 @@ private:
                        why);
         }
         print_period(c.topic, c.worker, c.period);
-        ::close(c.fd);
-        c.fd = -1;
+        c.fd.reset();
     }
 
     void read_from(connection& c, std::uint64_t now) {
         char buf[65536];
         for (;;) {
-            const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+            const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
             if (n == 0) {
                 if (!c.in.empty()) {
                     close_connection(c, "closed in the middle of a frame");
@@ -437,21 +431,22 @@ int main(int argc, char** argv) {
                 fmt::format("cannot open {}: {}", o.write_file, std::strerror(errno)));
         }
     }
-    auto fd = ringtail::net::listen_tcp(o.listen, 64);
-    if (!fd) {
-        die(fd.err().code == ringtail::errc::usage ? exit_usage : exit_unavailable,
-            fd.err().message);
+    auto listened = ringtail::net::listen_tcp(o.listen, 64);
+    if (!listened) {
+        die(listened.err().code == ringtail::errc::usage ? exit_usage : exit_unavailable,
+            listened.err().message);
     }
+    ringtail::unique_fd listen_fd(*listened);
     if (!o.ready_file.empty()) {
-        write_ready_file(o.ready_file, ringtail::net::bound_port(*fd));
+        write_ready_file(o.ready_file, ringtail::net::bound_port(listen_fd.get()));
     }
     std::optional<std::uint64_t> deadline;
     if (o.duration_s) {
         deadline = now_ns() + static_cast<std::uint64_t>(*o.duration_s * 1e9);
     }
-    hub h(*fd, json_out);
+    hub h(listen_fd.get(), json_out);
     h.run(deadline);
-    ::close(*fd);
+    listen_fd.reset();
     if (json_out != nullptr && std::fclose(json_out) != 0) {
         die(exit_io_error, fmt::format("cannot write {}: {}", o.write_file, std::strerror(errno)));
     }

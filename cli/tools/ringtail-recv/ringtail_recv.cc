@@ -33,6 +33,7 @@
 
 #include "cli/tools/tool_support.h"
 #include "engine/clock.h"
+#include "engine/fd.h"
 #include "engine/histogram.h"
 #include "net/io/host_port.h"
 
@@ -285,7 +286,7 @@ private:
 
 // One accepted connection; `in` holds bytes read but not yet consumed (a frame cut by a read).
 struct connection {
-    int fd = -1;
+    ringtail::unique_fd fd;
     std::string peer;
     std::vector<char> in;
     std::size_t filled = 0;
@@ -303,27 +304,28 @@ void write_ready_file(const std::string& path, std::uint16_t port) {
     ringtail::tools::write_file_atomically("ringtail-recv", path, fmt::format("{}\n", port));
 }
 
-int listen_on(const ringtail::net::host_port& hp, std::uint16_t& bound_port) {
+ringtail::unique_fd listen_on(const ringtail::net::host_port& hp, std::uint16_t& bound_port) {
     auto addr = ringtail::net::resolve_ipv4(hp.host);
     if (!addr) {
         die(exit_usage, addr.err().message);
     }
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    ringtail::unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) {
         die(exit_unavailable, fmt::format("socket: {}", std::strerror(errno)));
     }
     int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(hp.port);
     sa.sin_addr.s_addr = addr.value();
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 128) != 0) {
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        ::listen(fd.get(), 128) != 0) {
         die(exit_unavailable,
             fmt::format("cannot listen on {}: {}", hp.to_string(), std::strerror(errno)));
     }
     socklen_t len = sizeof sa;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
     bound_port = ntohs(sa.sin_port);
     return fd;
 }
@@ -347,7 +349,7 @@ public:
             fds.clear();
             fds.push_back(pollfd{ listen_fd, POLLIN, 0 });
             for (const auto& c : _conns) {
-                fds.push_back(pollfd{ c.fd, POLLIN, 0 });
+                fds.push_back(pollfd{ c.fd.get(), POLLIN, 0 });
             }
             timespec wait{};
             timespec* wait_ptr = nullptr;
@@ -380,7 +382,6 @@ public:
             // Walk backwards: a closed connection is erased without disturbing the others.
             for (std::size_t i = fds.size() - 1; i >= 1 && !_done; --i) {
                 if (fds[i].revents != 0 && !read_from(_conns[i - 1])) {
-                    ::close(_conns[i - 1].fd);
                     _conns.erase(_conns.begin() + static_cast<std::ptrdiff_t>(i - 1));
                 }
             }
@@ -393,13 +394,14 @@ private:
     void accept_one(int listen_fd) {
         sockaddr_in sa{};
         socklen_t len = sizeof sa;
-        int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
-        if (fd < 0) {
+        ringtail::unique_fd fd(
+          ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC));
+        if (!fd.valid()) {
             return; // the client gave up before we got to it; nothing to count
         }
         ++_connections;
         connection c;
-        c.fd = fd;
+        c.fd = std::move(fd);
         c.peer = peer_name(sa);
         c.in.resize(read_chunk);
         _conns.push_back(std::move(c));
@@ -410,7 +412,7 @@ private:
         if (c.in.size() - c.filled < read_chunk / 4) {
             c.in.resize(std::max(c.in.size(), c.filled + read_chunk));
         }
-        ssize_t n = ::read(c.fd, c.in.data() + c.filled, c.in.size() - c.filled);
+        ssize_t n = ::read(c.fd.get(), c.in.data() + c.filled, c.in.size() - c.filled);
         if (n < 0 && errno == EINTR) {
             return true;
         }
@@ -582,11 +584,11 @@ private:
     void read_schedule() {
         const std::uint64_t give_up = now_ns() + schedule_wait_ns;
         while (true) {
-            int fd = ::open(_o.schedule_file.c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) {
+            ringtail::unique_fd fd(::open(_o.schedule_file.c_str(), O_RDONLY | O_CLOEXEC));
+            if (fd.valid()) {
                 char text[128] = {};
-                ssize_t got = ::read(fd, text, sizeof text - 1);
-                ::close(fd);
+                ssize_t got = ::read(fd.get(), text, sizeof text - 1);
+                fd.reset();
                 unsigned long long start = 0;
                 double rate = 0;
                 if (got > 0 && std::sscanf(text, "%llu %lf", &start, &rate) == 2 &&
@@ -713,23 +715,23 @@ int main(int argc, char** argv) {
     // stdout reader becomes an EPIPE write error instead.
     ringtail::tools::block_stop_signals();
 
-    int out_fd = STDOUT_FILENO;
+    ringtail::unique_fd out_file;
     if (!o.out_file.empty() && !o.no_write) {
-        out_fd = ::open(o.out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out_fd < 0) {
+        out_file.reset(::open(o.out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!out_file.valid()) {
             die(exit_cant_create,
                 fmt::format("cannot create {}: {}", o.out_file, std::strerror(errno)));
         }
     }
     std::uint16_t port = 0;
-    int listen_fd = listen_on(o.listen, port);
+    const ringtail::unique_fd listen_fd = listen_on(o.listen, port);
     if (!o.ready_file.empty()) {
         write_ready_file(o.ready_file, port);
     }
-    output_writer out(out_fd, o.no_write);
+    output_writer out(out_file.valid() ? out_file.get() : STDOUT_FILENO, o.no_write);
     receiver r(o, out);
-    int rc = r.run(listen_fd);
-    if (out_fd != STDOUT_FILENO && ::close(out_fd) != 0) {
+    int rc = r.run(listen_fd.get());
+    if (out_file.valid() && !out_file.close()) {
         die(exit_io_error, fmt::format("cannot write {}: {}", o.out_file, std::strerror(errno)));
     }
     return rc;

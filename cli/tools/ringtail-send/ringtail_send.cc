@@ -37,6 +37,7 @@
 
 #include "cli/tools/tool_support.h"
 #include "engine/clock.h"
+#include "engine/fd.h"
 #include "net/io/host_port.h"
 
 namespace {
@@ -319,8 +320,8 @@ std::uint32_t load_be32(const char* p) {
 }
 
 std::vector<char> read_whole_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    ringtail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
         die(exit_no_input, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
     }
     std::vector<char> data;
@@ -330,7 +331,7 @@ std::vector<char> read_whole_file(const std::string& path) {
         if (used == data.size()) {
             data.resize(data.size() * 2);
         }
-        ssize_t n = ::read(fd, data.data() + used, data.size() - used);
+        ssize_t n = ::read(fd.get(), data.data() + used, data.size() - used);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -342,7 +343,7 @@ std::vector<char> read_whole_file(const std::string& path) {
         }
         used += static_cast<std::size_t>(n);
     }
-    ::close(fd);
+    fd.reset();
     data.resize(used);
     return data;
 }
@@ -408,12 +409,12 @@ void write_schedule_file(const std::string& path, std::uint64_t start_ns, double
 // One TCP connection to a receiver, written with blocking sends.
 struct connection {
     host_port address;
-    int fd = -1;
+    ringtail::unique_fd fd;
     std::vector<char> pending; // the bytes of the current batch for this connection
 };
 
 // Connects, retrying every 100 ms (the receiver may not be up yet) until the deadline.
-int connect_with_retry(const host_port& hp, std::uint64_t deadline_ns) {
+ringtail::unique_fd connect_with_retry(const host_port& hp, std::uint64_t deadline_ns) {
     auto addr = ringtail::net::resolve_ipv4(hp.host);
     if (!addr) {
         die(exit_network, addr.err().message);
@@ -424,36 +425,36 @@ int connect_with_retry(const host_port& hp, std::uint64_t deadline_ns) {
     sa.sin_addr.s_addr = addr.value();
     std::string last_error = "timed out";
     while (!stop_requested) {
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
+        ringtail::unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!fd.valid()) {
             die(exit_network, fmt::format("socket: {}", std::strerror(errno)));
         }
-        int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+        int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
         if (rc < 0 && errno == EINPROGRESS) {
             // Non-blocking connect so that a black-holed address cannot outlast the deadline.
             std::uint64_t now = now_ns();
             int wait_ms =
               now >= deadline_ns ? 0 : static_cast<int>((deadline_ns - now) / 1'000'000);
-            pollfd p{ fd, POLLOUT, 0 };
+            pollfd p{ fd.get(), POLLOUT, 0 };
             int ready = ::poll(&p, 1, std::max(wait_ms, 1));
             int so_error = ETIMEDOUT;
             socklen_t len = sizeof so_error;
             if (ready == 1) {
-                ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+                ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &so_error, &len);
             }
             rc = so_error == 0 ? 0 : -1;
             errno = so_error;
         }
         if (rc == 0) {
-            int flags = ::fcntl(fd, F_GETFL);
-            ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+            int flags = ::fcntl(fd.get(), F_GETFL);
+            ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
             int one = 1;
             // Batches are already large; a small paced batch should leave at once.
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             return fd;
         }
         last_error = std::strerror(errno);
-        ::close(fd);
+        fd.reset();
         std::uint64_t now = now_ns();
         if (now >= deadline_ns) {
             break;
@@ -581,7 +582,7 @@ void flush_pending(std::vector<connection>& conns, bool no_write, std::uint64_t 
         std::size_t done = 0;
         while (!no_write && done < c.pending.size()) {
             ssize_t n =
-              ::send(c.fd, c.pending.data() + done, c.pending.size() - done, MSG_NOSIGNAL);
+              ::send(c.fd.get(), c.pending.data() + done, c.pending.size() - done, MSG_NOSIGNAL);
             if (n < 0 && errno == EINTR) {
                 continue; // a stop signal lands between batches; finish this one first
             }
@@ -701,8 +702,8 @@ int run(const send_options& o) {
     for (auto& c : conns) {
         // Our half-close tells the receiver the stream is complete; the kernel still delivers
         // everything queued.
-        ::shutdown(c.fd, SHUT_WR);
-        ::close(c.fd);
+        ::shutdown(c.fd.get(), SHUT_WR);
+        c.fd.reset();
     }
     std::string line =
       fmt::format("{} {} messages, {} bytes in {:.3f} s ({:.0f} msgs/s)",

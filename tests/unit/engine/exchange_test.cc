@@ -23,6 +23,7 @@
 #include "engine/big_endian.h"
 #include "engine/clock.h"
 #include "engine/detail/wakeup.h"
+#include "engine/fd.h"
 #include "engine/partition.h"
 #include "engine/remote_codec.h"
 #include "engine/runtime.h"
@@ -47,9 +48,8 @@ struct memory_wire {
     struct inbox {
         std::mutex mu;
         std::deque<frame> frames;
-        int event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        unique_fd event_fd{ ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
         bool closed = false;
-        ~inbox() { ::close(event_fd); }
     };
     // One inbox per worker and lane: lane l of one worker sends to lane l of another.
     explicit memory_wire(std::uint32_t workers, std::uint32_t lanes = 1)
@@ -65,7 +65,7 @@ struct memory_wire {
         std::lock_guard lock(in.mu);
         in.frames.push_back(std::move(f));
         std::uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(in.event_fd, &one, sizeof one);
+        [[maybe_unused]] auto n = ::write(in.event_fd.get(), &one, sizeof one);
     }
     std::uint32_t workers;
     std::uint32_t lanes;
@@ -86,7 +86,7 @@ public:
       , _credit(wire.workers, initial_credit)
       , _alive(wire.workers, true) {}
     std::uint32_t peer_count() const override { return _wire.workers; }
-    int wait_fd() const override { return _poll_mode ? -1 : _wire.of(_self, _lane).event_fd; }
+    int wait_fd() const override { return _poll_mode ? -1 : _wire.of(_self, _lane).event_fd.get(); }
     std::uint64_t next_deadline_ns() const override { return _next_deadline_ns; }
     std::size_t poll(transport_events& events) override {
         polls.fetch_add(1, std::memory_order_relaxed);
@@ -99,7 +99,7 @@ public:
             std::lock_guard lock(in.mu);
             frames.swap(in.frames);
             std::uint64_t v;
-            [[maybe_unused]] auto n = ::read(in.event_fd, &v, sizeof v);
+            [[maybe_unused]] auto n = ::read(in.event_fd.get(), &v, sizeof v);
         }
         for (auto& f : frames) {
             if (f.credit) {

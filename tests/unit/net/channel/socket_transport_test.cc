@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/big_endian.h"
+#include "engine/fd.h"
 #include "net/channel/data_mesh.h"
 #include "net/io/tcp_listener.h"
 
@@ -127,21 +128,17 @@ struct transport_pair {
 
 // A transport for worker 0 whose peer, worker 1, is a raw socket the test writes to.
 struct raw_peer {
-    int raw = -1;
+    unique_fd raw;
     std::unique_ptr<socket_transport> t;
     recorder r;
     explicit raw_peer(socket_transport_config config = bare_config()) {
         auto [a, b] = make_socketpair();
-        raw = b;
+        raw.reset(b);
         t = std::make_unique<socket_transport>(std::vector<int>{ -1, a }, 0, config);
     }
-    ~raw_peer() {
-        if (raw >= 0) {
-            ::close(raw);
-        }
-    }
     void write(const std::string& s) {
-        ASSERT_EQ(::send(raw, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
+        ASSERT_EQ(::send(raw.get(), s.data(), s.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(s.size()));
     }
     bool pump_until_lost(std::chrono::milliseconds timeout = 5s) {
         return net::pump(
@@ -298,12 +295,12 @@ void run_traffic(std::vector<std::unique_ptr<socket_transport>>& ts,
 
 // Listens on n loopback ports and builds the mesh with one thread per worker.
 std::vector<std::vector<int>> loopback_mesh(std::uint32_t n, std::uint64_t token = 0x5EED) {
-    std::vector<int> listeners;
+    std::vector<unique_fd> listeners;
     std::vector<host_port> addresses;
     for (std::uint32_t i = 0; i < n; ++i) {
         auto l = listen_tcp({ "127.0.0.1", 0 });
         EXPECT_TRUE(l.ok()) << l.err().message;
-        listeners.push_back(*l);
+        listeners.emplace_back(*l);
         addresses.push_back({ "127.0.0.1", bound_port(*l) });
     }
     std::vector<std::optional<result<std::vector<int>>>> results(n);
@@ -311,7 +308,7 @@ std::vector<std::vector<int>> loopback_mesh(std::uint32_t n, std::uint64_t token
     for (std::uint32_t i = 0; i < n; ++i) {
         threads.emplace_back([&, i] {
             data_mesh_config config{ token, i, addresses, 5s };
-            results[i] = build_data_mesh(listeners[i], config);
+            results[i] = build_data_mesh(listeners[i].get(), config);
         });
     }
     for (auto& t : threads) {
@@ -319,7 +316,7 @@ std::vector<std::vector<int>> loopback_mesh(std::uint32_t n, std::uint64_t token
     }
     std::vector<std::vector<int>> fds;
     for (std::uint32_t i = 0; i < n; ++i) {
-        ::close(listeners[i]);
+        listeners[i].reset();
         EXPECT_TRUE(results[i]->ok()) << results[i]->err().message;
         fds.push_back(results[i]->ok() ? results[i]->value() : std::vector<int>(n, -1));
     }
@@ -419,8 +416,7 @@ TEST(socket_transport, closing_in_the_middle_of_a_frame_says_so) {
     std::string frame;
     append_data_frame(frame, data_frame_type::data, 0, 1, as_span(std::string("payload")));
     p.write(frame.substr(0, 10));
-    ::close(p.raw);
-    p.raw = -1;
+    p.raw.reset();
     ASSERT_TRUE(p.pump_until_lost());
     EXPECT_EQ(p.r.lost[0].second, "connection closed in the middle of a frame");
 }

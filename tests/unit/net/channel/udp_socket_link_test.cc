@@ -24,6 +24,7 @@
 
 #include "engine/big_endian.h"
 #include "engine/clock.h"
+#include "engine/fd.h"
 #include "net/fault/faulty_link.h"
 #include "net/io/tcp_listener.h"
 
@@ -85,12 +86,12 @@ std::vector<std::pair<peer_id, std::string>> receive_some(udp_socket_link& link,
 }
 
 // A plain UDP socket on 127.0.0.1, not one of the workers.
-int plain_socket() {
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+unique_fd plain_socket() {
+    unique_fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
     return fd;
 }
 
@@ -155,12 +156,12 @@ TEST(udp_socket_link, foreign_self_sent_and_oversized_datagrams_are_dropped_and_
     auto& b = *links[1];
     const std::uint16_t b_port = bound_port(b.wait_fd());
 
-    int stranger = plain_socket();
-    send_plain(stranger, b_port, "not a worker");
+    unique_fd stranger = plain_socket();
+    send_plain(stranger.get(), b_port, "not a worker");
     b.send(1, bytes_of("to myself"));                     // from ourselves
     a.send(1, bytes_of(std::string(4000, 'x')));          // beyond B's 1472 bytes
     links[2]->send(1, bytes_of("from the third worker")); // a known peer: delivered
-    ::close(stranger);
+    stranger.reset();
 
     std::vector<std::pair<peer_id, std::string>> got;
     const auto deadline = steady::now() + std::chrono::seconds(5);
@@ -181,14 +182,15 @@ TEST(udp_socket_link, foreign_self_sent_and_oversized_datagrams_are_dropped_and_
 TEST(udp_socket_link, bind_errors_are_one_line_results) {
     auto first = bind_udp(host_port{ "127.0.0.1", 0 });
     ASSERT_TRUE(first) << first.err().message;
-    const std::uint16_t port = bound_port(first.value());
+    unique_fd first_fd(first.value());
+    const std::uint16_t port = bound_port(first_fd.get());
     auto again =
       udp_socket_link::open(host_port{ "127.0.0.1", port }, 0, { host_port{ "127.0.0.1", port } });
     ASSERT_FALSE(again);
     EXPECT_EQ(again.err().code, errc::unavailable);
     EXPECT_NE(again.err().message.find("already in use"), std::string::npos) << again.err().message;
     EXPECT_EQ(again.err().message.find('\n'), std::string::npos);
-    ::close(first.value());
+    first_fd.reset();
 
     auto bad_host = bind_udp(host_port{ "no-such-host.invalid", 1 });
     ASSERT_FALSE(bad_host);

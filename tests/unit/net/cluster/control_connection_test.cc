@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/fd.h"
 #include "net/io/tcp_listener.h"
 
 namespace ringtail::net {
@@ -22,13 +23,13 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 struct socket_pair {
-    int a = -1;
-    int b = -1;
+    unique_fd a;
+    unique_fd b;
     explicit socket_pair(int buffer_bytes = 0) {
         int fds[2];
         EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-        a = fds[0];
-        b = fds[1];
+        a.reset(fds[0]);
+        b.reset(fds[1]);
         if (buffer_bytes > 0) {
             for (int fd : fds) {
                 ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
@@ -69,8 +70,8 @@ bool drive(std::vector<control_connection*> conns, std::vector<std::vector<contr
 
 TEST(ControlConnection, ManyMessagesBothWaysInOrder) {
     socket_pair sp(16 * 1024);
-    control_connection a(sp.a, "peer b");
-    control_connection b(sp.b, "peer a");
+    control_connection a(sp.a.release(), "peer b");
+    control_connection b(sp.b.release(), "peer a");
     EXPECT_EQ(a.peer(), "peer b");
     constexpr std::uint64_t count = 20000;
     std::vector<control_msg> at_a, at_b;
@@ -109,8 +110,8 @@ TEST(ControlConnection, ManyMessagesBothWaysInOrder) {
 
 TEST(ControlConnection, LargeMessageTakesSeveralReadsAndWrites) {
     socket_pair sp(32 * 1024);
-    control_connection a(sp.a, "b");
-    control_connection b(sp.b, "a");
+    control_connection a(sp.a.release(), "b");
+    control_connection b(sp.b.release(), "a");
     std::string big(500 * 1000, 'x');
     for (std::size_t i = 0; i < big.size(); i += 7) {
         big[i] = static_cast<char>('a' + i % 26);
@@ -138,9 +139,9 @@ TEST(ControlConnection, LargeMessageTakesSeveralReadsAndWrites) {
 
 TEST(ControlConnection, PeerCloseIsReported) {
     socket_pair sp;
-    control_connection a(sp.a, "b");
+    control_connection a(sp.a.release(), "b");
     {
-        control_connection b(sp.b, "a");
+        control_connection b(sp.b.release(), "a");
         b.send(control_type::leaving, json{ { "why", "done" } });
         EXPECT_TRUE(b.flush(1s));
         b.close();
@@ -165,11 +166,11 @@ TEST(ControlConnection, PeerCloseIsReported) {
 
 TEST(ControlConnection, PeerCloseMidFrameIsReported) {
     socket_pair sp;
-    control_connection a(sp.a, "b");
+    control_connection a(sp.a.release(), "b");
     const std::string frame = encode_control(control_type::hello, json{ { "w", "x" } });
-    ASSERT_EQ(::write(sp.b, frame.data(), frame.size() - 3),
+    ASSERT_EQ(::write(sp.b.get(), frame.data(), frame.size() - 3),
               static_cast<ssize_t>(frame.size() - 3));
-    ::close(sp.b);
+    sp.b.reset();
     std::vector<control_msg> got;
     ASSERT_TRUE(drive({ &a }, { &got }, [&] { return a.closed(); }));
     EXPECT_EQ(a.close_reason(), "connection closed mid-frame");
@@ -178,11 +179,11 @@ TEST(ControlConnection, PeerCloseMidFrameIsReported) {
 
 TEST(ControlConnection, GarbageClosesWithTheDecodersReason) {
     socket_pair sp;
-    control_connection a(sp.a, "worker9 at 10.0.0.9:7000");
+    control_connection a(sp.a.release(), "worker9 at 10.0.0.9:7000");
     std::string bytes = encode_control(control_type::hello, json{ { "n", 1 } });
     bytes += std::string("\x00\x00\x00\x10garbage garbage!", 20);
     bytes += encode_control(control_type::welcome, json{ { "n", 2 } });
-    ASSERT_EQ(::write(sp.b, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(::write(sp.b.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
     std::vector<control_msg> got;
     ASSERT_TRUE(drive({ &a }, { &got }, [&] { return a.closed(); }));
     EXPECT_NE(a.close_reason().find("not a Ringtail control-channel frame"), std::string::npos)
@@ -192,27 +193,27 @@ TEST(ControlConnection, GarbageClosesWithTheDecodersReason) {
     ASSERT_EQ(got.size(), 1u); // the frame before the garbage, nothing after it
     EXPECT_EQ(got[0].type, control_type::hello);
     EXPECT_EQ(a.messages_received(), 1u);
-    ::close(sp.b);
+    sp.b.reset();
 }
 
 TEST(ControlConnection, CorruptChecksumCloses) {
     socket_pair sp;
-    control_connection a(sp.a, "b");
+    control_connection a(sp.a.release(), "b");
     std::string bytes = encode_control(control_type::ready, json{ { "n", 1 } });
     bytes[bytes.size() - 2] ^= 0x20;
-    ASSERT_EQ(::write(sp.b, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(::write(sp.b.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
     std::vector<control_msg> got;
     ASSERT_TRUE(drive({ &a }, { &got }, [&] { return a.closed(); }));
     EXPECT_EQ(a.decode_error(), control_error::bad_checksum);
     EXPECT_NE(a.close_reason().find("checksum"), std::string::npos) << a.close_reason();
     EXPECT_TRUE(got.empty());
-    ::close(sp.b);
+    sp.b.reset();
 }
 
 TEST(ControlConnection, CallbackMayReplyAndClose) {
     socket_pair sp;
-    control_connection a(sp.a, "b");
-    control_connection b(sp.b, "a");
+    control_connection a(sp.a.release(), "b");
+    control_connection b(sp.b.release(), "a");
     for (std::uint64_t i = 0; i < 10; ++i) {
         a.send(control_type::query, json{ { "i", i } });
     }
@@ -244,7 +245,7 @@ TEST(ControlConnection, CallbackMayReplyAndClose) {
 
 TEST(ControlConnection, FlushGivesUpWhenThePeerDoesNotRead) {
     socket_pair sp(16 * 1024);
-    control_connection a(sp.a, "b");
+    control_connection a(sp.a.release(), "b");
     a.send(control_type::topology, json{ { "blob", std::string(900'000, 'x') } });
     const auto start = std::chrono::steady_clock::now();
     EXPECT_FALSE(a.flush(50ms));
@@ -253,12 +254,12 @@ TEST(ControlConnection, FlushGivesUpWhenThePeerDoesNotRead) {
     EXPECT_LT(took, 2s);
     EXPECT_TRUE(a.wants_write());
     EXPECT_FALSE(a.closed());
-    ::close(sp.b);
+    sp.b.reset();
 }
 
 TEST(ControlConnection, UnreadOutputBeyondTheBoundCloses) {
     socket_pair sp(16 * 1024);
-    control_connection a(sp.a, "b", control_default_max_frame, 100'000);
+    control_connection a(sp.a.release(), "b", control_default_max_frame, 100'000);
     const json body{ { "blob", std::string(10'000, 'x') } };
     for (int i = 0; i < 200 && !a.closed(); ++i) {
         a.send(control_type::heartbeat, body);
@@ -266,25 +267,25 @@ TEST(ControlConnection, UnreadOutputBeyondTheBoundCloses) {
     }
     ASSERT_TRUE(a.closed());
     EXPECT_NE(a.close_reason().find("not reading"), std::string::npos) << a.close_reason();
-    ::close(sp.b);
+    sp.b.reset();
 
     // One message larger than the bound is taken when nothing waits before it; the bound applies
     // to the backlog a send finds.
     socket_pair sp2(16 * 1024);
-    control_connection c(sp2.a, "d", control_default_max_frame, 1000);
+    control_connection c(sp2.a.release(), "d", control_default_max_frame, 1000);
     c.send(control_type::topology, json{ { "blob", std::string(100'000, 'x') } });
     EXPECT_FALSE(c.closed());
     EXPECT_GT(c.queued_bytes(), 100'000u);
     c.send(control_type::heartbeat, json::object());
     EXPECT_TRUE(c.closed());
-    ::close(sp2.b);
+    sp2.b.reset();
 }
 
 TEST(ControlConnection, PeerGoneBeforeAWriteIsReported) {
     socket_pair sp;
-    control_connection a(sp.a, "b");
+    control_connection a(sp.a.release(), "b");
     a.send(control_type::heartbeat, json::object());
-    ::close(sp.b);
+    sp.b.reset();
     std::vector<control_msg> got;
     ASSERT_TRUE(drive({ &a }, { &got }, [&] { return a.closed(); }));
     // A Unix socket reports the peer's close as EOF or EPIPE, depending on which comes first.
@@ -294,12 +295,13 @@ TEST(ControlConnection, PeerGoneBeforeAWriteIsReported) {
 TEST(ControlConnection, ConnectsOverLoopback) {
     auto listener = listen_tcp({ "127.0.0.1", 0 });
     ASSERT_TRUE(listener.ok()) << listener.err().message;
-    const std::uint16_t port = bound_port(*listener);
+    unique_fd listening(*listener);
+    const std::uint16_t port = bound_port(listening.get());
     auto fd = connect_tcp_blocking({ "127.0.0.1", port }, 2s);
     ASSERT_TRUE(fd.ok()) << fd.err().message;
-    pollfd p{ *listener, POLLIN, 0 };
+    pollfd p{ listening.get(), POLLIN, 0 };
     ASSERT_EQ(::poll(&p, 1, 2000), 1);
-    const int accepted = ::accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC);
+    const int accepted = ::accept4(listening.get(), nullptr, nullptr, SOCK_CLOEXEC);
     ASSERT_GE(accepted, 0);
     control_connection client(*fd, "initializer");
     control_connection server(accepted, "worker2");
@@ -308,7 +310,7 @@ TEST(ControlConnection, ConnectsOverLoopback) {
     ASSERT_TRUE(drive({ &client, &server }, { &at_client, &at_server },
                       [&] { return at_server.size() == 1; }));
     EXPECT_EQ(get_string(at_server[0].body, "worker"), "worker2");
-    ::close(*listener);
+    listening.reset();
 
     // Nobody listens there any more: refused, one line naming the address.
     auto refused = connect_tcp_blocking({ "127.0.0.1", port }, 2s);

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/fd.h"
 #include "net/io/tcp_listener.h"
 
 namespace ringtail::net {
@@ -19,8 +20,7 @@ class fake_shard final : public shard_context {
 public:
     fake_shard()
       : _epoll(::epoll_create1(EPOLL_CLOEXEC)) {}
-    ~fake_shard() override { ::close(_epoll); }
-    int epoll_fd() const override { return _epoll; }
+    int epoll_fd() const override { return _epoll.get(); }
     std::uint32_t shard_index() const override { return 0; }
     bool can_admit() const override { return true; }
     bool stopping() const override { return false; }
@@ -32,17 +32,17 @@ public:
     }
     void wait(int ms) {
         epoll_event ev[8];
-        ::epoll_wait(_epoll, ev, 8, ms);
+        ::epoll_wait(_epoll.get(), ev, 8, ms);
     }
 
 private:
-    int _epoll;
+    unique_fd _epoll;
 };
 
 // A receiver on loopback: accepts (non-blocking) and collects what it reads.
 struct receiver {
-    int listen_fd = -1;
-    int conn = -1;
+    unique_fd listen_fd;
+    unique_fd conn;
     int connections = 0;
     bool eof = false;
     std::string got;
@@ -50,23 +50,14 @@ struct receiver {
     explicit receiver(std::uint16_t port) {
         auto l = listen_tcp({ "127.0.0.1", port });
         EXPECT_TRUE(l.ok()) << l.err().message;
-        listen_fd = l.ok() ? *l : -1;
+        listen_fd.reset(l.ok() ? *l : -1);
     }
-    ~receiver() {
-        close_connection();
-        ::close(listen_fd);
-    }
-    void close_connection() {
-        if (conn >= 0) {
-            ::close(conn);
-            conn = -1;
-        }
-    }
+    void close_connection() { conn.reset(); }
     // Accepts a pending connection and reads up to `max_bytes` of what is there.
     void pump(std::size_t max_bytes = SIZE_MAX) {
-        if (conn < 0) {
-            conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (conn < 0) {
+        if (!conn.valid()) {
+            conn.reset(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!conn.valid()) {
                 return;
             }
             ++connections;
@@ -74,7 +65,7 @@ struct receiver {
         }
         char buf[65536];
         while (max_bytes > 0) {
-            ssize_t n = ::recv(conn, buf, std::min(sizeof buf, max_bytes), 0);
+            ssize_t n = ::recv(conn.get(), buf, std::min(sizeof buf, max_bytes), 0);
             if (n > 0) {
                 got.append(buf, static_cast<std::size_t>(n));
                 max_bytes -= static_cast<std::size_t>(n);
@@ -89,9 +80,8 @@ struct receiver {
 std::uint16_t free_port() {
     auto l = listen_tcp({ "127.0.0.1", 0 });
     EXPECT_TRUE(l.ok());
-    std::uint16_t port = bound_port(*l);
-    ::close(*l);
-    return port;
+    const unique_fd listening(*l);
+    return bound_port(listening.get());
 }
 
 std::span<const std::byte> as_bytes(const std::string& s) {
@@ -159,7 +149,7 @@ TEST(tcp_sink, request_close_finishes_only_after_all_pending_bytes_are_written) 
     fake_shard shard;
     tcp_sink sink({ "127.0.0.1", port }, "slow");
     ASSERT_TRUE(run_until(
-      sink, shard, [&] { r.pump(0); }, [&] { return sink.connected() && r.conn >= 0; }));
+      sink, shard, [&] { r.pump(0); }, [&] { return sink.connected() && r.conn.valid(); }));
 
     // More than the loopback socket buffers hold, while the receiver reads nothing.
     std::string expected(24 << 20, '\0');

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/fd.h"
 #include "net/io/tcp_listener.h"
 
 namespace ringtail::net {
@@ -23,8 +24,7 @@ class fake_shard final : public shard_context {
 public:
     fake_shard()
       : _epoll(::epoll_create1(EPOLL_CLOEXEC)) {}
-    ~fake_shard() override { ::close(_epoll); }
-    int epoll_fd() const override { return _epoll; }
+    int epoll_fd() const override { return _epoll.get(); }
     std::uint32_t shard_index() const override { return 0; }
     bool can_admit() const override { return admit; }
     bool stopping() const override { return stop; }
@@ -43,7 +43,7 @@ public:
     // Waits up to `ms` for an epoll event, as a shard's idle wait would; returns the event count.
     int wait(int ms) {
         epoll_event ev[8];
-        int n = ::epoll_wait(_epoll, ev, 8, ms);
+        int n = ::epoll_wait(_epoll.get(), ev, 8, ms);
         for (int i = 0; i < n; ++i) {
             void* const ptr = ev[i].data.ptr; // epoll_event is packed: no reference to it
             EXPECT_EQ(ptr, nullptr);
@@ -58,43 +58,37 @@ public:
     std::vector<std::uint32_t> protocol_errors;
 
 private:
-    int _epoll;
+    unique_fd _epoll;
 };
 
 // A connected loopback pair: `client` is blocking (the test writes with it), `server` is
 // non-blocking as the acceptor hands it over.
 struct loopback_pair {
-    int client = -1;
-    int server = -1;
+    unique_fd client;
+    int server = -1; // handed to the connection under test, which closes it
     loopback_pair() {
         auto l = listen_tcp({ "127.0.0.1", 0 });
         EXPECT_TRUE(l.ok());
-        client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        client.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const unique_fd listening(*l);
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
-        sa.sin_port = htons(bound_port(*l));
+        sa.sin_port = htons(bound_port(listening.get()));
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+        EXPECT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
         for (int i = 0; i < 5000 && server < 0; ++i) {
-            server = ::accept4(*l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            server = ::accept4(listening.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (server < 0) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
             }
         }
         EXPECT_GE(server, 0);
-        ::close(*l);
     }
-    ~loopback_pair() { close_client(); }
-    void close_client() {
-        if (client >= 0) {
-            ::close(client);
-            client = -1;
-        }
-    }
+    void close_client() { client.reset(); }
     void send_all(const std::string& bytes) const {
         std::size_t off = 0;
         while (off < bytes.size()) {
-            ssize_t n = ::send(client, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+            ssize_t n = ::send(client.get(), bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
             ASSERT_GT(n, 0);
             off += static_cast<std::size_t>(n);
         }
@@ -211,7 +205,7 @@ TEST(tcp_source_connection, oversized_frame_closes_and_counts) {
     EXPECT_EQ(shard.protocol_errors, std::vector<std::uint32_t>{ 2 });
     // The server side is closed: the client sees the end of the stream (or a reset).
     char c;
-    EXPECT_LE(::recv(pair.client, &c, 1, 0), 0);
+    EXPECT_LE(::recv(pair.client.get(), &c, 1, 0), 0);
 }
 
 TEST(tcp_source_connection, close_mid_frame_counts) {

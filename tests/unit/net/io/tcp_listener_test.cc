@@ -6,22 +6,25 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/fd.h"
+
 namespace ringtail::net {
 namespace {
 
 TEST(tcp_listener, port_zero_picks_a_free_port_nonblocking_and_cloexec) {
     auto fd = listen_tcp({ "127.0.0.1", 0 });
     ASSERT_TRUE(fd.ok()) << fd.err().message;
-    EXPECT_NE(bound_port(*fd), 0);
-    EXPECT_NE(::fcntl(*fd, F_GETFL) & O_NONBLOCK, 0);
-    EXPECT_NE(::fcntl(*fd, F_GETFD) & FD_CLOEXEC, 0);
-    ::close(*fd);
+    const unique_fd listening(*fd);
+    EXPECT_NE(bound_port(listening.get()), 0);
+    EXPECT_NE(::fcntl(listening.get(), F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_NE(::fcntl(listening.get(), F_GETFD) & FD_CLOEXEC, 0);
 }
 
 TEST(tcp_listener, port_in_use_is_unavailable_with_one_clear_line) {
     auto first = listen_tcp({ "127.0.0.1", 0 });
     ASSERT_TRUE(first.ok()) << first.err().message;
-    std::uint16_t port = bound_port(*first);
+    const unique_fd listening(*first);
+    std::uint16_t port = bound_port(listening.get());
     auto second = listen_tcp({ "127.0.0.1", port });
     ASSERT_FALSE(second.ok());
     EXPECT_EQ(second.err().code, errc::unavailable);
@@ -30,7 +33,6 @@ TEST(tcp_listener, port_in_use_is_unavailable_with_one_clear_line) {
                    ": address already in use; stop the process using it or choose another "
                    "port");
     EXPECT_EQ(m.find('\n'), std::string::npos);
-    ::close(*first);
 }
 
 TEST(tcp_listener, address_of_another_machine_is_a_usage_error) {

@@ -19,6 +19,7 @@
 
 #include "engine/application.h"
 #include "engine/big_endian.h"
+#include "engine/fd.h"
 #include "net/io/tcp_listener.h"
 #include "net/metrics/metrics_hub_client.h"
 
@@ -342,22 +343,16 @@ public:
     explicit test_hub(std::uint16_t port = 0) {
         auto fd = listen_tcp(host_port{ "127.0.0.1", port });
         EXPECT_TRUE(fd.ok()) << (fd.ok() ? "" : fd.err().message);
-        _listen_fd = fd.ok() ? *fd : -1;
-        _port = bound_port(_listen_fd);
-    }
-    ~test_hub() {
-        close_connection();
-        if (_listen_fd >= 0) {
-            ::close(_listen_fd);
-        }
+        _listen_fd.reset(fd.ok() ? *fd : -1);
+        _port = bound_port(_listen_fd.get());
     }
     std::uint16_t port() const { return _port; }
 
     // Accepts if nobody is connected, reads what is there; returns true if anything happened.
     bool pump() {
-        if (_conn_fd < 0) {
-            _conn_fd = ::accept4(_listen_fd, nullptr, nullptr, SOCK_NONBLOCK);
-            if (_conn_fd < 0) {
+        if (!_conn_fd.valid()) {
+            _conn_fd.reset(::accept4(_listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK));
+            if (!_conn_fd.valid()) {
                 return false;
             }
             ++accepted;
@@ -365,7 +360,7 @@ public:
         char buf[65536];
         bool any = false;
         for (;;) {
-            ssize_t n = ::recv(_conn_fd, buf, sizeof buf, 0);
+            ssize_t n = ::recv(_conn_fd.get(), buf, sizeof buf, 0);
             if (n <= 0) {
                 break;
             }
@@ -387,10 +382,7 @@ public:
         return any;
     }
     void close_connection() {
-        if (_conn_fd >= 0) {
-            ::close(_conn_fd);
-            _conn_fd = -1;
-        }
+        _conn_fd.reset();
         _bytes.clear();
     }
     std::size_t payloads() const {
@@ -405,8 +397,8 @@ public:
     int accepted = 0;
 
 private:
-    int _listen_fd = -1;
-    int _conn_fd = -1;
+    unique_fd _listen_fd;
+    unique_fd _conn_fd;
     std::uint16_t _port = 0;
     std::string _bytes;
 };
@@ -455,9 +447,8 @@ TEST(MetricsHubClient, DeliversConnectJoinAndPayloads) {
 std::uint16_t free_port() {
     auto fd = listen_tcp(host_port{ "127.0.0.1", 0 });
     EXPECT_TRUE(fd.ok());
-    const std::uint16_t port = bound_port(*fd);
-    ::close(*fd);
-    return port;
+    const unique_fd listening(*fd);
+    return bound_port(listening.get());
 }
 
 TEST(MetricsHubClient, AbsentHubNeverBlocksAndHubAppearingLaterGetsThePeriods) {
