@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "engine/fd.h"
 #include "engine/result.h"
 #include "net/external/external_codec.h"
 #include "net/io/event_loop.h"
-#include "net/io/fd.h"
 #include "net/io/host_port.h"
 #include "net/io/listener.h"
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/fd.h"
 #include "net/io/event_loop.h"
-#include "net/io/fd.h"
 #include "net/io/listener.h"
 
 namespace ringtail::net {

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/io/fd.h"
+#include "engine/fd.h"
 
 namespace ringtail::net {
 

@@ -9,8 +9,8 @@
 #include <functional>
 #include <string>
 
+#include "engine/fd.h"
 #include "net/io/event_loop.h"
-#include "net/io/fd.h"
 
 namespace ringtail::net {
 

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net/io/fd.h"
+#include "engine/fd.h"
 
 namespace ringtail::net {
 

@@ -8,8 +8,8 @@
 #include <deque>
 #include <string>
 
+#include "engine/fd.h"
 #include "engine/metrics.h"
-#include "net/io/fd.h"
 #include "net/io/host_port.h"
 
 namespace ringtail::net {

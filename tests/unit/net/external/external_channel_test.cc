@@ -18,8 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/fd.h"
 #include "net/io/event_loop.h"
-#include "net/io/fd.h"
 
 namespace ringtail::net {
 namespace {

@@ -15,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "net/io/fd.h"
+#include "engine/fd.h"
 #include "net/io/tcp_listener.h"
 
 namespace ringtail::net {

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/application.h"
-#include "net/io/fd.h"
+#include "engine/fd.h"
 
 namespace ringtail::net {
 namespace {
@@ -372,8 +372,8 @@ TEST_F(HttpEndpoint, SlowClientsBlockNeitherPublishNorOtherClients) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
-// Hostile clients (net/metrics/README.md): hundreds of connections that send nothing, or half a request,
-// take no slot that /healthz needs (there were 32, and 32 idle clients made it time out).
+// Hostile clients (net/metrics/README.md): hundreds of connections that send nothing, or half a
+// request, take no slot that /healthz needs (there were 32, and 32 idle clients made it time out).
 TEST_F(HttpEndpoint, HealthzAnswersWhileHundredsOfIdleConnectionsAreHeld) {
     const auto port = endpoint->bound_port();
     std::vector<unique_fd> idle;

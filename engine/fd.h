@@ -1,12 +1,13 @@
 // unique_fd: a move-only owner of a file descriptor, and the only place in the tree that closes
 // one (`git grep '::close('` finds this file alone), so that no early return can leak an fd and no
-// fd is closed twice.
+// fd is closed twice. In engine/, the library every other depends on, so that the engine's own
+// epoll and eventfd, the files of resilience/ and the sockets of net/ all use it.
 #pragma once
 
 #include <unistd.h>
 #include <utility>
 
-namespace ringtail::net {
+namespace ringtail {
 
 // Owns one file descriptor (or none: -1) and closes it when destroyed or reset. Not thread-safe:
 // one owner at a time, like the fd itself. get() lends the fd without giving up ownership;
@@ -41,9 +42,15 @@ public:
         }
     }
     [[nodiscard]] int release() { return std::exchange(_fd, -1); }
+    // Closes the fd held (if any) now and says whether close(2) succeeded, for a file whose last
+    // writes it may report (NFS, a full disk); errno tells why not. Holds none afterwards.
+    [[nodiscard]] bool close() {
+        const int old = std::exchange(_fd, -1);
+        return old < 0 || ::close(old) == 0;
+    }
 
 private:
     int _fd = -1;
 };
 
-} // namespace ringtail::net
+} // namespace ringtail
