@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/fd.h"
+
 namespace ringtail::resilience {
 
 status check_dir_writable(const std::string& dir) {
@@ -20,13 +22,13 @@ status check_dir_writable(const std::string& dir) {
                       "--resilience-dir '" + dir + "' is not a directory: give a directory" };
     }
     std::string probe = dir + "/.ringtail-probe-" + std::to_string(::getpid());
-    int fd = ::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    unique_fd fd(::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+    if (!fd) {
         return error{ errc::cant_create, "--resilience-dir '" + dir + "' is not writable (" +
                                            std::strerror(errno) +
                                            "): fix its permissions or pick another" };
     }
-    ::close(fd);
+    fd.reset();
     ::unlink(probe.c_str());
     return ok_status();
 }

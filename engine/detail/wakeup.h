@@ -8,19 +8,20 @@
 #include <sys/epoll.h>
 #include <utility>
 
+#include "engine/fd.h"
+
 namespace ringtail::detail {
 
 class wakeup {
 public:
     // Throws std::runtime_error when the epoll instance or the eventfd cannot be made.
     wakeup();
-    ~wakeup();
     wakeup(const wakeup&) = delete;
     wakeup& operator=(const wakeup&) = delete;
 
     // The epoll instance: the owner registers more fds here (data.ptr nullptr: an event only
     // wakes the owner, which then polls what it owns).
-    int epoll_fd() const { return _epoll_fd; }
+    int epoll_fd() const { return _epoll_fd.get(); }
     // Adds `fd` for readability (level-triggered).
     void watch(int fd);
 
@@ -82,8 +83,10 @@ private:
     void wait(std::uint64_t bound_ns); // epoll with a timeout to the nanosecond
     void drain();                      // resets the eventfd
 
-    int _epoll_fd = -1;
-    int _wake_fd = -1;
+    // Declared before _wake_fd, so destroyed after it: the epoll instance outlives the fds it
+    // holds.
+    unique_fd _epoll_fd;
+    unique_fd _wake_fd;
     alignas(64) std::atomic<bool> _sleeping{ false };
 };
 

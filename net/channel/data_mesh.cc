@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/fd.h"
 #include "engine/log.h"
 #include "net/channel/data_codec.h"
 #include "net/io/tcp_connect.h"
@@ -43,7 +44,7 @@ std::string ip_text(const sockaddr_in& sa) {
 // One connection's HELLO exchange: ours out, theirs in. Exactly one HELLO's worth is read, so
 // whatever the peer sends after it (its transport may start at once) stays in the socket.
 struct handshake {
-    int fd = -1;
+    unique_fd fd;
     std::string out;
     std::size_t out_done = 0;
     std::array<std::byte, data_hello_frame_bytes> in{};
@@ -55,7 +56,8 @@ struct handshake {
     // Writes what is left of `out`; false (and `problem`) once the connection is broken.
     bool write_some(std::string& problem) {
         while (!sent()) {
-            ssize_t n = ::send(fd, out.data() + out_done, out.size() - out_done, MSG_NOSIGNAL);
+            ssize_t n =
+              ::send(fd.get(), out.data() + out_done, out.size() - out_done, MSG_NOSIGNAL);
             if (n > 0) {
                 out_done += static_cast<std::size_t>(n);
                 continue;
@@ -75,7 +77,7 @@ struct handshake {
     // Reads towards a whole HELLO; false (and `problem`) on a closed or broken connection.
     bool read_some(std::string& problem) {
         while (!received()) {
-            ssize_t n = ::recv(fd, in.data() + in_have, in.size() - in_have, 0);
+            ssize_t n = ::recv(fd.get(), in.data() + in_have, in.size() - in_have, 0);
             if (n > 0) {
                 in_have += static_cast<std::size_t>(n);
                 continue;
@@ -127,12 +129,8 @@ struct handshake {
         return got;
     }
 
-    void close() {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-        *this = handshake{};
-    }
+    // Closes the connection (if any) and forgets the exchange.
+    void close() { *this = handshake{}; }
 };
 
 // A worker below this one, which this one connects to.
@@ -145,7 +143,7 @@ struct outgoing_peer {
     bool connecting = false;
     mesh_clock::time_point attempt_started{};
     mesh_clock::time_point next_attempt{};
-    int done_fd = -1;
+    unique_fd done_fd; // the connection, once through its HELLO
     // Why the last attempt failed, for the timeout error; and the last one logged, so that a
     // retry loop logs each new problem once.
     std::string problem;
@@ -166,10 +164,8 @@ public:
       : _listen_fd(listen_fd)
       , _config(config)
       , _n(static_cast<std::uint32_t>(config.data_addresses.size()))
-      , _accepted(_n, -1)
+      , _accepted(_n)
       , _our_hello{ config.cluster_token, config.self, _n } {}
-
-    ~mesh_builder() { close_all(); }
 
     result<std::vector<int>> run();
 
@@ -189,14 +185,14 @@ private:
     bool complete() const;
     std::vector<pollfd> wait_set() const;
     error timeout_error() const;
-    void close_all();
 
     int _listen_fd;
     const data_mesh_config& _config;
     std::uint32_t _n;
     std::vector<outgoing_peer> _outgoing;
     std::vector<incoming_conn> _incoming;
-    std::vector<int> _accepted; // index = worker above self, fd once our HELLO went out
+    // Index = worker above self, its connection once our HELLO went out.
+    std::vector<unique_fd> _accepted;
     data_hello _our_hello;
     std::string _last_refusal;
     std::string _last_warned_refusal;
@@ -245,10 +241,10 @@ result<std::vector<int>> mesh_builder::run() {
         if (complete()) {
             std::vector<int> fds(_n, -1);
             for (outgoing_peer& o : _outgoing) {
-                fds[o.index] = std::exchange(o.done_fd, -1);
+                fds[o.index] = o.done_fd.release();
             }
             for (std::uint32_t j = _config.self + 1; j < _n; ++j) {
-                fds[j] = std::exchange(_accepted[j], -1);
+                fds[j] = _accepted[j].release();
             }
             return fds;
         }
@@ -259,7 +255,7 @@ result<std::vector<int>> mesh_builder::run() {
         // retry interval, so that a missed wake-up costs little.
         auto wake = std::min(deadline, now + data_mesh_retry_interval);
         for (const outgoing_peer& o : _outgoing) {
-            if (o.done_fd < 0 && o.hs.fd < 0) {
+            if (!o.done_fd && !o.hs.fd) {
                 wake = std::min(wake, o.next_attempt);
             }
         }
@@ -270,11 +266,11 @@ result<std::vector<int>> mesh_builder::run() {
 }
 
 void mesh_builder::step_outgoing(outgoing_peer& o, mesh_clock::time_point now) {
-    if (o.done_fd >= 0) {
+    if (o.done_fd) {
         return;
     }
     std::string problem;
-    if (o.hs.fd < 0) {
+    if (!o.hs.fd) {
         if (now < o.next_attempt) {
             return;
         }
@@ -283,7 +279,7 @@ void mesh_builder::step_outgoing(outgoing_peer& o, mesh_clock::time_point now) {
             attempt_failed(o, std::strerror(-fd), now, false);
             return;
         }
-        o.hs.fd = fd;
+        o.hs.fd.reset(fd);
         if (int err = begin_connect(fd, o.ip, o.port); err != 0) {
             attempt_failed(o, std::strerror(err), now, false);
             return;
@@ -293,7 +289,7 @@ void mesh_builder::step_outgoing(outgoing_peer& o, mesh_clock::time_point now) {
     }
     if (o.connecting) {
         int err = 0;
-        auto st = poll_connect(o.hs.fd, err);
+        auto st = poll_connect(o.hs.fd.get(), err);
         if (st == connect_state::pending) {
             if (now - o.attempt_started > connect_attempt_timeout) {
                 attempt_failed(o, "connect timed out", now, false);
@@ -333,7 +329,7 @@ void mesh_builder::step_outgoing(outgoing_peer& o, mesh_clock::time_point now) {
         attempt_failed(o, "answered the HELLO wrongly: " + problem, now, true);
         return;
     }
-    o.done_fd = std::exchange(o.hs.fd, -1);
+    o.done_fd = std::move(o.hs.fd);
     o.hs.close();
     log::debug("data mesh: connected to worker {} at {}", o.index, o.address);
 }
@@ -354,9 +350,9 @@ void mesh_builder::accept_new() {
     for (;;) {
         sockaddr_in sa{};
         socklen_t len = sizeof sa;
-        int fd = ::accept4(_listen_fd, reinterpret_cast<sockaddr*>(&sa), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
+        unique_fd fd(::accept4(_listen_fd, reinterpret_cast<sockaddr*>(&sa), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
             }
@@ -368,15 +364,15 @@ void mesh_builder::accept_new() {
             return;
         }
         if (_incoming.size() >= max_pending_incoming) {
-            ::close(fd);
+            fd.reset();
             _last_refusal =
               fmt::format("more than {} connections waiting for their HELLO", max_pending_incoming);
             continue;
         }
         int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         incoming_conn& c = _incoming.emplace_back();
-        c.hs.fd = fd;
+        c.hs.fd = std::move(fd);
         c.from = ip_text(sa);
     }
 }
@@ -403,7 +399,7 @@ bool mesh_builder::step_incoming(incoming_conn& c) {
             std::string ours;
             append_hello_frame(ours, 0, _our_hello);
             [[maybe_unused]] auto n =
-              ::send(c.hs.fd, ours.data(), ours.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+              ::send(c.hs.fd.get(), ours.data(), ours.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             refuse(c, problem);
             return false;
         }
@@ -429,25 +425,24 @@ bool mesh_builder::step_incoming(incoming_conn& c) {
     if (!c.hs.sent()) {
         return true;
     }
-    _accepted[c.worker] = std::exchange(c.hs.fd, -1);
+    _accepted[c.worker] = std::move(c.hs.fd);
     log::debug("data mesh: worker {} connected from {}", c.worker, c.from);
     return false;
 }
 
 bool mesh_builder::worker_taken(std::uint32_t j) {
     for (const incoming_conn& other : _incoming) {
-        if (other.worker == j && other.hs.fd >= 0) {
+        if (other.worker == j && other.hs.fd) {
             return true;
         }
     }
-    if (_accepted[j] < 0) {
+    if (!_accepted[j]) {
         return false;
     }
     // Only a hang-up counts: input there may be the worker's first data frames.
-    pollfd p{ _accepted[j], POLLRDHUP, 0 };
+    pollfd p{ _accepted[j].get(), POLLRDHUP, 0 };
     if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-        ::close(_accepted[j]);
-        _accepted[j] = -1;
+        _accepted[j].reset();
         return false;
     }
     return true;
@@ -477,12 +472,12 @@ std::string mesh_builder::hello_problem(const data_hello& hello) const {
 
 bool mesh_builder::complete() const {
     for (const outgoing_peer& o : _outgoing) {
-        if (o.done_fd < 0) {
+        if (!o.done_fd) {
             return false;
         }
     }
     for (std::uint32_t j = _config.self + 1; j < _n; ++j) {
-        if (_accepted[j] < 0) {
+        if (!_accepted[j]) {
             return false;
         }
     }
@@ -495,14 +490,14 @@ std::vector<pollfd> mesh_builder::wait_set() const {
         fds.push_back({ _listen_fd, POLLIN, 0 });
     }
     for (const outgoing_peer& o : _outgoing) {
-        if (o.done_fd < 0 && o.hs.fd >= 0) {
+        if (!o.done_fd && o.hs.fd) {
             bool writing = o.connecting || !o.hs.sent();
-            fds.push_back({ o.hs.fd, static_cast<short>(writing ? POLLOUT : POLLIN), 0 });
+            fds.push_back({ o.hs.fd.get(), static_cast<short>(writing ? POLLOUT : POLLIN), 0 });
         }
     }
     for (const incoming_conn& c : _incoming) {
         bool writing = c.worker != no_worker;
-        fds.push_back({ c.hs.fd, static_cast<short>(writing ? POLLOUT : POLLIN), 0 });
+        fds.push_back({ c.hs.fd.get(), static_cast<short>(writing ? POLLOUT : POLLIN), 0 });
     }
     return fds;
 }
@@ -514,13 +509,13 @@ error mesh_builder::timeout_error() const {
         missing += what;
     };
     for (const outgoing_peer& o : _outgoing) {
-        if (o.done_fd < 0) {
+        if (!o.done_fd) {
             add(fmt::format("worker {} at {} ({})", o.index, o.address,
                             o.problem.empty() ? "no answer" : o.problem));
         }
     }
     for (std::uint32_t j = _config.self + 1; j < _n; ++j) {
-        if (_accepted[j] < 0) {
+        if (!_accepted[j]) {
             add(fmt::format("worker {} never connected", j));
         }
     }
@@ -531,25 +526,6 @@ error mesh_builder::timeout_error() const {
         message += "; last refused connection " + _last_refusal;
     }
     return error{ errc::unavailable, message };
-}
-
-void mesh_builder::close_all() {
-    for (outgoing_peer& o : _outgoing) {
-        o.hs.close();
-        if (o.done_fd >= 0) {
-            ::close(o.done_fd);
-            o.done_fd = -1;
-        }
-    }
-    for (incoming_conn& c : _incoming) {
-        c.hs.close();
-    }
-    for (int& fd : _accepted) {
-        if (fd >= 0) {
-            ::close(fd);
-            fd = -1;
-        }
-    }
 }
 
 } // namespace

@@ -56,8 +56,8 @@ socket_transport::socket_transport(std::vector<int> fds, std::uint32_t self,
     RINGTAIL_ASSERT(config.max_body_bytes > 0 &&
                       config.max_frame_bytes >= config.max_body_bytes + data_frame_header_bytes,
                     "max_frame_bytes must hold a header and max_body_bytes");
-    _epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-    int epoll_error = _epoll_fd < 0 ? errno : 0;
+    _epoll_fd.reset(::epoll_create1(EPOLL_CLOEXEC));
+    int epoll_error = _epoll_fd ? 0 : errno;
     _peers.reserve(fds.size());
     for (std::size_t i = 0; i < fds.size(); ++i) {
         peer& p = _peers.emplace_back(config.max_frame_bytes);
@@ -65,37 +65,30 @@ socket_transport::socket_transport(std::vector<int> fds, std::uint32_t self,
             continue;
         }
         RINGTAIL_ASSERT(fds[i] >= 0, "every peer but self needs a connection");
-        p.fd = fds[i];
+        p.fd.reset(fds[i]);
         p.alive = true;
         p.credit = config.initial_credit;
         p.next_seq_in = config.first_seq;
         p.next_seq_out = config.first_seq;
-        int flags = ::fcntl(p.fd, F_GETFL);
+        int flags = ::fcntl(p.fd.get(), F_GETFL);
         if (flags >= 0) {
-            ::fcntl(p.fd, F_SETFL, flags | O_NONBLOCK);
+            ::fcntl(p.fd.get(), F_SETFL, flags | O_NONBLOCK);
         }
         // Fails harmlessly on a Unix socketpair (tests).
         int one = 1;
-        ::setsockopt(p.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ::setsockopt(p.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (epoll_error == 0) {
             epoll_event ev{};
             ev.events = epoll_events(false);
             ev.data.u32 = static_cast<std::uint32_t>(i);
-            if (::epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
+            if (::epoll_ctl(_epoll_fd.get(), EPOLL_CTL_ADD, p.fd.get(), &ev) != 0) {
                 epoll_error = errno;
             }
         }
     }
     if (epoll_error != 0) {
-        // The destructor does not run for a constructor that throws.
-        for (peer& p : _peers) {
-            if (p.fd >= 0) {
-                ::close(p.fd);
-            }
-        }
-        if (_epoll_fd >= 0) {
-            ::close(_epoll_fd);
-        }
+        // The destructor does not run for a constructor that throws, but the members' do: the
+        // sockets (every one is in _peers by now) are closed, then the epoll.
         throw std::system_error(epoll_error, std::generic_category(),
                                 "data channel: cannot set up the epoll of the socket transport");
     }
@@ -103,19 +96,19 @@ socket_transport::socket_transport(std::vector<int> fds, std::uint32_t self,
 
 socket_transport::~socket_transport() {
     for (peer& p : _peers) {
-        if (p.fd < 0) {
+        if (!p.fd) {
             continue;
         }
         // Closing with unread input makes the kernel send a reset instead of a FIN, which could
         // reach the peer before it reads our last frames (a BYE): read what is there first.
         for (int i = 0; i < max_reads_per_poll; ++i) {
-            if (::recv(p.fd, _read_buf.data(), _read_buf.size(), MSG_DONTWAIT) <= 0) {
+            if (::recv(p.fd.get(), _read_buf.data(), _read_buf.size(), MSG_DONTWAIT) <= 0) {
                 break;
             }
         }
-        ::close(p.fd);
+        p.fd.reset();
     }
-    ::close(_epoll_fd);
+    // _epoll_fd is closed with the members, after the sockets.
 }
 
 socket_transport::peer& socket_transport::live_peer_or_abort(peer_id id, const char* what) {
@@ -188,7 +181,7 @@ std::size_t socket_transport::poll(transport_events& events) {
     }
     std::size_t work = 0;
     epoll_event ready[64];
-    int n = ::epoll_wait(_epoll_fd, ready, 64, 0);
+    int n = ::epoll_wait(_epoll_fd.get(), ready, 64, 0);
     // More than 64 ready peers: the rest stay ready (level-triggered) for the next poll.
     for (int i = 0; i < n; ++i) {
         peer_id id = ready[i].data.u32;
@@ -237,7 +230,7 @@ std::size_t socket_transport::read_peer(peer_id id, transport_events& events) {
         }
     };
     for (int i = 0; i < max_reads_per_poll && p.alive; ++i) {
-        ssize_t got = ::recv(p.fd, _read_buf.data(), _read_buf.size(), 0);
+        ssize_t got = ::recv(p.fd.get(), _read_buf.data(), _read_buf.size(), 0);
         if (got > 0) {
             auto bytes = static_cast<std::size_t>(got);
             bump(_counters.bytes_in, bytes);
@@ -337,7 +330,7 @@ std::size_t socket_transport::flush_peer(peer_id id) {
     // One contiguous buffer per peer: every frame queued since the last flush goes in one call,
     // which is the batching writev would give.
     while (p.pending() > 0) {
-        ssize_t n = ::send(p.fd, p.out.data() + p.out_offset, p.pending(), MSG_NOSIGNAL);
+        ssize_t n = ::send(p.fd.get(), p.out.data() + p.out_offset, p.pending(), MSG_NOSIGNAL);
         if (n > 0) {
             auto bytes = static_cast<std::size_t>(n);
             p.out_offset += bytes;
@@ -375,7 +368,7 @@ void socket_transport::set_want_output(peer_id id, bool want) {
     epoll_event ev{};
     ev.events = epoll_events(want);
     ev.data.u32 = id;
-    if (::epoll_ctl(_epoll_fd, EPOLL_CTL_MOD, p.fd, &ev) != 0) {
+    if (::epoll_ctl(_epoll_fd.get(), EPOLL_CTL_MOD, p.fd.get(), &ev) != 0) {
         lose_peer(id, fmt::format("epoll failed: {}", std::strerror(errno)), false);
         return;
     }
@@ -398,8 +391,7 @@ void socket_transport::lose_peer(peer_id id, std::string reason, bool corrupt, b
     p.grant_pending = 0;
     drop_output(p);
     // Closing also removes the socket from the epoll.
-    ::close(p.fd);
-    p.fd = -1;
+    p.fd.reset();
     if (corrupt) {
         bump(_counters.corrupt_frames);
     }
@@ -434,7 +426,7 @@ void socket_transport::say_goodbye() {
             if (p.alive && p.pending() > 0) {
                 flush_peer(id);
                 if (p.alive && p.pending() > 0) {
-                    waiting.push_back({ p.fd, POLLOUT, 0 });
+                    waiting.push_back({ p.fd.get(), POLLOUT, 0 });
                 }
             }
         }
@@ -452,7 +444,7 @@ void socket_transport::say_goodbye() {
         }
         // FIN after the BYE; the socket stays open (closed by the destructor) so that the peer
         // reads the BYE before anything else.
-        ::shutdown(p.fd, SHUT_WR);
+        ::shutdown(p.fd.get(), SHUT_WR);
         p.alive = false;
         p.credit = 0;
         p.grant_pending = 0;

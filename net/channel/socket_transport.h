@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/fd.h"
 #include "engine/transport.h"
 #include "net/channel/data_codec.h"
 
@@ -74,7 +75,7 @@ public:
     socket_transport& operator=(const socket_transport&) = delete;
 
     std::uint32_t peer_count() const override { return static_cast<std::uint32_t>(_peers.size()); }
-    int wait_fd() const override { return _epoll_fd; }
+    int wait_fd() const override { return _epoll_fd.get(); }
     std::size_t poll(transport_events& events) override;
     std::uint32_t credit(peer_id peer) const override;
     void send(peer_id peer, std::span<const std::byte> body, std::uint32_t count) override;
@@ -96,7 +97,7 @@ public:
 
 private:
     struct peer {
-        int fd = -1;
+        unique_fd fd; // none at self and once the peer is lost
         bool alive = false;
         // Set when the peer is lost; reported (once) at the end of the poll that lost it.
         bool report_pending = false;
@@ -152,8 +153,9 @@ private:
 
     socket_transport_config _config;
     std::uint32_t _self;
+    // Declared before _peers, so destroyed after them: the epoll outlives the sockets in it.
+    unique_fd _epoll_fd;
     std::vector<peer> _peers;
-    int _epoll_fd = -1;
     std::size_t _pending_bytes = 0;
     bool _said_goodbye = false;
     // One read buffer for all peers; the decoders copy out only unfinished tails.

@@ -40,20 +40,18 @@ result<int> bind_udp(const host_port& at, int buffer_bytes) {
         return error{ errc::usage,
                       "cannot bind UDP " + at.to_string() + ": " + addr.err().message };
     }
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    unique_fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) {
         return bind_error("cannot bind UDP", at, errno);
     }
     // Best effort: a smaller buffer only means more loss under bursts, which go-back-N repairs.
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
     const sockaddr_in& sa = addr.value();
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
-        int err = errno;
-        ::close(fd);
-        return bind_error("cannot bind UDP", at, err);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+        return bind_error("cannot bind UDP", at, errno); // fd closed on return
     }
-    return fd;
+    return fd.release();
 }
 
 struct udp_socket_link::rx_buffers {
@@ -96,15 +94,15 @@ result<std::unique_ptr<udp_socket_link>> udp_socket_link::open(const host_port& 
 result<std::unique_ptr<udp_socket_link>> udp_socket_link::adopt(int fd, std::uint32_t self,
                                                                 const std::vector<host_port>& peers,
                                                                 udp_socket_link_config config) {
+    unique_fd owned(fd); // ours from here, closed on every error below
     RINGTAIL_ASSERT(self < peers.size(), "adopt: `self` is not one of the peers");
     RINGTAIL_ASSERT(config.max_datagram_bytes > 0 && config.max_datagram_bytes <= udp_payload_max,
                     "adopt: max_datagram_bytes must be within 1..65507");
     sockaddr_in local{};
     socklen_t local_len = sizeof local;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+    if (::getsockname(owned.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
         local.sin_family != AF_INET) {
         const int err = errno;
-        ::close(fd);
         return error{ errc::unavailable,
                       std::string("the data channel's UDP socket is not a bound IPv4 socket: ") +
                         std::strerror(err) };
@@ -113,7 +111,6 @@ result<std::unique_ptr<udp_socket_link>> udp_socket_link::adopt(int fd, std::uin
     for (std::size_t i = 0; i < peers.size(); ++i) {
         auto a = resolve(peers[i]);
         if (!a) {
-            ::close(fd);
             return error{ errc::unavailable, "the data address of worker " + std::to_string(i) +
                                                " (" + peers[i].to_string() +
                                                ") cannot be reached over UDP: " + a.err().message };
@@ -121,20 +118,18 @@ result<std::unique_ptr<udp_socket_link>> udp_socket_link::adopt(int fd, std::uin
         resolved_peers.push_back(a.value());
     }
     return std::unique_ptr<udp_socket_link>(
-      new udp_socket_link(fd, self, std::move(resolved_peers), config));
+      new udp_socket_link(std::move(owned), self, std::move(resolved_peers), config));
 }
 
-udp_socket_link::udp_socket_link(int fd, std::uint32_t self, std::vector<sockaddr_in> peers,
+udp_socket_link::udp_socket_link(unique_fd fd, std::uint32_t self, std::vector<sockaddr_in> peers,
                                  udp_socket_link_config config)
-  : _fd(fd)
+  : _fd(std::move(fd))
   , _self(self)
   , _peers(std::move(peers))
   , _config(config)
   , _rx(std::make_unique<rx_buffers>(config.max_datagram_bytes)) {}
 
-udp_socket_link::~udp_socket_link() {
-    ::close(_fd);
-}
+udp_socket_link::~udp_socket_link() = default;
 
 void udp_socket_link::send(peer_id peer, std::span<const std::byte> datagram) {
     RINGTAIL_ASSERT(peer < _peers.size(), "send: no such peer");
@@ -142,7 +137,7 @@ void udp_socket_link::send(peer_id peer, std::span<const std::byte> datagram) {
                     "send: datagram beyond the size");
     const sockaddr_in& to = _peers[peer];
     for (;;) {
-        if (::sendto(_fd, datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+        if (::sendto(_fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
                      reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0) {
             ++_counters.datagrams_out;
             return;
@@ -162,7 +157,7 @@ std::size_t udp_socket_link::receive(
     rx_buffers& rx = *_rx;
     for (int round = 0; round < rx_rounds_max; ++round) {
         rx.reset();
-        const int n = ::recvmmsg(_fd, rx.msgs.data(), rx_batch, MSG_DONTWAIT, nullptr);
+        const int n = ::recvmmsg(_fd.get(), rx.msgs.data(), rx_batch, MSG_DONTWAIT, nullptr);
         if (n <= 0) {
             break; // nothing waiting (EAGAIN), or an error the next turn meets again
         }

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "engine/fd.h"
 #include "engine/result.h"
 #include "net/channel/datagram_transport.h"
 #include "net/io/host_port.h"
@@ -70,13 +71,14 @@ public:
     static result<std::unique_ptr<udp_socket_link>> adopt(int fd, std::uint32_t self,
                                                           const std::vector<host_port>& peers,
                                                           udp_socket_link_config config = {});
+    // Defined where rx_buffers is complete.
     ~udp_socket_link() override;
     udp_socket_link(const udp_socket_link&) = delete;
     udp_socket_link& operator=(const udp_socket_link&) = delete;
 
     std::uint32_t peer_count() const override { return static_cast<std::uint32_t>(_peers.size()); }
     // The socket: level-readable while datagrams wait.
-    int wait_fd() const override { return _fd; }
+    int wait_fd() const override { return _fd.get(); }
     std::size_t max_datagram_bytes() const override { return _config.max_datagram_bytes; }
     // Sends at once (sendto, never blocking): the datagram is dropped and counted when the
     // kernel refuses it. Nothing is held back, so flush() has nothing to do; links stacked above
@@ -95,12 +97,12 @@ public:
 private:
     struct rx_buffers; // recvmmsg's headers and one buffer per datagram
 
-    udp_socket_link(int fd, std::uint32_t self, std::vector<sockaddr_in> peers,
+    udp_socket_link(unique_fd fd, std::uint32_t self, std::vector<sockaddr_in> peers,
                     udp_socket_link_config config);
     // The worker that `from` is, or peer_count() if none.
     std::uint32_t peer_of(const sockaddr_in& from, socklen_t len) const;
 
-    int _fd = -1;
+    unique_fd _fd;
     std::uint32_t _self = 0;
     std::vector<sockaddr_in> _peers; // [worker]
     udp_socket_link_config _config;

@@ -114,19 +114,12 @@ std::uint64_t app_fingerprint(const application& app) {
 }
 
 cluster_member::cluster_member(const cluster_config& config)
-  : _config(config) {
-    _wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-}
+  : _config(config)
+  , _wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 cluster_member::~cluster_member() {
+    // The control thread uses _wake_fd: joined before the members (the fds among them) go.
     stop();
-    if (_data_listen_fd >= 0) {
-        ::close(_data_listen_fd);
-    }
-    if (_control_listen_fd >= 0) {
-        ::close(_control_listen_fd);
-    }
-    ::close(_wake_fd);
 }
 
 result<std::unique_ptr<cluster_member>> cluster_member::form(const cluster_config& config) {
@@ -151,18 +144,18 @@ status cluster_member::form_as_initializer() {
     if (!control_fd) {
         return error{ control_fd.err().code, "--control: " + control_fd.err().message };
     }
-    _control_listen_fd = control_fd.value();
+    _control_listen_fd.reset(control_fd.value());
     auto data_fd = listen_tcp(_config.data);
     if (!data_fd) {
         return error{ data_fd.err().code, "--data: " + data_fd.err().message };
     }
-    _data_listen_fd = data_fd.value();
-    host_port my_data{ _config.data.host, bound_port(_data_listen_fd) };
+    _data_listen_fd.reset(data_fd.value());
+    host_port my_data{ _config.data.host, bound_port(_data_listen_fd.get()) };
     const std::string my_mac = _config.dpdk ? mac_to_string(_config.dpdk->mac()) : "";
     _workers.push_back(worker_info{ "initializer", my_data, _config.shards, my_mac,
                                     _config.dpdk ? _config.dpdk->queues() : 1u });
     log::info("cluster: initializer waiting for {} more worker(s) on control {}:{}", expected - 1,
-              _config.control.host, bound_port(_control_listen_fd));
+              _config.control.host, bound_port(_control_listen_fd.get()));
 
     struct candidate {
         std::unique_ptr<control_connection> conn;
@@ -178,7 +171,7 @@ status cluster_member::form_as_initializer() {
         if (_config.interrupted && _config.interrupted()) {
             return error{ errc::unavailable, formation_interrupted, reason::formation_interrupted };
         }
-        std::vector<pollfd> fds{ { _control_listen_fd, POLLIN, 0 } };
+        std::vector<pollfd> fds{ { _control_listen_fd.get(), POLLIN, 0 } };
         for (auto& c : cands) {
             fds.push_back({ c.conn->fd(),
                             static_cast<short>(POLLIN | (c.conn->wants_write() ? POLLOUT : 0)),
@@ -186,7 +179,8 @@ status cluster_member::form_as_initializer() {
         }
         ::poll(fds.data(), fds.size(), 100);
         for (;;) {
-            int fd = ::accept4(_control_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            int fd =
+              ::accept4(_control_listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
                 break;
             }
@@ -267,7 +261,7 @@ status cluster_member::form_as_worker() {
     if (!data_fd) {
         return error{ data_fd.err().code, "--my-data: " + data_fd.err().message };
     }
-    _data_listen_fd = data_fd.value();
+    _data_listen_fd.reset(data_fd.value());
     if (_config.my_control) {
         // Reserved for growing and shrinking (workers will reach each other here); listening now
         // makes a port in use fail at start-up.
@@ -275,9 +269,9 @@ status cluster_member::form_as_worker() {
         if (!control_fd) {
             return error{ control_fd.err().code, "--my-control: " + control_fd.err().message };
         }
-        _control_listen_fd = control_fd.value();
+        _control_listen_fd.reset(control_fd.value());
     }
-    host_port my_data{ _config.data.host, bound_port(_data_listen_fd) };
+    host_port my_data{ _config.data.host, bound_port(_data_listen_fd.get()) };
 
     // The initializer may not be up yet: retry until it is (or the operator stops us).
     int fd = -1;
@@ -424,7 +418,7 @@ status cluster_member::build_mesh() {
             peers.push_back(w.data);
         }
         auto udp = udp_socket_link::open(
-          host_port{ _config.data.host, bound_port(_data_listen_fd) }, _self, peers);
+          host_port{ _config.data.host, bound_port(_data_listen_fd.get()) }, _self, peers);
         if (!udp) {
             return error{ udp.err().code, "cluster: RINGTAIL_TEST_FAULTS: " + udp.err().message };
         }
@@ -448,7 +442,7 @@ status cluster_member::build_mesh() {
     for (const auto& w : _workers) {
         mc.data_addresses.push_back(w.data);
     }
-    auto fds = build_data_mesh(_data_listen_fd, mc);
+    auto fds = build_data_mesh(_data_listen_fd.get(), mc);
     if (!fds) {
         return fds.err();
     }
@@ -562,7 +556,7 @@ void cluster_member::post(std::function<void()> task) {
         _tasks.push_back(std::move(task));
     }
     std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
+    [[maybe_unused]] auto n = ::write(_wake_fd.get(), &one, sizeof one);
 }
 
 cluster_member::link* cluster_member::link_to(std::uint32_t worker) {
@@ -586,7 +580,7 @@ void cluster_member::run() {
     ::pthread_setname_np(::pthread_self(), "rt-control");
     auto next_heartbeat = steady::now();
     while (!_quit.load(std::memory_order_acquire)) {
-        std::vector<pollfd> fds{ { _wake_fd, POLLIN, 0 } };
+        std::vector<pollfd> fds{ { _wake_fd.get(), POLLIN, 0 } };
         for (auto& l : _links) {
             if (!l.conn->closed()) {
                 fds.push_back({ l.conn->fd(),
@@ -596,7 +590,7 @@ void cluster_member::run() {
         }
         ::poll(fds.data(), fds.size(), 20);
         std::uint64_t v;
-        [[maybe_unused]] auto n = ::read(_wake_fd, &v, sizeof v);
+        [[maybe_unused]] auto n = ::read(_wake_fd.get(), &v, sizeof v);
         std::deque<std::function<void()>> tasks;
         {
             std::lock_guard lock(_mu);
@@ -1011,7 +1005,7 @@ void cluster_member::leave() {
 void cluster_member::stop() {
     _quit.store(true, std::memory_order_release);
     std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(_wake_fd, &one, sizeof one);
+    [[maybe_unused]] auto n = ::write(_wake_fd.get(), &one, sizeof one);
     if (_thread.joinable()) {
         _thread.join();
     }

@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/fd.h"
 #include "engine/result.h"
 #include "engine/runtime.h"
 #include "net/channel/datagram_transport.h"
@@ -172,8 +173,6 @@ private:
     std::vector<worker_info> _workers;
     std::uint32_t _self = 0;
     std::uint64_t _token = 0;
-    int _data_listen_fd = -1;
-    int _control_listen_fd = -1;
     std::vector<link> _links; // initializer: one per other worker; others: one, to it
     transport_kind _net = transport_kind::socket;
     // Per lane (DESIGN.md §4): lane l runs on the DPDK port's queue pair l.
@@ -188,7 +187,7 @@ private:
     mutable std::mutex _mu;
     std::deque<std::function<void()>> _tasks;
     std::vector<bool> _lost;
-    int _wake_fd = -1;
+    unique_fd _wake_fd; // the control thread's wake-up (eventfd)
     std::atomic<bool> _started{ false };
     std::atomic<bool> _any_lost{ false };
     std::atomic<bool> _shutting_down{ false };
@@ -209,6 +208,11 @@ private:
         std::chrono::steady_clock::time_point next_round;
         std::chrono::steady_clock::time_point deadline;
     } _shutdown;
+
+    // The listening sockets. Declared last, so closed first (data, then control, then _wake_fd):
+    // no connection is accepted while the links and transports above are torn down.
+    unique_fd _control_listen_fd;
+    unique_fd _data_listen_fd;
 };
 
 } // namespace ringtail::net

@@ -46,17 +46,11 @@ control_connection::control_connection(int fd, std::string peer_description,
   , _peer(std::move(peer_description))
   , _max_queued_bytes(max_queued_bytes)
   , _decoder(max_frame) {
-    RINGTAIL_ASSERT(_fd >= 0, "control connection constructed with an invalid fd ({})", _fd);
+    RINGTAIL_ASSERT(_fd.valid(), "control connection constructed with an invalid fd ({})", fd);
     // Whoever made the socket (accept, connect_tcp_blocking, socketpair), poll() must not block.
-    const int flags = ::fcntl(_fd, F_GETFL);
+    const int flags = ::fcntl(_fd.get(), F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK) == 0) {
-        ::fcntl(_fd, F_SETFL, flags | O_NONBLOCK);
-    }
-}
-
-control_connection::~control_connection() {
-    if (_fd >= 0) {
-        ::close(_fd);
+        ::fcntl(_fd.get(), F_SETFL, flags | O_NONBLOCK);
     }
 }
 
@@ -97,7 +91,7 @@ std::size_t control_connection::poll(const std::function<void(control_msg&&)>& o
     }
     std::size_t read_total = 0;
     while (!closed() && read_total < read_budget_bytes) {
-        const ssize_t n = ::recv(_fd, _read_buffer.data(), _read_buffer.size(), MSG_DONTWAIT);
+        const ssize_t n = ::recv(_fd.get(), _read_buffer.data(), _read_buffer.size(), MSG_DONTWAIT);
         if (n > 0) {
             const auto got = static_cast<std::size_t>(n);
             read_total += got;
@@ -146,8 +140,8 @@ std::size_t control_connection::poll(const std::function<void(control_msg&&)>& o
 
 std::size_t control_connection::write_some() {
     std::size_t total = 0;
-    while (_fd >= 0 && _out_offset < _out.size()) {
-        const ssize_t n = ::send(_fd, _out.data() + _out_offset, _out.size() - _out_offset,
+    while (_fd && _out_offset < _out.size()) {
+        const ssize_t n = ::send(_fd.get(), _out.data() + _out_offset, _out.size() - _out_offset,
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) {
@@ -183,7 +177,7 @@ bool control_connection::flush(std::chrono::milliseconds max_wait) {
         if (wait_ms == 0) {
             return false;
         }
-        pollfd p{ _fd, POLLOUT, 0 };
+        pollfd p{ _fd.get(), POLLOUT, 0 };
         if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) {
             close_with(fmt::format("write failed: poll: {}", std::strerror(errno)));
         }
@@ -196,11 +190,10 @@ void control_connection::close() {
 }
 
 void control_connection::close_with(std::string reason) {
-    if (_fd < 0) {
+    if (!_fd) {
         return;
     }
-    ::close(_fd);
-    _fd = -1;
+    _fd.reset();
     _close_reason = std::move(reason);
     std::string{}.swap(_out);
     _out_offset = 0;
@@ -213,24 +206,24 @@ result<int> connect_tcp_blocking(const host_port& address, std::chrono::millisec
     if (!ip) {
         return ip.err();
     }
-    const int fd = open_tcp_socket();
-    if (fd < 0) {
+    const int opened = open_tcp_socket();
+    if (opened < 0) {
         return error{ errc::unavailable, fmt::format("cannot open a socket to connect to {}: {}",
-                                                     address.to_string(), std::strerror(-fd)) };
+                                                     address.to_string(), std::strerror(-opened)) };
     }
+    unique_fd fd(opened); // closed on every failure below
     auto fail = [&](const std::string& why) {
-        ::close(fd);
         return error{ errc::unavailable,
                       fmt::format("cannot connect to {}: {}", address.to_string(), why) };
     };
-    if (int err = begin_connect(fd, *ip, address.port); err != 0) {
+    if (int err = begin_connect(fd.get(), *ip, address.port); err != 0) {
         return fail(std::strerror(err));
     }
     for (;;) {
         int err = 0;
-        const auto state = poll_connect(fd, err);
+        const auto state = poll_connect(fd.get(), err);
         if (state == connect_state::connected) {
-            return fd;
+            return fd.release();
         }
         if (state == connect_state::failed) {
             return fail(std::strerror(err));
@@ -239,7 +232,7 @@ result<int> connect_tcp_blocking(const host_port& address, std::chrono::millisec
         if (wait_ms == 0) {
             return fail(fmt::format("no answer within {} ms", timeout.count()));
         }
-        pollfd p{ fd, POLLOUT, 0 };
+        pollfd p{ fd.get(), POLLOUT, 0 };
         if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) {
             return fail(fmt::format("poll: {}", std::strerror(errno)));
         }

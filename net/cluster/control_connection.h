@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/fd.h"
 #include "engine/result.h"
 #include "net/cluster/control_codec.h"
 #include "net/io/host_port.h"
@@ -40,7 +41,6 @@ public:
     control_connection(int fd, std::string peer_description,
                        std::uint32_t max_frame = control_default_max_frame,
                        std::size_t max_queued_bytes = default_max_queued_bytes);
-    ~control_connection();
     control_connection(const control_connection&) = delete;
     control_connection& operator=(const control_connection&) = delete;
 
@@ -62,14 +62,14 @@ public:
     // Closes the socket now, dropping queued output; reason "closed locally" unless already closed.
     void close();
 
-    bool closed() const { return _fd < 0; }
+    bool closed() const { return !_fd; }
     // Why it closed: "connection closed" (the peer's EOF between frames), "connection closed
     // mid-frame", "connection reset", "read failed: ...", "write failed: ...", the decoder's
     // error message, "closed locally"; empty while open.
     const std::string& close_reason() const { return _close_reason; }
     // The socket, or -1 once closed.
-    int fd() const { return _fd; }
-    bool wants_write() const { return _fd >= 0 && _out_offset < _out.size(); }
+    int fd() const { return _fd.get(); }
+    bool wants_write() const { return _fd && _out_offset < _out.size(); }
     const std::string& peer() const { return _peer; }
 
     // Bytes queued and not yet written.
@@ -86,7 +86,7 @@ private:
     std::size_t write_some();
     void close_with(std::string reason);
 
-    int _fd;
+    unique_fd _fd; // none once closed
     std::string _peer;
     std::size_t _max_queued_bytes;
     control_decoder _decoder;

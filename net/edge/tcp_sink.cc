@@ -99,19 +99,18 @@ void tcp_sink::start_connect(shard_context& shard, std::uint64_t now_ns) {
         _ip = *ip;
         _resolved = true;
     }
-    _fd = open_tcp_socket();
-    if (_fd < 0) {
-        int err = -_fd;
-        _fd = -1;
-        connect_failed(now_ns, err);
+    const int opened = open_tcp_socket();
+    if (opened < 0) {
+        connect_failed(now_ns, -opened);
         return;
     }
+    _fd.reset(opened);
     // EPOLLOUT announces both a finished connect and room after EAGAIN; EPOLLRDHUP the receiver
     // closing. data.ptr stays nullptr: the event only wakes the shard.
     epoll_event ev{};
     ev.events = EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = nullptr;
-    if (::epoll_ctl(shard.epoll_fd(), EPOLL_CTL_ADD, _fd, &ev) != 0) {
+    if (::epoll_ctl(shard.epoll_fd(), EPOLL_CTL_ADD, _fd.get(), &ev) != 0) {
         int err = errno;
         close_socket();
         connect_failed(now_ns, err);
@@ -119,7 +118,7 @@ void tcp_sink::start_connect(shard_context& shard, std::uint64_t now_ns) {
     }
     _epoll_fd = shard.epoll_fd();
     _connect_started_ns = now_ns;
-    int err = begin_connect(_fd, _ip, _address.port);
+    int err = begin_connect(_fd.get(), _ip, _address.port);
     if (err == 0) {
         // Even an immediate success goes through check_connect, which logs it.
         _state = state::connecting;
@@ -131,7 +130,7 @@ void tcp_sink::start_connect(shard_context& shard, std::uint64_t now_ns) {
 
 void tcp_sink::check_connect(std::uint64_t now_ns) {
     int err = 0;
-    auto st = poll_connect(_fd, err);
+    auto st = poll_connect(_fd.get(), err);
     if (st == connect_state::pending) {
         if (now_ns - _connect_started_ns > connect_timeout_ns) {
             close_socket();
@@ -165,8 +164,8 @@ std::size_t tcp_sink::flush(std::uint64_t now_ns) {
     std::size_t written = 0;
     _blocked = false;
     while (pending_bytes() > 0) {
-        ssize_t n =
-          ::send(_fd, _out.data() + _out_offset, pending_bytes(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = ::send(_fd.get(), _out.data() + _out_offset, pending_bytes(),
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             _out_offset += static_cast<std::size_t>(n);
             written += static_cast<std::size_t>(n);
@@ -200,7 +199,7 @@ void tcp_sink::check_receiver(std::uint64_t now_ns) {
     // it cannot hide the end of the stream from this check.
     std::byte scratch[1024];
     for (int i = 0; i < 16; ++i) {
-        ssize_t n = ::recv(_fd, scratch, sizeof scratch, MSG_DONTWAIT);
+        ssize_t n = ::recv(_fd.get(), scratch, sizeof scratch, MSG_DONTWAIT);
         if (n > 0) {
             continue;
         }
@@ -231,23 +230,22 @@ void tcp_sink::disconnect(std::uint64_t now_ns, const char* why) {
 }
 
 void tcp_sink::close_socket() {
-    if (_fd < 0) {
+    if (!_fd) {
         return;
     }
     if (_epoll_fd >= 0) {
-        ::epoll_ctl(_epoll_fd, EPOLL_CTL_DEL, _fd, nullptr);
+        ::epoll_ctl(_epoll_fd, EPOLL_CTL_DEL, _fd.get(), nullptr);
         _epoll_fd = -1;
     }
-    ::close(_fd);
-    _fd = -1;
+    _fd.reset();
     _blocked = false;
     _receiver_check_deferred = false;
 }
 
 void tcp_sink::finish() {
-    if (_fd >= 0) {
+    if (_fd) {
         // Everything is written: tell the receiver the stream is complete before closing.
-        ::shutdown(_fd, SHUT_WR);
+        ::shutdown(_fd.get(), SHUT_WR);
     }
     close_socket();
     _state = state::disconnected;

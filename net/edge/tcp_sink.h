@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/fd.h"
 #include "engine/shard_io.h"
 #include "net/io/host_port.h"
 
@@ -68,8 +69,8 @@ private:
     bool _resolved = false;
 
     state _state = state::disconnected;
-    int _fd = -1;
-    int _epoll_fd = -1;
+    unique_fd _fd;
+    int _epoll_fd = -1; // the shard's epoll while _fd is registered in it (not ours)
     std::uint64_t _next_attempt_ns = 0;
     std::uint64_t _connect_started_ns = 0;
     bool _warned_this_outage = false;

@@ -39,19 +39,18 @@ tcp_source_connection::~tcp_source_connection() {
 }
 
 void tcp_source_connection::close_fd() {
-    if (_fd < 0) {
+    if (!_fd) {
         return;
     }
     if (_epoll_fd >= 0) {
-        ::epoll_ctl(_epoll_fd, EPOLL_CTL_DEL, _fd, nullptr);
+        ::epoll_ctl(_epoll_fd, EPOLL_CTL_DEL, _fd.get(), nullptr);
     }
-    ::close(_fd);
-    _fd = -1;
+    _fd.reset();
     _needs_poll = false;
 }
 
 std::size_t tcp_source_connection::poll(shard_context& shard) {
-    if (_fd < 0) {
+    if (!_fd) {
         return 0;
     }
     // On stop, what the client sent before the stop is read and processed before the connection
@@ -68,7 +67,7 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
         ev.data.ptr = nullptr;
-        if (::epoll_ctl(shard.epoll_fd(), EPOLL_CTL_ADD, _fd, &ev) != 0) {
+        if (::epoll_ctl(shard.epoll_fd(), EPOLL_CTL_ADD, _fd.get(), &ev) != 0) {
             log::warn("cannot watch source connection from {}: {}; closing it", _peer,
                       std::strerror(errno));
             close_fd();
@@ -93,7 +92,7 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
         if (!stopping && !shard.can_admit()) {
             break;
         }
-        ssize_t n = ::recv(_fd, buffer, read_buffer_size, 0);
+        ssize_t n = ::recv(_fd.get(), buffer, read_buffer_size, 0);
         if (n > 0) {
             progress = true;
             _stop_drained_bytes += stopping ? static_cast<std::size_t>(n) : 0;
@@ -137,7 +136,7 @@ std::size_t tcp_source_connection::poll(shard_context& shard) {
         close_fd();
         break;
     }
-    if (stopping && _fd >= 0 &&
+    if (stopping && _fd &&
         (_stop_drained_bytes > stop_drain_limit_bytes ||
          shard.now_ns() - _stop_seen_ns > stop_grace_ns)) {
         log::warn("source connection from {} still sending after the stop; closing it", _peer);

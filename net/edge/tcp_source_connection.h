@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/fd.h"
 #include "engine/shard_io.h"
 #include "net/edge/frame_decoder.h"
 
@@ -29,7 +30,7 @@ public:
 
     // Returns frames ingested, plus 1 if any bytes were read.
     std::size_t poll(shard_context& shard) override;
-    bool finished() const override { return _fd < 0; }
+    bool finished() const override { return !_fd; }
     bool needs_poll() const override { return _needs_poll; }
 
     const std::string& peer() const { return _peer; }
@@ -45,8 +46,8 @@ public:
 private:
     void close_fd();
 
-    int _fd;
-    int _epoll_fd = -1; // the shard's epoll, once registered
+    unique_fd _fd;
+    int _epoll_fd = -1; // the shard's epoll, once registered (not ours)
     std::uint32_t _source_index;
     std::string _peer;
     frame_decoder _decoder;
