@@ -87,7 +87,7 @@ struct metrics_snapshot {
     std::uint64_t period_ns = 0;       // the period's length
     std::uint64_t period_end_ns = 0;   // wall clock, aligned to the period
     std::uint32_t shards_reporting = 0;
-    std::uint64_t dropped_periods = 0; // shard periods lost because the metrics thread lagged
+    std::uint64_t dropped_periods = 0; // shard periods reported late: the metrics thread lagged
     worker_counters totals;
 };
 

@@ -246,9 +246,10 @@ std::string http_endpoint::render_metrics() const {
                            t.*c.field);
         }
     }
-    append_counter(out, "ringtail_metrics_dropped_periods_total",
-                   "Shard metric periods lost because the metrics thread lagged.", base,
-                   p.dropped_periods);
+    append_counter(
+      out, "ringtail_metrics_dropped_periods_total",
+      "Shard metric periods reported late, with the next one, because the metrics thread lagged.",
+      base, p.dropped_periods);
     fmt::format_to(std::back_inserter(out),
                    "# HELP ringtail_shards_reporting Shards that reported in the last period.\n"
                    "# TYPE ringtail_shards_reporting gauge\nringtail_shards_reporting{{{}}} {}\n",

@@ -107,7 +107,9 @@ TEST(Metrics, SnapshotsAddUpToTheTraffic) {
 
     runtime_config cfg;
     cfg.shards = 2;
-    cfg.metrics_period_ns = 100'000'000; // 100 ms
+    // 250 ms, and two periods after the last message: a shard whose metrics thread lags hands a
+    // period over with the next one (engine/shard.cc), so the traffic adds up once it has.
+    cfg.metrics_period_ns = 250'000'000;
     runtime rt(app, cfg,
                [](std::uint32_t, std::uint32_t) { return std::make_unique<null_sink>(); });
     auto cap = std::make_unique<capture>();
@@ -127,14 +129,14 @@ TEST(Metrics, SnapshotsAddUpToTheTraffic) {
     while (rt.counters().ingested < 4000 && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250)); // at least one full period
+    std::this_thread::sleep_for(std::chrono::milliseconds(600)); // at least two full periods
     rt.stop();
 
     std::lock_guard lock(seen->mu);
     ASSERT_GE(seen->period_ends.size(), 2u);
     for (std::size_t i = 1; i < seen->period_ends.size(); ++i) {
         EXPECT_GT(seen->period_ends[i], seen->period_ends[i - 1]);
-        EXPECT_EQ(seen->period_ends[i] % 100'000'000, 0u) << "periods end on wall-clock multiples";
+        EXPECT_EQ(seen->period_ends[i] % 250'000'000, 0u) << "periods end on wall-clock multiples";
     }
     EXPECT_EQ(seen->by_metric["pipeline-ingestion/Words"].count, 3000u);
     EXPECT_EQ(seen->by_metric["pipeline-ingestion/More Words"].count, 1000u);
